@@ -1,0 +1,188 @@
+/*
+ * bird-glue/ — the only part of healthd that talks to BIRD.
+ *
+ *   reply.c    pure parser of the control socket's numbered replies
+ *   client.c   async control-socket client on libuv
+ *   render.c   the include file healthd owns (atomic write)
+ *   sync.c     makes BIRD's protocols match the desired states
+ *
+ * Replies are parsed by their four-digit codes only: "NNNN-text" opens a
+ * block, " text" continues it, "NNNN text" ends the reply, "+text" is an
+ * asynchronous log line (ignored). 0xxx ok, 1xxx rows, 2xxx headings,
+ * 8xxx run-time error, 9xxx parse error.
+ */
+#ifndef HEALTHD_BIRD_H
+#define HEALTHD_BIRD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+
+/* ---- reply.c ---- */
+
+#define BIRD_LINE_MAX 4096
+
+struct bird_line {
+	int code;       /* the code of the block this line belongs to */
+	char *text;     /* without code, separator and newline */
+};
+
+struct bird_reply {
+	int code;               /* the final line's code */
+	char *text;             /* the final line's text */
+	struct bird_line *lines;  /* every line, the final one included */
+	size_t n_lines;
+};
+
+static inline bool bird_code_ok(int code) { return code >= 0 && code < 8000; }
+
+struct bird_parser;
+
+struct bird_parser *bird_parser_new(void);
+void bird_parser_free(struct bird_parser *p);
+void bird_parser_reset(struct bird_parser *p);
+/*
+ * Feed bytes. Every complete reply is passed to cb (the reply is valid
+ * only during the call). Returns 0, or -EPROTO when the stream is not
+ * BIRD's protocol (bad code, line too long, NUL byte): the caller must
+ * drop the connection. The welcome "0001 ..." is a reply like any other.
+ */
+int bird_parser_feed(struct bird_parser *p, const char *buf, size_t len,
+		     void (*cb)(void *arg, const struct bird_reply *r), void *arg);
+/* After -EPROTO: what was wrong and what the peer sent, for the log. */
+const char *bird_parser_error(const struct bird_parser *p);
+
+enum bird_proto_state {
+	BIRD_PROTO_UP,
+	BIRD_PROTO_DOWN,        /* disabled, or down */
+	BIRD_PROTO_START,
+	BIRD_PROTO_STOP,
+	BIRD_PROTO_OTHER,
+};
+
+struct bird_proto {
+	char name[64];
+	char proto[24];         /* "Static", "BGP", ... */
+	enum bird_proto_state state;
+	char info[64];          /* "Established", "" */
+};
+
+/* Rows of a `show protocols` reply (2002 heading, 1002 rows, 0000 end).
+ * Returns the number of rows written (at most max), or -EPROTO. */
+int bird_parse_protocols(const struct bird_reply *r, struct bird_proto *out,
+			 size_t max, size_t *total);
+
+/* ---- client.c ---- */
+
+struct bird_client;
+
+/* err: 0, or -ETIMEDOUT (no reply within the timeout), -ENOTCONN (BIRD is
+ * not reachable; the command was not sent), -ECONNRESET (connection lost
+ * mid-command), -EPROTO (garbage). r is NULL when err != 0. A reply with
+ * an 8xxx/9xxx code is err == 0 with r->code telling. */
+typedef void (*bird_cmd_cb)(void *arg, int err, const struct bird_reply *r);
+/* connected: the welcome was received. why: text for the log when not. */
+typedef void (*bird_state_cb)(void *arg, bool connected, const char *why);
+
+/*
+ * Connects at once and reconnects with backoff (100ms doubling to 5s)
+ * whenever the connection is lost. Commands are queued; one is in flight
+ * at a time; each has timeout_ms. Commands queued while BIRD is down fail
+ * with -ENOTCONN (the caller retries on reconnect, which it learns from
+ * state_cb).
+ */
+int bird_client_new(uv_loop_t *loop, const char *socket_path,
+		    uint64_t timeout_ms, bird_state_cb state_cb, void *state_arg,
+		    struct bird_client **out);
+int bird_client_send(struct bird_client *c, const char *cmd, bird_cmd_cb cb,
+		     void *arg);
+bool bird_client_connected(const struct bird_client *c);
+/* Pending commands get -ECANCELED; handles closed; memory freed from the
+ * loop. No callback runs after this returns. */
+void bird_client_close(struct bird_client *c);
+
+/* ---- render.c ---- */
+
+struct bird_static {
+	char name[96];                   /* healthd_<service>_v4 */
+	int family;                      /* AF_INET or AF_INET6 */
+	const struct cfg_prefix *prefixes; /* only those of this family are used */
+	size_t n_prefixes;
+	const struct cfg_communities *communities; /* NULL or the set to attach */
+	bool disabled;
+	const char *state;               /* NULL, or a word rendered as a
+					    "# healthd-state: WORD" line in the
+					    protocol, read back at start */
+};
+
+/* The include file's text; caller frees. */
+char *bird_render_text(const struct bird_static *s, size_t n, const char *node);
+/* Write atomically: PATH.tmp, fsync, rename, fsync dir. 0 or -errno; err
+ * names the file and the system call that failed. */
+int bird_render_write(const char *path, const struct bird_static *s, size_t n,
+		      const char *node, char *err, size_t errlen);
+
+/* Write TEXT to PATH atomically (PATH.tmp.PID, fsync, rename, fsync of the
+ * directory). 0 or -errno; err names the path and the call that failed. */
+int bird_write_atomic(const char *path, const char *text, char *err, size_t errlen);
+
+/* ---- sync.c: make BIRD match the desired announcements ---- */
+
+/*
+ * Per service, healthd states what it wants (announce or not, and the
+ * communities). bird_sync renders the include file (off the loop thread,
+ * via uv_queue_work), then sends `disable`/`enable` at once; a community
+ * change or a missing protocol goes out as one batched `configure`. A
+ * reconcile pass (`show protocols "healthd_*"`) every reconcile_ms, and on
+ * every (re)connect, repairs drift. Nothing is sent before the first
+ * reconcile has told what BIRD has: that is what healthd adopts.
+ */
+struct bird_sync;
+
+struct bird_sync_cbs {
+	/* BIRD's state of a service at first contact (announced = every
+	 * protocol of the service exists and is up). */
+	void (*adopt)(void *arg, const char *service, bool exists, bool announced);
+	/* level: LOG-style 3 err, 4 warning, 5 notice, 6 info, 7 debug */
+	void (*log)(void *arg, int level, const char *service, const char *msg);
+	/* Desired state reached BIRD (every command acknowledged). */
+	void (*applied)(void *arg, const char *service, bool announced);
+};
+
+struct bird_sync_stats {
+	bool connected;
+	bool adopted;
+	uint64_t commands;
+	uint64_t command_errors;
+	uint64_t configures;
+	uint64_t repairs;
+	uint64_t render_errors;
+	char last_error[256];
+};
+
+int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
+		  const struct bird_sync_cbs *cbs, void *arg,
+		  struct bird_sync **out);
+/* Reload: new socket/include/services. Services not in cfg are dropped
+ * from the include file. */
+void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg);
+/* state: a word for the include file's comment ("up", "degraded", ...). */
+void bird_sync_set(struct bird_sync *s, const char *service, bool announce,
+		   const char *state, const struct cfg_community *comms, size_t n);
+void bird_sync_stats(const struct bird_sync *s, struct bird_sync_stats *out);
+/* True when nothing is pending: file written, BIRD acknowledged. */
+bool bird_sync_idle(const struct bird_sync *s);
+void bird_sync_close(struct bird_sync *s);
+
+/*
+ * Read the state healthd last wrote for SERVICE from the include file:
+ * 1 and *state filled ("up", "withdrawn", ...) when found; 0 when the file
+ * or the service is absent; -errno on a read error.
+ */
+int bird_sync_file_state(const char *include_path, const char *service,
+			 char *state, size_t len);
+
+#endif

@@ -1,0 +1,769 @@
+/*
+ * Make BIRD announce what healthd wants, and keep it so.
+ *
+ * The include file always states the desired state (BIRD reverts CLI
+ * `disable` on every configure and restart, so the file is what makes a
+ * withdrawal stick); `disable`/`enable` make it take effect at once; a
+ * reconcile pass repairs whatever drifted. Commands go out one at a time
+ * so every reply is matched to what we believe BIRD has.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "bird-glue/bird.h"
+
+#define SYNC_BATCH_MS 20   /* community changes this close go out as one configure */
+#define SYNC_MAX_COMMS 64
+
+enum bstate { B_UNKNOWN = -1, B_MISSING = 0, B_DOWN = 1, B_UP = 2 };
+
+struct sync_static {
+	char name[96];
+	int family;
+	bool used;                 /* the service has prefixes of this family */
+	enum bstate bird;          /* what we believe BIRD has */
+};
+
+struct sync_svc {
+	char name[CFG_NAME_MAX];
+	const struct cfg_service *cfg;
+	bool announce;
+	char state[16];
+	struct cfg_community comms[SYNC_MAX_COMMS];
+	size_t n_comms;
+	uint64_t gen;              /* desired generation */
+	uint64_t file_gen;         /* generation the file holds (or failed to) */
+	struct sync_static st[2];
+};
+
+struct render_job {
+	uv_work_t req;
+	struct bird_sync *sync;
+	char *path;
+	char *text;
+	uint64_t gen;
+	int rc;
+	char err[256];
+};
+
+struct bird_sync {
+	uv_loop_t *loop;
+	char *socket;
+	char *include;
+	char *node;
+	uint64_t timeout_ms;
+	uint64_t reconcile_ms;
+	struct bird_client *client;
+	struct sync_svc *svcs;
+	size_t n_svcs;
+	struct bird_sync_cbs cbs;
+	void *arg;
+	uv_timer_t reconcile_timer;
+	uv_timer_t batch_timer;
+	uint64_t gen;
+	bool render_busy;
+	bool render_dirty;
+	bool cmd_busy;
+	bool need_configure;
+	bool configure_held;       /* BIRD refused: wait for the next reconcile */
+	bool batch_armed;
+	bool reconcile_due;
+	bool closing;
+	int open_handles;
+	struct bird_sync_stats stats;
+};
+
+static void kick(struct bird_sync *s);
+
+static void slog(struct bird_sync *s, int level, const char *svc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void slog(struct bird_sync *s, int level, const char *svc, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (level <= 4)
+		snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%.255s", msg);
+	if (s->cbs.log)
+		s->cbs.log(s->arg, level, svc, msg);
+}
+
+/* ---- the atomic write, run on the thread pool ---- */
+
+int bird_write_atomic(const char *path, const char *text, char *err, size_t errlen)
+{
+	char tmp[4096], dir[4096];
+	size_t len = strlen(text);
+	int fd, rc = 0;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: open: %s", tmp, strerror(errno));
+		return rc;
+	}
+	for (size_t off = 0; off < len;) {
+		ssize_t w = write(fd, text + off, len - off);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0) {
+			rc = -errno;
+			snprintf(err, errlen, "%s: write: %s", tmp, strerror(errno));
+			goto fail;
+		}
+		off += (size_t)w;
+	}
+	if (fsync(fd) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
+		goto fail;
+	}
+	close(fd);
+	fd = -1;
+	if (rename(tmp, path) < 0) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: rename: %s", path, strerror(errno));
+		goto fail;
+	}
+	snprintf(dir, sizeof(dir), "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash)
+		*(slash == dir ? slash + 1 : slash) = '\0';
+	else
+		snprintf(dir, sizeof(dir), ".");
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd >= 0) {
+		fsync(dfd);
+		close(dfd);
+	}
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	unlink(tmp);
+	return rc;
+}
+
+static void render_work(uv_work_t *req)
+{
+	struct render_job *j = req->data;
+
+	j->rc = bird_write_atomic(j->path, j->text, j->err, sizeof(j->err));
+}
+
+static void maybe_free(struct bird_sync *s);
+
+static void render_done(uv_work_t *req, int status)
+{
+	struct render_job *j = req->data;
+	struct bird_sync *s = j->sync;
+
+	s->render_busy = false;
+	if (!s->closing) {
+		if (status < 0)
+			slog(s, 3, NULL, "writing %s: %s", j->path, uv_strerror(status));
+		else if (j->rc < 0) {
+			s->stats.render_errors++;
+			slog(s, 3, NULL, "include file not written, BIRD will still be told: %s",
+			     j->err);
+		}
+		/* Even a failed write releases the commands: the withdrawal must
+		 * still reach BIRD over the socket. */
+		for (size_t i = 0; i < s->n_svcs; i++)
+			if (s->svcs[i].gen <= j->gen)
+				s->svcs[i].file_gen = s->svcs[i].gen;
+	}
+	free(j->path);
+	free(j->text);
+	free(j);
+	if (s->closing)
+		maybe_free(s);
+	else
+		kick(s);
+}
+
+static void start_render(struct bird_sync *s)
+{
+	struct bird_static st[2 * (s->n_svcs ? s->n_svcs : 1)];
+	struct cfg_communities comms[s->n_svcs ? s->n_svcs : 1];
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->n_svcs; i++) {
+		struct sync_svc *v = &s->svcs[i];
+
+		comms[i].items = v->comms;
+		comms[i].n = v->n_comms;
+		for (int f = 0; f < 2; f++) {
+			if (!v->st[f].used)
+				continue;
+			memset(&st[n], 0, sizeof(st[n]));
+			snprintf(st[n].name, sizeof(st[n].name), "%s", v->st[f].name);
+			st[n].family = v->st[f].family;
+			st[n].prefixes = v->cfg->prefixes;
+			st[n].n_prefixes = v->cfg->n_prefixes;
+			st[n].communities = &comms[i];
+			st[n].disabled = !v->announce;
+			st[n].state = v->state;
+			n++;
+		}
+	}
+	struct render_job *j = calloc(1, sizeof(*j));
+	if (!j)
+		return;
+	j->sync = s;
+	j->gen = s->gen;
+	j->path = strdup(s->include);
+	j->text = bird_render_text(st, n, s->node);
+	j->req.data = j;
+	if (!j->path || !j->text ||
+	    uv_queue_work(s->loop, &j->req, render_work, render_done) < 0) {
+		slog(s, 3, NULL, "cannot render %s: out of memory", s->include);
+		free(j->path);
+		free(j->text);
+		free(j);
+		return;
+	}
+	s->render_dirty = false;
+	s->render_busy = true;
+}
+
+/* ---- commands ---- */
+
+struct cmd {
+	struct bird_sync *sync;
+	enum { CMD_SHOW, CMD_CONFIGURE, CMD_TOGGLE } kind;
+	struct sync_svc *svc;
+	int fam;
+	bool enable;
+};
+
+static void send_cmd(struct bird_sync *s, struct cmd *c, const char *text);
+
+static bool svc_written(const struct sync_svc *v)
+{
+	return v->file_gen >= v->gen;
+}
+
+static void on_show(struct bird_sync *s, const struct bird_reply *r)
+{
+	struct bird_proto rows[256];
+	size_t total = 0;
+	int n = bird_parse_protocols(r, rows, 256, &total);
+
+	if (n < 0) {
+		slog(s, 4, NULL, "BIRD's reply to show protocols not understood (code %d: %s)",
+		     r->code, r->text);
+		return;
+	}
+	for (size_t i = 0; i < s->n_svcs; i++) {
+		struct sync_svc *v = &s->svcs[i];
+		bool exists = true, up = true;
+
+		for (int f = 0; f < 2; f++) {
+			struct sync_static *t = &v->st[f];
+			enum bstate now = B_MISSING;
+
+			if (!t->used)
+				continue;
+			for (int k = 0; k < n; k++)
+				if (!strcmp(rows[k].name, t->name))
+					now = rows[k].state == BIRD_PROTO_UP ? B_UP : B_DOWN;
+			exists &= now != B_MISSING;
+			up &= now == B_UP;
+			if (s->stats.adopted && now != B_MISSING && t->bird != B_UNKNOWN &&
+			    now != t->bird && (now == B_UP) != v->announce) {
+				s->stats.repairs++;
+				slog(s, 4, v->name, "%s is %s in BIRD but should be %s: repairing",
+				     t->name, now == B_UP ? "up" : "down",
+				     v->announce ? "up" : "disabled");
+			}
+			if (now == B_MISSING && s->stats.adopted)
+				s->need_configure = true;
+			t->bird = now;
+		}
+		if (!s->stats.adopted && s->cbs.adopt)
+			s->cbs.adopt(s->arg, v->name, exists, exists && up);
+	}
+	if (!s->stats.adopted) {
+		s->stats.adopted = true;
+		s->render_dirty = true;   /* the file in this version's words */
+		for (size_t i = 0; i < s->n_svcs; i++)
+			for (int f = 0; f < 2; f++)
+				if (s->svcs[i].st[f].used && s->svcs[i].st[f].bird == B_MISSING)
+					s->need_configure = true;
+	}
+}
+
+static void on_reply(void *arg, int err, const struct bird_reply *r)
+{
+	struct cmd *c = arg;
+	struct bird_sync *s = c->sync;
+
+	if (err == -ECANCELED) {
+		free(c);
+		return;
+	}
+	s->cmd_busy = false;
+	if (err < 0) {
+		s->stats.command_errors++;
+		if (err != -ENOTCONN)
+			slog(s, 4, c->svc ? c->svc->name : NULL, "BIRD command failed: %s",
+			     strerror(-err));
+		if (c->kind == CMD_TOGGLE)
+			c->svc->st[c->fam].bird = B_UNKNOWN;
+		if (c->kind == CMD_SHOW)
+			s->reconcile_due = true;
+		free(c);
+		return;   /* the state callback or the reconcile timer kicks again */
+	}
+	switch (c->kind) {
+	case CMD_SHOW:
+		on_show(s, r);
+		break;
+	case CMD_CONFIGURE:
+		if (bird_code_ok(r->code)) {
+			s->need_configure = false;
+			s->reconcile_due = true;    /* learn what the new config made */
+			slog(s, 6, NULL, "BIRD reconfigured (%04d %s)", r->code, r->text);
+		} else {
+			s->stats.command_errors++;
+			s->configure_held = true;
+			slog(s, 3, NULL, "BIRD refused configure, retrying at the next reconcile: %04d %s",
+			     r->code, r->text);
+		}
+		break;
+	case CMD_TOGGLE: {
+		struct sync_static *t = &c->svc->st[c->fam];
+
+		if (r->code >= 8 && r->code <= 11) {
+			t->bird = (r->code == 10 || r->code == 11) ? B_UP : B_DOWN;
+			slog(s, 6, c->svc->name, "BIRD: %s", r->lines[0].text);
+		} else if (r->code == 8003) {
+			t->bird = B_MISSING;
+			s->need_configure = true;
+		} else {
+			s->stats.command_errors++;
+			t->bird = B_UNKNOWN;
+			slog(s, 3, c->svc->name, "BIRD refused %s %s: %04d %s",
+			     c->enable ? "enable" : "disable", t->name, r->code, r->text);
+		}
+		break;
+	}
+	}
+	free(c);
+	kick(s);
+}
+
+static void send_cmd(struct bird_sync *s, struct cmd *c, const char *text)
+{
+	c->sync = s;
+	s->cmd_busy = true;
+	s->stats.commands++;
+	if (bird_client_send(s->client, text, on_reply, c) < 0) {
+		s->cmd_busy = false;
+		free(c);
+	}
+}
+
+static bool all_written(const struct bird_sync *s)
+{
+	if (s->render_busy || s->render_dirty)
+		return false;
+	for (size_t i = 0; i < s->n_svcs; i++)
+		if (!svc_written(&s->svcs[i]))
+			return false;
+	return true;
+}
+
+static bool next_toggle(struct bird_sync *s)
+{
+	for (size_t i = 0; i < s->n_svcs; i++) {
+		struct sync_svc *v = &s->svcs[i];
+
+		if (!svc_written(v))
+			continue;
+		for (int f = 0; f < 2; f++) {
+			struct sync_static *t = &v->st[f];
+			char text[160];
+
+			if (!t->used || t->bird == B_UNKNOWN || t->bird == B_MISSING)
+				continue;
+			if ((t->bird == B_UP) == v->announce)
+				continue;
+			struct cmd *c = calloc(1, sizeof(*c));
+			if (!c)
+				return false;
+			c->kind = CMD_TOGGLE;
+			c->svc = v;
+			c->fam = f;
+			c->enable = v->announce;
+			snprintf(text, sizeof(text), "%s \"%s\"",
+				 v->announce ? "enable" : "disable", t->name);
+			send_cmd(s, c, text);
+			return true;
+		}
+	}
+	return false;
+}
+
+static void kick(struct bird_sync *s)
+{
+	if (s->closing)
+		return;
+	if (s->render_dirty && !s->render_busy)
+		start_render(s);
+	if (!bird_client_connected(s->client) || s->cmd_busy)
+		return;
+	if (!s->stats.adopted) {
+		struct cmd *c = calloc(1, sizeof(*c));
+
+		if (!c)
+			return;
+		s->reconcile_due = false;
+		c->kind = CMD_SHOW;
+		send_cmd(s, c, "show protocols \"healthd_*\"");
+		return;
+	}
+	if (next_toggle(s))
+		return;
+	if (s->need_configure && !s->configure_held && !s->batch_armed && all_written(s)) {
+		struct cmd *c = calloc(1, sizeof(*c));
+
+		if (!c)
+			return;
+		c->kind = CMD_CONFIGURE;
+		s->stats.configures++;
+		send_cmd(s, c, "configure");
+		return;
+	}
+	if (s->reconcile_due) {
+		struct cmd *c = calloc(1, sizeof(*c));
+
+		if (!c)
+			return;
+		s->reconcile_due = false;
+		c->kind = CMD_SHOW;
+		send_cmd(s, c, "show protocols \"healthd_*\"");
+	}
+}
+
+static void on_batch(uv_timer_t *t)
+{
+	struct bird_sync *s = t->data;
+
+	s->batch_armed = false;
+	kick(s);
+}
+
+static void on_reconcile(uv_timer_t *t)
+{
+	struct bird_sync *s = t->data;
+
+	s->reconcile_due = true;
+	s->configure_held = false;
+	kick(s);
+}
+
+static void on_state(void *arg, bool connected, const char *why)
+{
+	struct bird_sync *s = arg;
+
+	s->stats.connected = connected;
+	if (connected) {
+		slog(s, 5, NULL, "connected to BIRD at %s", s->socket);
+		s->reconcile_due = true;
+		s->configure_held = false;
+	} else {
+		slog(s, 4, NULL, "BIRD unreachable: %s", why ? why : "connection lost");
+		for (size_t i = 0; i < s->n_svcs; i++)
+			for (int f = 0; f < 2; f++)
+				s->svcs[i].st[f].bird = B_UNKNOWN;
+	}
+	kick(s);
+}
+
+/* ---- the table of services ---- */
+
+static void svc_setup(struct sync_svc *v, const struct cfg_service *cfg)
+{
+	v->cfg = cfg;
+	snprintf(v->name, sizeof(v->name), "%s", cfg->name);
+	for (int f = 0; f < 2; f++) {
+		struct sync_static *t = &v->st[f];
+
+		t->family = f == 0 ? AF_INET : AF_INET6;
+		snprintf(t->name, sizeof(t->name), "healthd_%s_v%c", cfg->name,
+			 f == 0 ? '4' : '6');
+		t->used = false;
+		for (size_t i = 0; i < cfg->n_prefixes; i++)
+			t->used |= cfg->prefixes[i].family == t->family;
+	}
+}
+
+static struct sync_svc *find_svc(struct bird_sync *s, const char *name)
+{
+	for (size_t i = 0; i < s->n_svcs; i++)
+		if (!strcmp(s->svcs[i].name, name))
+			return &s->svcs[i];
+	return NULL;
+}
+
+static int build_table(struct bird_sync *s, const struct config *cfg)
+{
+	struct sync_svc *n = calloc(cfg->n_services ? cfg->n_services : 1, sizeof(*n));
+
+	if (!n)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		struct sync_svc *old = find_svc(s, cfg->services[i].name);
+
+		if (old) {
+			n[i] = *old;
+			bool had[2] = { old->st[0].used, old->st[1].used };
+			svc_setup(&n[i], &cfg->services[i]);
+			for (int f = 0; f < 2; f++)
+				if (n[i].st[f].used != had[f])
+					s->need_configure = true;
+		} else {
+			svc_setup(&n[i], &cfg->services[i]);
+			/* Until told otherwise, want what the file says. */
+			if (bird_sync_file_state(s->include, n[i].name, n[i].state,
+						 sizeof(n[i].state)) <= 0)
+				snprintf(n[i].state, sizeof(n[i].state), "withdrawn");
+			n[i].announce = strcmp(n[i].state, "withdrawn") != 0;
+			for (int f = 0; f < 2; f++)
+				n[i].st[f].bird = B_UNKNOWN;
+			s->need_configure |= s->svcs != NULL;
+		}
+		n[i].gen = n[i].file_gen = ++s->gen;
+	}
+	if (s->svcs && cfg->n_services < s->n_svcs)
+		s->need_configure = true;   /* a service went away */
+	free(s->svcs);
+	s->svcs = n;
+	s->n_svcs = cfg->n_services;
+	return 0;
+}
+
+static int copy_settings(struct bird_sync *s, const struct config *cfg)
+{
+	char *sock = strdup(cfg->bird.socket), *inc = strdup(cfg->bird.include);
+	char *node = strdup(cfg->node ? cfg->node : "");
+
+	if (!sock || !inc || !node) {
+		free(sock);
+		free(inc);
+		free(node);
+		return -ENOMEM;
+	}
+	free(s->socket);
+	free(s->include);
+	free(s->node);
+	s->socket = sock;
+	s->include = inc;
+	s->node = node;
+	s->timeout_ms = cfg->bird.timeout_ms;
+	s->reconcile_ms = cfg->bird.reconcile_ms;
+	return 0;
+}
+
+int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
+		  const struct bird_sync_cbs *cbs, void *arg,
+		  struct bird_sync **out)
+{
+	struct bird_sync *s = calloc(1, sizeof(*s));
+	int rc = -ENOMEM;
+
+	if (!s)
+		return -ENOMEM;
+	s->loop = loop;
+	s->cbs = *cbs;
+	s->arg = arg;
+	if (copy_settings(s, cfg) < 0 || build_table(s, cfg) < 0)
+		goto fail;
+	uv_timer_init(loop, &s->reconcile_timer);
+	uv_timer_init(loop, &s->batch_timer);
+	s->reconcile_timer.data = s->batch_timer.data = s;
+	s->open_handles = 2;
+	rc = bird_client_new(loop, s->socket, s->timeout_ms, on_state, s, &s->client);
+	if (rc < 0) {
+		bird_sync_close(s);
+		return rc;
+	}
+	uv_timer_start(&s->reconcile_timer, on_reconcile, s->reconcile_ms, s->reconcile_ms);
+	*out = s;
+	return 0;
+fail:
+	free(s->svcs);
+	free(s->socket);
+	free(s->include);
+	free(s->node);
+	free(s);
+	return rc;
+}
+
+void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg)
+{
+	bool new_socket = strcmp(s->socket, cfg->bird.socket) != 0;
+
+	if (copy_settings(s, cfg) < 0 || build_table(s, cfg) < 0) {
+		slog(s, 3, NULL, "reload: out of memory, BIRD settings unchanged");
+		return;
+	}
+	if (new_socket) {
+		bird_client_close(s->client);
+		s->client = NULL;
+		s->cmd_busy = false;
+		s->stats.connected = false;
+		if (bird_client_new(s->loop, s->socket, s->timeout_ms, on_state, s,
+				    &s->client) < 0) {
+			slog(s, 3, NULL, "cannot create a BIRD client for %s", s->socket);
+			return;
+		}
+	}
+	uv_timer_start(&s->reconcile_timer, on_reconcile, s->reconcile_ms, s->reconcile_ms);
+	s->render_dirty = true;
+	kick(s);
+}
+
+void bird_sync_set(struct bird_sync *s, const char *service, bool announce,
+		   const char *state, const struct cfg_community *comms, size_t n)
+{
+	struct sync_svc *v = find_svc(s, service);
+	bool comms_changed;
+
+	if (!v)
+		return;
+	if (n > SYNC_MAX_COMMS)
+		n = SYNC_MAX_COMMS;
+	comms_changed = n != v->n_comms ||
+			(n && memcmp(v->comms, comms, n * sizeof(*comms)) != 0);
+	if (!comms_changed && announce == v->announce && !strcmp(state, v->state))
+		return;
+	v->announce = announce;
+	snprintf(v->state, sizeof(v->state), "%s", state);
+	if (n)
+		memcpy(v->comms, comms, n * sizeof(*comms));
+	v->n_comms = n;
+	v->gen = ++s->gen;
+	s->render_dirty = true;
+	/* Communities of an announced route change only with a configure. */
+	if (comms_changed && announce) {
+		s->need_configure = true;
+		if (!s->batch_armed) {
+			s->batch_armed = true;
+			uv_timer_start(&s->batch_timer, on_batch, SYNC_BATCH_MS, 0);
+		}
+	}
+	kick(s);
+}
+
+void bird_sync_stats(const struct bird_sync *s, struct bird_sync_stats *out)
+{
+	*out = s->stats;
+	out->connected = s->client && bird_client_connected(s->client);
+}
+
+bool bird_sync_idle(const struct bird_sync *s)
+{
+	if (!s->stats.adopted || s->cmd_busy || s->need_configure || !all_written(s))
+		return false;
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (int f = 0; f < 2; f++) {
+			const struct sync_static *t = &s->svcs[i].st[f];
+
+			if (t->used && (t->bird == B_UNKNOWN || t->bird == B_MISSING ||
+					(t->bird == B_UP) != s->svcs[i].announce))
+				return false;
+		}
+	return true;
+}
+
+static void maybe_free(struct bird_sync *s)
+{
+	if (s->open_handles > 0 || s->render_busy)
+		return;
+	free(s->svcs);
+	free(s->socket);
+	free(s->include);
+	free(s->node);
+	free(s);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+	struct bird_sync *s = h->data;
+
+	s->open_handles--;
+	maybe_free(s);
+}
+
+void bird_sync_close(struct bird_sync *s)
+{
+	s->closing = true;
+	if (s->client)
+		bird_client_close(s->client);
+	s->client = NULL;
+	uv_close((uv_handle_t *)&s->reconcile_timer, on_timer_closed);
+	uv_close((uv_handle_t *)&s->batch_timer, on_timer_closed);
+}
+
+/* ---- reading back what we wrote ---- */
+
+int bird_sync_file_state(const char *include_path, const char *service,
+			 char *state, size_t len)
+{
+	char head[160], *buf = NULL;
+	FILE *f = fopen(include_path, "re");
+	size_t cap = 0, n = 0;
+	int rc = 0;
+
+	if (!f)
+		return errno == ENOENT ? 0 : -errno;
+	for (;;) {
+		if (n + 4096 + 1 > cap) {
+			char *nb = realloc(buf, cap + 65536);
+			if (!nb) {
+				rc = -ENOMEM;
+				goto out;
+			}
+			buf = nb;
+			cap += 65536;
+		}
+		size_t r = fread(buf + n, 1, 4096, f);
+		n += r;
+		if (r == 0)
+			break;
+	}
+	buf[n] = '\0';
+	for (int fam = 4; fam <= 6; fam += 2) {
+		snprintf(head, sizeof(head), "protocol static healthd_%s_v%d ", service, fam);
+		char *p = strstr(buf, head);
+		if (!p)
+			continue;
+		char *end = strstr(p + 1, "\nprotocol ");
+		char *st = strstr(p, "# healthd-state: ");
+		if (!st || (end && st > end))
+			continue;
+		st += strlen("# healthd-state: ");
+		size_t k = strcspn(st, " \t\r\n");
+		snprintf(state, len, "%.*s", (int)k, st);
+		rc = 1;
+		break;
+	}
+out:
+	free(buf);
+	fclose(f);
+	return rc;
+}

@@ -1,0 +1,220 @@
+/*
+ * The check registry, the reason table, the engine and the life of one
+ * check: new, start, report, cancel, destroy.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <curl/curl.h>
+
+#include "checks/checks.h"
+
+struct check_engine {
+	uv_loop_t *loop;
+	struct check_curl *curl;
+};
+
+/* The only registry: adding a type adds a line here. */
+static const struct check_ops *const registry[] = {
+	&check_http_ops,
+	&check_tcp_ops,
+};
+
+#define N_TYPES (sizeof(registry) / sizeof(registry[0]))
+
+static const char *const reason_names[CHECK_REASONS] = {
+	[CHECK_OK] = "ok",
+	[CHECK_TIMEOUT] = "timeout",
+	[CHECK_REFUSED] = "refused",
+	[CHECK_UNREACHABLE] = "unreachable",
+	[CHECK_DNS] = "dns",
+	[CHECK_TLS] = "tls",
+	[CHECK_STATUS] = "status",
+	[CHECK_BODY] = "body",
+	[CHECK_PROTOCOL] = "protocol",
+	[CHECK_IO] = "io",
+	[CHECK_INTERNAL] = "internal",
+};
+
+const char *check_reason_str(enum check_reason r)
+{
+	if ((unsigned)r >= CHECK_REASONS || !reason_names[r])
+		return "unknown";
+	return reason_names[r];
+}
+
+const struct check_ops *check_ops_find(const char *type)
+{
+	if (!type)
+		return NULL;
+	for (size_t i = 0; i < N_TYPES; i++)
+		if (strcmp(registry[i]->type, type) == 0)
+			return registry[i];
+	return NULL;
+}
+
+const char *const *check_types(void)
+{
+	static const char *names[N_TYPES + 1];
+
+	for (size_t i = 0; i < N_TYPES; i++)
+		names[i] = registry[i]->type;
+	names[N_TYPES] = NULL;
+	return names;
+}
+
+uint64_t check_now_us(void)
+{
+	return uv_hrtime() / 1000;
+}
+
+/* ---- engine ---- */
+
+int check_engine_new(uv_loop_t *loop, struct check_engine **out)
+{
+	struct check_engine *e;
+	int rc;
+
+	*out = NULL;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -ENOMEM;
+	e = calloc(1, sizeof(*e));
+	if (!e) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	e->loop = loop;
+	rc = check_curl_new(loop, &e->curl);
+	if (rc < 0)
+		goto fail;
+	*out = e;
+	return 0;
+fail:
+	free(e);
+	curl_global_cleanup();
+	return rc;
+}
+
+void check_engine_close(struct check_engine *e)
+{
+	if (!e)
+		return;
+	check_curl_close(e->curl);
+	free(e);
+	/* Balances check_engine_new; curl's globals go with the last engine. */
+	curl_global_cleanup();
+}
+
+uv_loop_t *check_engine_loop(struct check_engine *e)
+{
+	return e->loop;
+}
+
+struct check_curl *check_engine_curl(struct check_engine *e)
+{
+	return e->curl;
+}
+
+/* ---- one check ---- */
+
+int check_new(struct check_engine *e, const struct cfg_check *cfg,
+	      check_done_cb done, void *arg, struct check **out)
+{
+	const struct check_ops *ops;
+	struct check *c;
+	int rc;
+
+	*out = NULL;
+	if (!e || !cfg || !done)
+		return -EINVAL;
+	ops = check_ops_find(cfg->type);
+	if (!ops)
+		return -ENOENT;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return -ENOMEM;
+	c->ops = ops;
+	c->cfg = cfg;
+	c->engine = e;
+	c->done = done;
+	c->arg = arg;
+	if (ops->init) {
+		rc = ops->init(c);
+		if (rc < 0)
+			goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	free(c->priv);
+	free(c);
+	return rc;
+}
+
+int check_start(struct check *c)
+{
+	int rc;
+
+	if (c->closing)
+		return -ESHUTDOWN;
+	if (c->running)
+		return -EBUSY;
+	c->running = true;
+	c->started_us = check_now_us();
+	rc = c->ops->start(c);
+	if (rc < 0)
+		c->running = false;
+	return rc;
+}
+
+void check_cancel(struct check *c)
+{
+	if (!c || !c->running)
+		return;
+	if (c->ops->cancel)
+		c->ops->cancel(c);
+	c->running = false;
+}
+
+void check_destroy(struct check *c)
+{
+	if (!c || c->closing)
+		return;
+	check_cancel(c);
+	c->closing = true;
+	if (c->ops->destroy) {
+		c->ops->destroy(c);
+		return;
+	}
+	free(c->priv);
+	c->priv = NULL;
+	check_freed(c);
+}
+
+void check_freed(struct check *c)
+{
+	free(c);
+}
+
+void check_report(struct check *c, enum check_reason reason, int http_status,
+		  const char *fmt, ...)
+{
+	struct check_result r;
+	uint64_t now = check_now_us();
+	va_list ap;
+
+	/* A late report after cancel or destroy is dropped: no callback then. */
+	if (!c->running || c->closing)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.reason = reason;
+	r.http_status = http_status;
+	r.latency_us = now > c->started_us ? now - c->started_us : 1;
+	va_start(ap, fmt);
+	vsnprintf(r.detail, sizeof(r.detail), fmt, ap);
+	va_end(ap);
+	c->running = false;
+	c->done(c, &r, c->arg);
+}

@@ -1,0 +1,128 @@
+/*
+ * checks/ — probes. A check only reports results; it never decides.
+ *
+ * Each type is one file exporting one `const struct check_ops`; checks.c
+ * holds the only registry. A probe is started with check_start() and ends
+ * in exactly one call of the check's done callback, always from the loop
+ * (never from inside check_start()), unless it is cancelled first.
+ */
+#ifndef HEALTHD_CHECKS_H
+#define HEALTHD_CHECKS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "config/config.h"
+
+enum check_reason {
+	CHECK_OK = 0,
+	CHECK_TIMEOUT,       /* no answer within the check's timeout */
+	CHECK_REFUSED,       /* connection refused */
+	CHECK_UNREACHABLE,   /* no route, host unreachable */
+	CHECK_DNS,           /* name did not resolve */
+	CHECK_TLS,           /* handshake or certificate failed */
+	CHECK_STATUS,        /* HTTP status not in expect_status */
+	CHECK_BODY,          /* expect_body not found */
+	CHECK_PROTOCOL,      /* malformed reply */
+	CHECK_IO,            /* other socket/transfer error */
+	CHECK_INTERNAL,      /* could not start the probe */
+	CHECK_REASONS,
+};
+
+/* "ok", "timeout", "refused", ... (a table, like relayd's). */
+const char *check_reason_str(enum check_reason r);
+
+struct check_result {
+	enum check_reason reason;   /* CHECK_OK = passed */
+	uint64_t latency_us;        /* start to end of the probe */
+	int http_status;            /* 0 when none */
+	char detail[160];           /* for people: "status 503", "connect to 127.0.0.1:80 refused" */
+};
+
+struct check;
+struct check_engine;
+
+typedef void (*check_done_cb)(struct check *c, const struct check_result *r,
+			      void *arg);
+
+struct check_ops {
+	const char *type;
+	/* Allocate type state into c->priv; 0 or -errno. */
+	int (*init)(struct check *c);
+	/* Begin one probe; report with check_report(). 0 or -errno. */
+	int (*start)(struct check *c);
+	/* Abort the probe in flight, if any, without reporting. */
+	void (*cancel)(struct check *c);
+	/* Free c->priv and, once every handle is closed, call check_freed(c).
+	 * NULL: free(c->priv) and call check_freed(c) at once. */
+	void (*destroy)(struct check *c);
+};
+
+struct check {
+	const struct check_ops *ops;
+	const struct cfg_check *cfg;   /* owned by the config */
+	struct check_engine *engine;
+	check_done_cb done;
+	void *arg;
+	void *priv;
+	bool running;                  /* a probe is in flight */
+	uint64_t started_us;           /* when the probe in flight began */
+	bool closing;
+};
+
+/* ---- checks.c ---- */
+
+const struct check_ops *check_ops_find(const char *type);
+/* NULL-terminated list of every registered type name. */
+const char *const *check_types(void);
+
+/* One engine per loop: the shared curl multi handle and its libuv glue. */
+int check_engine_new(uv_loop_t *loop, struct check_engine **out);
+/* Close the engine's handles; engine memory is freed from the loop.
+ * Every check must be destroyed first. */
+void check_engine_close(struct check_engine *e);
+uv_loop_t *check_engine_loop(struct check_engine *e);
+
+int check_new(struct check_engine *e, const struct cfg_check *cfg,
+	      check_done_cb done, void *arg, struct check **out);
+/* Start a probe; -EBUSY when one is in flight. */
+int check_start(struct check *c);
+void check_cancel(struct check *c);
+/* Cancel and free; memory goes once the check's handles are closed. */
+void check_destroy(struct check *c);
+
+/* For check types: end the probe in flight with a result. The latency is
+ * filled in from started_us. */
+void check_report(struct check *c, enum check_reason reason, int http_status,
+		  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* For check types: the destroy hook's last act. */
+void check_freed(struct check *c);
+/* Monotonic microseconds (one clock for every probe). */
+uint64_t check_now_us(void);
+/* For curl_uv.c: the engine's curl half. */
+struct check_curl *check_engine_curl(struct check_engine *e);
+
+/* ---- curl_uv.c: libcurl multi_socket driven by libuv ---- */
+
+struct CURLM;
+/* The engine's multi handle; add easy handles with check_curl_add(). */
+void *check_engine_curlm(struct check_engine *e);
+/* Add an easy handle; on completion cb(easy, CURLcode, arg) runs from
+ * the loop. */
+typedef void (*check_curl_done_cb)(void *easy, int curlcode, void *arg);
+int check_curl_add(struct check_engine *e, void *easy, check_curl_done_cb cb,
+		   void *arg);
+void check_curl_remove(struct check_engine *e, void *easy);
+/* For checks.c: the engine's multi handle and its libuv handles. */
+struct check_curl;
+int check_curl_new(uv_loop_t *loop, struct check_curl **out);
+/* Every easy handle must be removed first; memory goes from the loop. */
+void check_curl_close(struct check_curl *cc);
+
+/* ---- check_http.c, check_tcp.c ---- */
+
+extern const struct check_ops check_http_ops;
+extern const struct check_ops check_tcp_ops;
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * config/ — the YAML configuration of healthd.
+ *
+ * A struct config is immutable once loaded: a reload builds a new one and
+ * swaps it in whole. Every error names FILE:LINE:COL and the key.
+ */
+#ifndef HEALTHD_CONFIG_H
+#define HEALTHD_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CFG_NAME_MAX 48 /* service and check names: [a-z0-9_] */
+
+enum cfg_on_fail {
+	CFG_ON_FAIL_WITHDRAW,
+	CFG_ON_FAIL_DEGRADE,
+	CFG_ON_FAIL_IGNORE,
+};
+
+enum cfg_on_stop {
+	CFG_ON_STOP_KEEP,
+	CFG_ON_STOP_DRAIN,
+	CFG_ON_STOP_WITHDRAW,
+};
+
+/* The announcement states a service's communities are keyed by. */
+enum cfg_comm_set {
+	CFG_COMM_UP,
+	CFG_COMM_DEGRADED,
+	CFG_COMM_DRAINING,
+	CFG_COMM_SETS,
+};
+
+struct cfg_prefix {
+	int family;          /* AF_INET or AF_INET6 */
+	uint8_t addr[16];    /* network byte order, host bits zero */
+	uint8_t len;
+	char text[64];       /* normalised, e.g. "192.0.2.10/32" */
+};
+
+struct cfg_community {
+	bool large;          /* "A:B:C" */
+	uint32_t v[3];       /* standard: v[0]:v[1] (each < 65536) */
+};
+
+struct cfg_communities {
+	struct cfg_community *items;
+	size_t n;
+};
+
+struct cfg_header {
+	char *name;
+	char *value;
+};
+
+/* One check. Fields not used by the check's type are zero/NULL. */
+struct cfg_check {
+	char *name;
+	char *type;                 /* "http", "tcp", ... (checks/ registry) */
+	unsigned line, col;         /* where the check is defined */
+
+	uint64_t interval_ms;
+	uint64_t timeout_ms;
+	unsigned rise;
+	unsigned fall;
+	enum cfg_on_fail on_fail;
+
+	/* http */
+	char *url;
+	int *expect_status;         /* default {200} */
+	size_t n_expect_status;
+	char *expect_body;          /* substring, NULL = any body */
+	char *connect_to;           /* "host:port" or NULL */
+	bool tls_verify;            /* default true */
+	struct cfg_header *headers;
+	size_t n_headers;
+
+	/* tcp */
+	char *host;
+	uint16_t port;
+};
+
+struct cfg_service {
+	char *name;
+	unsigned line, col;
+	struct cfg_prefix *prefixes;
+	size_t n_prefixes;
+	struct cfg_communities communities[CFG_COMM_SETS];
+	uint64_t drain_ms;          /* default 30s */
+	uint64_t hold_down_ms;      /* default 5s */
+	char *maintenance_file;     /* NULL = none */
+	enum cfg_on_stop on_stop;   /* default keep */
+	struct cfg_check *checks;
+	size_t n_checks;
+};
+
+struct cfg_defaults {
+	uint64_t interval_ms;       /* 1s */
+	uint64_t timeout_ms;        /* 1s */
+	unsigned rise;              /* 2 */
+	unsigned fall;              /* 2 */
+};
+
+struct config {
+	char *path;
+	char *node;                 /* default: host name */
+	struct {
+		char *socket;       /* /run/bird/bird.ctl */
+		char *include;      /* /etc/bird/healthd.conf */
+		uint64_t timeout_ms;   /* 2s */
+		uint64_t reconcile_ms; /* 5s */
+	} bird;
+	struct {
+		char *socket;       /* /run/healthd/healthd.sock */
+	} control;
+	struct {
+		char **listen;      /* "127.0.0.1:9110", "[::1]:9110" */
+		size_t n_listen;
+	} http;
+	struct cfg_defaults defaults;
+	struct cfg_service *services;
+	size_t n_services;
+	char **warnings;            /* "FILE:LINE:COL: text", not fatal */
+	size_t n_warnings;
+};
+
+/* ---- config.c ---- */
+
+/* Parse and validate PATH. On error returns NULL and writes
+ * "FILE:LINE:COL: KEY: what is wrong" into err. */
+struct config *cfg_load(const char *path, char *err, size_t errlen);
+/* The same from a string; name is used in messages. */
+struct config *cfg_load_string(const char *name, const char *yaml, size_t len,
+			       char *err, size_t errlen);
+void cfg_free(struct config *cfg);
+
+/* True when two checks have the same settings (a reload keeps counters). */
+bool cfg_check_equal(const struct cfg_check *a, const struct cfg_check *b);
+const struct cfg_service *cfg_service_find(const struct config *cfg,
+					   const char *name);
+/* The type-specific keys a check type accepts, in printing order,
+ * NULL-terminated; NULL for an unknown type. */
+const char *const *cfg_check_keys(const char *type);
+
+/* ---- print.c ---- */
+
+/* The normalised config: every key, defaults filled in, stable order. */
+void cfg_print(FILE *out, const struct config *cfg);
+/* "250ms", "2s", "5m", "1h" — the largest unit that divides exactly. */
+void cfg_format_duration(char *buf, size_t len, uint64_t ms);
+void cfg_format_community(char *buf, size_t len, const struct cfg_community *c);
+const char *cfg_on_fail_str(enum cfg_on_fail f);
+const char *cfg_on_stop_str(enum cfg_on_stop s);
+
+/* ---- parse.c: value parsers, also used by healthctl ---- */
+
+int cfg_parse_duration(const char *s, uint64_t *ms);
+/* -EDOM: host bits set; p then holds the normalised prefix. */
+int cfg_parse_prefix(const char *s, struct cfg_prefix *p);
+int cfg_parse_community(const char *s, struct cfg_community *c);
+bool cfg_name_valid(const char *s);
+/* "host:port" or "[v6]:port", port 1..65535; ip_only rejects host names.
+ * host gets the address without brackets. 0 or -EINVAL. */
+int cfg_parse_hostport(const char *s, bool ip_only, char *host, size_t hostlen,
+		       uint16_t *port);
+
+#endif

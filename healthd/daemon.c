@@ -1,0 +1,517 @@
+/*
+ * The daemon: schedules probes, feeds results to the state machine, and
+ * hands every decision to bird-glue. Reload swaps the config whole.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <systemd/sd-daemon.h>
+#include <unistd.h>
+
+#include "healthd/internal.h"
+
+static void apply(struct hd_service *hs, bool changed);
+
+uint64_t hd_now_ms(const struct hd *hd)
+{
+	return uv_now(hd->loop);
+}
+
+const struct config *hd_config(const struct hd *hd)
+{
+	return hd->cfg;
+}
+
+static uint64_t jitter(uint64_t interval_ms)
+{
+	return interval_ms > 1 ? (uint64_t)random() % interval_ms : 0;
+}
+
+/* ---- probes ---- */
+
+static void probe_done(struct check *c, const struct check_result *r, void *arg)
+{
+	struct hd_probe *p = arg;
+	struct hd_service *hs = p->svc;
+	struct hd_waiter *w = p->waiters;
+
+	(void)c;
+	p->waiters = NULL;
+	while (w) {
+		struct hd_waiter *next = w->next;
+
+		w->cb(w->arg, hs ? hs->svc.cfg->name : NULL, p->check->cfg->name, r);
+		free(w);
+		w = next;
+	}
+	if (!hs || p->hd->stopping)
+		return;
+	struct svc_check *sc = &hs->svc.checks[p->idx];
+	enum chk_state old = sc->state;
+
+	if (svc_check_result(&hs->svc, p->idx, r, hd_now_ms(p->hd), time(NULL)))
+		hd_log(sc->state == CHK_DOWN ? LOG_LVL_WARNING : LOG_LVL_NOTICE,
+		       hs->svc.cfg->name, sc->cfg->name, "check %s: %s -> %s (%s, %.1f ms)",
+		       sc->cfg->name, chk_state_str(old), chk_state_str(sc->state),
+		       r->detail, r->latency_us / 1000.0);
+	else
+		hd_log(LOG_LVL_DEBUG, hs->svc.cfg->name, sc->cfg->name, "check %s: %s (%.1f ms)",
+		       sc->cfg->name, r->detail, r->latency_us / 1000.0);
+	apply(hs, false);
+}
+
+static void probe_fire(uv_timer_t *t)
+{
+	struct hd_probe *p = t->data;
+	int rc;
+
+	if (p->check->running)
+		return;   /* the last probe is still within its timeout */
+	rc = check_start(p->check);
+	if (rc < 0 && p->svc) {
+		struct check_result r = { .reason = CHECK_INTERNAL };
+
+		snprintf(r.detail, sizeof(r.detail), "cannot start probe: %s", strerror(-rc));
+		probe_done(p->check, &r, p);
+	}
+}
+
+static void probe_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+static void probe_free(struct hd_probe *p)
+{
+	struct hd_waiter *w = p->waiters;
+
+	while (w) {
+		struct hd_waiter *next = w->next;
+
+		w->cb(w->arg, NULL, NULL, NULL);
+		free(w);
+		w = next;
+	}
+	p->waiters = NULL;
+	check_destroy(p->check);
+	uv_close((uv_handle_t *)&p->timer, probe_closed);
+}
+
+static struct hd_probe *probe_new(struct hd *hd, struct hd_service *hs, size_t idx)
+{
+	struct hd_probe *p = calloc(1, sizeof(*p));
+	const struct cfg_check *cc = &hs->svc.cfg->checks[idx];
+	int rc;
+
+	if (!p)
+		return NULL;
+	p->hd = hd;
+	p->svc = hs;
+	p->idx = idx;
+	rc = check_new(hd->engine, cc, probe_done, p, &p->check);
+	if (rc < 0) {
+		log_err("service %s check %s: cannot create: %s", hs->svc.cfg->name,
+			cc->name, strerror(-rc));
+		free(p);
+		return NULL;
+	}
+	uv_timer_init(hd->loop, &p->timer);
+	p->timer.data = p;
+	/* Jitter the first probe so many checks with one interval spread out. */
+	uv_timer_start(&p->timer, probe_fire, jitter(cc->interval_ms), cc->interval_ms);
+	return p;
+}
+
+/* ---- services ---- */
+
+static void wake_fire(uv_timer_t *t)
+{
+	apply(t->data, false);
+}
+
+static void publish(struct hd_service *hs)
+{
+	struct cfg_community comms[64];
+	struct svc *s = &hs->svc;
+	size_t n = svc_communities(s, s->state, comms, 64);
+
+	if (hs->hd->sync)
+		bird_sync_set(hs->hd->sync, s->cfg->name, svc_state_announced(s->state),
+			      svc_state_str(s->state), comms, n);
+}
+
+static void apply(struct hd_service *hs, bool force)
+{
+	struct svc *s = &hs->svc;
+	enum svc_state old = s->state;
+	uint64_t wake = 0;
+	bool changed = svc_evaluate(s, hd_now_ms(hs->hd), time(NULL), &wake);
+
+	if (changed)
+		hd_log(s->state == SVC_WITHDRAWN ? LOG_LVL_WARNING : LOG_LVL_NOTICE,
+		       s->cfg->name, NULL, "service %s: %s -> %s: %s", s->cfg->name,
+		       svc_state_str(old), svc_state_str(s->state), s->reason);
+	if (changed || force)
+		publish(hs);
+	uv_timer_stop(&hs->wake);
+	if (wake) {
+		uint64_t now = hd_now_ms(hs->hd);
+
+		uv_timer_start(&hs->wake, wake_fire, wake > now ? wake - now : 0, 0);
+	}
+}
+
+static void service_closed(uv_handle_t *h)
+{
+	struct hd_service *hs = h->data;
+
+	svc_free(&hs->svc);
+	free(hs->probes);
+	free(hs);
+}
+
+static void service_free(struct hd_service *hs)
+{
+	for (size_t i = 0; i < hs->svc.n_checks; i++)
+		if (hs->probes[i]) {
+			hs->probes[i]->svc = NULL;
+			probe_free(hs->probes[i]);
+		}
+	uv_close((uv_handle_t *)&hs->wake, service_closed);
+}
+
+static struct hd_service *service_new(struct hd *hd, const struct cfg_service *cfg)
+{
+	struct hd_service *hs = calloc(1, sizeof(*hs));
+
+	if (!hs)
+		return NULL;
+	hs->hd = hd;
+	if (svc_init(&hs->svc, cfg, hd_now_ms(hd)) < 0 ||
+	    !(hs->probes = calloc(cfg->n_checks + 1, sizeof(*hs->probes)))) {
+		svc_free(&hs->svc);
+		free(hs);
+		return NULL;
+	}
+	uv_timer_init(hd->loop, &hs->wake);
+	hs->wake.data = hs;
+	return hs;
+}
+
+static void service_start_probes(struct hd_service *hs)
+{
+	for (size_t i = 0; i < hs->svc.n_checks; i++)
+		hs->probes[i] = probe_new(hs->hd, hs, i);
+}
+
+static struct hd_service *find_service(struct hd *hd, const char *name)
+{
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		if (!strcmp(hd->svcs[i]->svc.cfg->name, name))
+			return hd->svcs[i];
+	return NULL;
+}
+
+static enum svc_state state_from_word(const char *w)
+{
+	for (int i = 0; i < SVC_STATES; i++)
+		if (!strcmp(w, svc_state_str(i)))
+			return i;
+	return SVC_UP;
+}
+
+/* At start, before BIRD has answered: what healthd last wrote. */
+static void adopt_from_file(struct hd *hd, struct hd_service *hs)
+{
+	char word[32];
+	int rc = bird_sync_file_state(hd->cfg->bird.include, hs->svc.cfg->name,
+				      word, sizeof(word));
+
+	if (rc > 0)
+		svc_adopt(&hs->svc, state_from_word(word), "adopted from the include file",
+			  hd_now_ms(hd), time(NULL));
+	else
+		svc_adopt(&hs->svc, SVC_WITHDRAWN, "not announced yet", hd_now_ms(hd),
+			  time(NULL));
+}
+
+/* ---- BIRD sync callbacks ---- */
+
+static void on_adopt(void *arg, const char *service, bool exists, bool announced)
+{
+	struct hd *hd = arg;
+	struct hd_service *hs = find_service(hd, service);
+	char why[128];
+
+	if (!hs)
+		return;
+	if (!hs->svc.decided) {
+		enum svc_state st = SVC_WITHDRAWN;
+
+		if (announced)
+			st = hs->svc.state == SVC_WITHDRAWN ? SVC_UP : hs->svc.state;
+		snprintf(why, sizeof(why), "adopted from BIRD (%s)",
+			 !exists ? "not configured" : announced ? "announced" : "disabled");
+		svc_adopt(&hs->svc, st, why, hd_now_ms(hd), time(NULL));
+		hd_log(LOG_LVL_NOTICE, service, NULL, "service %s: %s, %s", service,
+		       svc_state_str(st), why);
+	}
+	apply(hs, true);
+	if (!hd->ready) {
+		hd->ready = true;
+		sd_notify(0, "READY=1\nSTATUS=BIRD in sync");
+	}
+}
+
+static void on_sync_log(void *arg, int level, const char *service, const char *msg)
+{
+	(void)arg;
+	hd_log(level, service, NULL, "%s", msg);
+}
+
+/* ---- maintenance files ---- */
+
+static void maint_poll(uv_timer_t *t)
+{
+	struct hd *hd = t->data;
+
+	for (size_t i = 0; i < hd->n_svcs; i++) {
+		struct hd_service *hs = hd->svcs[i];
+		const char *f = hs->svc.cfg->maintenance_file;
+		bool present = f && access(f, F_OK) == 0;
+
+		if (present != hs->svc.maintenance) {
+			hs->svc.maintenance = present;
+			hd_log(LOG_LVL_NOTICE, hs->svc.cfg->name, NULL,
+			       "service %s: maintenance file %s %s", hs->svc.cfg->name, f,
+			       present ? "appeared" : "removed");
+			apply(hs, false);
+		}
+	}
+}
+
+/* ---- signals ---- */
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	struct hd *hd = h->data;
+	char err[512];
+
+	if (signum == SIGHUP) {
+		if (hd_reload(hd, err, sizeof(err)) < 0)
+			log_err("reload failed, the running config stays: %s", err);
+		return;
+	}
+	log_notice("signal %d: stopping", signum);
+	hd_stop(hd);
+}
+
+/* ---- life cycle ---- */
+
+static int build_services(struct hd *hd, const struct config *cfg,
+			  struct hd_service ***out)
+{
+	struct hd_service **v = calloc(cfg->n_services + 1, sizeof(*v));
+
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->n_services; i++) {
+		v[i] = service_new(hd, &cfg->services[i]);
+		if (!v[i]) {
+			while (i--)
+				service_free(v[i]);
+			free(v);
+			return -ENOMEM;
+		}
+	}
+	*out = v;
+	return 0;
+}
+
+int hd_new(uv_loop_t *loop, struct config *cfg, struct hd **out)
+{
+	struct hd *hd = calloc(1, sizeof(*hd));
+	struct bird_sync_cbs cbs = { .adopt = on_adopt, .log = on_sync_log };
+	char err[512];
+	int rc;
+
+	if (!hd)
+		return -ENOMEM;
+	hd->loop = loop;
+	hd->cfg = cfg;
+	hd->started_wall = time(NULL);
+	srandom((unsigned)getpid() ^ (unsigned)time(NULL));
+	rc = check_engine_new(loop, &hd->engine);
+	if (rc < 0)
+		goto fail;
+	rc = build_services(hd, cfg, &hd->svcs);
+	if (rc < 0)
+		goto fail;
+	hd->n_svcs = cfg->n_services;
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		adopt_from_file(hd, hd->svcs[i]);
+	rc = bird_sync_new(loop, cfg, &cbs, hd, &hd->sync);
+	if (rc < 0)
+		goto fail;
+	rc = ctl_server_new(hd, loop, cfg->control.socket, &hd->ctl, err, sizeof(err));
+	if (rc < 0) {
+		log_err("%s", err);
+		goto fail;
+	}
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		service_start_probes(hd->svcs[i]);
+	uv_signal_init(loop, &hd->sig_term);
+	uv_signal_init(loop, &hd->sig_int);
+	uv_signal_init(loop, &hd->sig_hup);
+	hd->sig_term.data = hd->sig_int.data = hd->sig_hup.data = hd;
+	uv_signal_start(&hd->sig_term, on_signal, SIGTERM);
+	uv_signal_start(&hd->sig_int, on_signal, SIGINT);
+	uv_signal_start(&hd->sig_hup, on_signal, SIGHUP);
+	uv_timer_init(loop, &hd->maint_timer);
+	hd->maint_timer.data = hd;
+	uv_timer_start(&hd->maint_timer, maint_poll, 0, 1000);
+	*out = hd;
+	return 0;
+fail:
+	/* Partial start: close what exists and let the loop drain. */
+	hd->stopping = true;
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		service_free(hd->svcs[i]);
+	free(hd->svcs);
+	hd->svcs = NULL;
+	hd->n_svcs = 0;
+	if (hd->sync)
+		bird_sync_close(hd->sync);
+	if (hd->engine)
+		check_engine_close(hd->engine);
+	cfg_free(hd->cfg);
+	free(hd);
+	return rc < 0 ? rc : -EINVAL;
+}
+
+int hd_reload(struct hd *hd, char *err, size_t errlen)
+{
+	struct config *ncfg = cfg_load(hd->cfg->path, err, errlen);
+	struct hd_service **nv;
+
+	hd->reloads++;
+	if (!ncfg) {
+		hd->reload_failures++;
+		snprintf(hd->last_reload_error, sizeof(hd->last_reload_error), "%s", err);
+		return -EINVAL;
+	}
+	if (build_services(hd, ncfg, &nv) < 0) {
+		snprintf(err, errlen, "out of memory");
+		cfg_free(ncfg);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < ncfg->n_services; i++) {
+		struct hd_service *old = find_service(hd, ncfg->services[i].name);
+
+		if (old)
+			svc_migrate(&nv[i]->svc, &old->svc);
+		else
+			adopt_from_file(hd, nv[i]);
+	}
+	if (strcmp(ncfg->control.socket, hd->cfg->control.socket))
+		log_warn("reload: control.socket changed to %s; it takes effect at restart",
+			 ncfg->control.socket);
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		service_free(hd->svcs[i]);
+	free(hd->svcs);
+	/* Old probes are closed and no longer point into the old config once
+	 * check_destroy() returned; sync copies what it keeps. */
+	bird_sync_reconfig(hd->sync, ncfg);
+	cfg_free(hd->cfg);
+	hd->cfg = ncfg;
+	hd->svcs = nv;
+	hd->n_svcs = ncfg->n_services;
+	for (size_t i = 0; i < hd->n_svcs; i++) {
+		service_start_probes(hd->svcs[i]);
+		apply(hd->svcs[i], true);
+	}
+	hd->last_reload_error[0] = '\0';
+	log_notice("reloaded %s: %zu services", ncfg->path, ncfg->n_services);
+	return 0;
+}
+
+int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms)
+{
+	struct hd_service *hs = find_service(hd, service);
+
+	if (!hs)
+		return -ENOENT;
+	svc_drain(&hs->svc, on, for_ms, hd_now_ms(hd));
+	hd_log(LOG_LVL_NOTICE, service, NULL, "service %s: %s requested", service,
+	       on ? "drain" : "undrain");
+	apply(hs, false);
+	return 0;
+}
+
+int hd_check_now(struct hd *hd, const char *name, hd_check_cb cb, void *arg)
+{
+	const char *slash = strchr(name, '/');
+
+	for (size_t i = 0; i < hd->n_svcs; i++) {
+		struct hd_service *hs = hd->svcs[i];
+		size_t sl = slash ? (size_t)(slash - name) : 0;
+
+		if (slash && (strlen(hs->svc.cfg->name) != sl ||
+			      strncmp(hs->svc.cfg->name, name, sl)))
+			continue;
+		for (size_t j = 0; j < hs->svc.n_checks; j++) {
+			struct hd_probe *p = hs->probes[j];
+
+			if (!p || strcmp(p->check->cfg->name, slash ? slash + 1 : name))
+				continue;
+			struct hd_waiter *w = calloc(1, sizeof(*w));
+			if (!w)
+				return -ENOMEM;
+			w->cb = cb;
+			w->arg = arg;
+			w->next = p->waiters;
+			p->waiters = w;
+			if (!p->check->running)
+				probe_fire(&p->timer);
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static void handle_closed_free(uv_handle_t *h)
+{
+	(void)h;
+}
+
+void hd_stop(struct hd *hd)
+{
+	if (hd->stopping)
+		return;
+	hd->stopping = true;
+	sd_notify(0, "STOPPING=1");
+	if (hd->ctl)
+		ctl_server_close(hd->ctl);
+	hd->ctl = NULL;
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		service_free(hd->svcs[i]);
+	free(hd->svcs);
+	hd->svcs = NULL;
+	hd->n_svcs = 0;
+	bird_sync_close(hd->sync);
+	hd->sync = NULL;
+	check_engine_close(hd->engine);
+	hd->engine = NULL;
+	uv_close((uv_handle_t *)&hd->sig_term, handle_closed_free);
+	uv_close((uv_handle_t *)&hd->sig_int, handle_closed_free);
+	uv_close((uv_handle_t *)&hd->sig_hup, handle_closed_free);
+	uv_close((uv_handle_t *)&hd->maint_timer, handle_closed_free);
+}
+
+/* After the loop ended. */
+void hd_free(struct hd *hd)
+{
+	cfg_free(hd->cfg);
+	free(hd);
+}

@@ -1,0 +1,264 @@
+/*
+ * healthctl — talk to a running healthd over its control socket.
+ *
+ * Exit codes: 0 done; 1 healthd not reachable; 2 usage; 3 healthd refused
+ * the request (its message is printed); 4 `check`: the probe failed.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "healthd/healthd.h"
+
+#define DEFAULT_CONFIG "/etc/healthd/healthd.yaml"
+#define DEFAULT_SOCKET "/run/healthd/healthd.sock"
+
+enum { EX_OK, EX_UNREACHABLE, EX_USAGE_, EX_REFUSED, EX_CHECK_FAILED };
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: healthctl [-c CONFIG | -s SOCKET] COMMAND\n"
+		"  status [--json] [--watch [SECONDS]]  services, checks and why\n"
+		"  drain SERVICE [--for DURATION]       announce with the draining communities, then withdraw\n"
+		"  undrain SERVICE                      end a drain\n"
+		"  check [SERVICE/]CHECK                probe now and print the result\n"
+		"  reload                               load the config again (errors are printed)\n"
+		"  version\n"
+		"exit: 0 ok, 1 healthd not reachable, 2 usage, 3 request refused, 4 probe failed\n");
+}
+
+static int ctl_connect(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	if (strlen(path) >= sizeof(sa.sun_path)) {
+		fprintf(stderr, "healthctl: socket path too long: %s\n", path);
+		return -1;
+	}
+	strcpy(sa.sun_path, path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		fprintf(stderr, "healthctl: cannot reach healthd at %s: %s (is healthd running?)\n",
+			path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Send one request, read one reply line; returns the code or -1. */
+static int request(const char *sock, const char *line, json_t **body)
+{
+	char *buf = NULL;
+	size_t len = 0, cap = 0;
+	int fd = ctl_connect(sock), code = -1;
+
+	*body = NULL;
+	if (fd < 0)
+		return -1;
+	if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) < 0) {
+		fprintf(stderr, "healthctl: writing to %s: %s\n", sock, strerror(errno));
+		goto out;
+	}
+	for (;;) {
+		if (len + 4096 > cap) {
+			char *nb = realloc(buf, cap += 65536);
+			if (!nb)
+				goto out;
+			buf = nb;
+		}
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+		if (n <= 0) {
+			fprintf(stderr, "healthctl: %s closed the connection without a reply\n", sock);
+			goto out;
+		}
+		len += (size_t)n;
+		buf[len] = '\0';
+		if (memchr(buf, '\n', len))
+			break;
+	}
+	json_error_t je;
+	char *sp = strchr(buf, ' ');
+	if (!sp || sscanf(buf, "%d", &code) != 1 ||
+	    !(*body = json_loads(sp + 1, JSON_DISABLE_EOF_CHECK, &je))) {
+		fprintf(stderr, "healthctl: unreadable reply from %s: %.80s\n", sock, buf);
+		code = -1;
+	}
+out:
+	free(buf);
+	close(fd);
+	return code;
+}
+
+static const char *socket_path(const char *sock, const char *cfgpath)
+{
+	static char path[4096];
+	char err[1024];
+
+	if (sock)
+		return sock;
+	if (!cfgpath && access(DEFAULT_CONFIG, R_OK) != 0)
+		return DEFAULT_SOCKET;
+	struct config *cfg = cfg_load(cfgpath ? cfgpath : DEFAULT_CONFIG, err, sizeof(err));
+	if (!cfg) {
+		fprintf(stderr, "healthctl: %s\n", err);
+		return NULL;
+	}
+	snprintf(path, sizeof(path), "%s", cfg->control.socket);
+	cfg_free(cfg);
+	return path;
+}
+
+static int print_error(json_t *body)
+{
+	const char *e = json_string_value(json_object_get(body, "error"));
+
+	fprintf(stderr, "healthctl: %s\n", e ? e : "request refused");
+	return EX_REFUSED;
+}
+
+static int cmd_status(const char *sock, bool json, double watch)
+{
+	for (;;) {
+		json_t *body;
+		int code = request(sock, "status", &body);
+
+		if (code < 0)
+			return EX_UNREACHABLE;
+		if (code != 200) {
+			int rc = print_error(body);
+			json_decref(body);
+			return rc;
+		}
+		if (watch > 0 && isatty(1))
+			printf("\033[H\033[2J");
+		if (json) {
+			char *s = json_dumps(body, JSON_INDENT(2));
+			printf("%s\n", s);
+			free(s);
+		} else {
+			char *s = hd_status_text(body);
+			fputs(s ? s : "", stdout);
+			free(s);
+		}
+		json_decref(body);
+		fflush(stdout);
+		if (watch <= 0)
+			return EX_OK;
+		usleep((useconds_t)(watch * 1e6));
+	}
+}
+
+static int simple(const char *sock, const char *line, bool is_check)
+{
+	json_t *body;
+	int code = request(sock, line, &body), rc = EX_OK;
+
+	if (code < 0)
+		return EX_UNREACHABLE;
+	if (code != 200) {
+		rc = print_error(body);
+	} else if (is_check) {
+		bool ok = json_is_true(json_object_get(body, "ok"));
+
+		printf("%s/%s: %s, %s (%.1f ms)\n",
+		       json_string_value(json_object_get(body, "service")),
+		       json_string_value(json_object_get(body, "check")),
+		       json_string_value(json_object_get(body, "result")),
+		       json_string_value(json_object_get(body, "detail")),
+		       json_real_value(json_object_get(body, "latency_ms")));
+		rc = ok ? EX_OK : EX_CHECK_FAILED;
+	} else {
+		const char *v = json_string_value(json_object_get(body, "version"));
+
+		if (v)
+			printf("healthd %s (healthctl %s)\n", v, HEALTHD_VERSION);
+		else
+			printf("ok\n");
+	}
+	json_decref(body);
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	const char *sock = NULL, *cfgpath = NULL;
+	char line[512];
+	int opt;
+
+	while ((opt = getopt(argc, argv, "+c:s:h")) != -1) {
+		switch (opt) {
+		case 'c': cfgpath = optarg; break;
+		case 's': sock = optarg; break;
+		case 'h': usage(stdout); return EX_OK;
+		default: usage(stderr); return EX_USAGE_;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EX_USAGE_;
+	}
+	const char *cmd = argv[optind];
+	char **args = argv + optind + 1;
+	int nargs = argc - optind - 1;
+
+	if (!strcmp(cmd, "version") && nargs == 0) {
+		const char *p = socket_path(sock, cfgpath);
+		if (!p || simple(p, "version", false) != EX_OK)
+			printf("healthctl %s\n", HEALTHD_VERSION);
+		return EX_OK;
+	}
+	const char *path = socket_path(sock, cfgpath);
+	if (!path)
+		return EX_UNREACHABLE;
+	if (!strcmp(cmd, "status")) {
+		bool json = false;
+		double watch = 0;
+
+		for (int i = 0; i < nargs; i++) {
+			if (!strcmp(args[i], "--json")) {
+				json = true;
+			} else if (!strcmp(args[i], "--watch")) {
+				watch = 1;
+				if (i + 1 < nargs && atof(args[i + 1]) > 0)
+					watch = atof(args[++i]);
+			} else {
+				usage(stderr);
+				return EX_USAGE_;
+			}
+		}
+		return cmd_status(path, json, watch);
+	}
+	if (!strcmp(cmd, "drain") && (nargs == 1 || (nargs == 3 && !strcmp(args[1], "--for")))) {
+		uint64_t ms;
+		if (nargs == 3 && cfg_parse_duration(args[2], &ms) < 0) {
+			fprintf(stderr, "healthctl: bad duration '%s' (e.g. 30s, 5m)\n", args[2]);
+			return EX_USAGE_;
+		}
+		snprintf(line, sizeof(line), "drain %s%s%s", args[0], nargs == 3 ? " " : "",
+			 nargs == 3 ? args[2] : "");
+		return simple(path, line, false);
+	}
+	if (!strcmp(cmd, "undrain") && nargs == 1) {
+		snprintf(line, sizeof(line), "undrain %s", args[0]);
+		return simple(path, line, false);
+	}
+	if (!strcmp(cmd, "check") && nargs == 1) {
+		snprintf(line, sizeof(line), "check %s", args[0]);
+		return simple(path, line, true);
+	}
+	if (!strcmp(cmd, "reload") && nargs == 0)
+		return simple(path, "reload", false);
+	usage(stderr);
+	return EX_USAGE_;
+}

@@ -1,0 +1,176 @@
+/*
+ * healthd/ — the daemon: scheduler, service state machine, reload, status
+ * snapshot, control socket, and healthctl.
+ *
+ * Service states (the only place that decides):
+ *
+ *           checks rise & hold-down over & not suppressed
+ *  WITHDRAWN ───────────────────────────────────────────> UP <──> DEGRADED
+ *      ^  ^                                                │   (a `degrade` check down)
+ *      │  └──────── a `withdraw` check falls ──────────────┤
+ *      │                                                   │ drain request / maintenance file
+ *      └──────────── drain time over ─────────── DRAINING <┘
+ *
+ * A check is UNKNOWN until it has `rise` successes or `fall` failures in a
+ * row. While any `withdraw` check is UNKNOWN there is no verdict and the
+ * service keeps the state it has (at start: the one adopted from BIRD), so
+ * restarting healthd never moves a route by itself.
+ */
+#ifndef HEALTHD_HEALTHD_H
+#define HEALTHD_HEALTHD_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "checks/checks.h"
+#include "config/config.h"
+
+/* ---- log.c ---- */
+
+enum log_level { LOG_LVL_ERR = 3, LOG_LVL_WARNING = 4, LOG_LVL_NOTICE = 5,
+		 LOG_LVL_INFO = 6, LOG_LVL_DEBUG = 7 };
+
+void hd_log_init(bool debug, bool journal);
+/* service/check may be NULL; they become SERVICE=/CHECK= journal fields. */
+void hd_log(enum log_level lvl, const char *service, const char *check,
+	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+#define log_err(...)    hd_log(LOG_LVL_ERR, NULL, NULL, __VA_ARGS__)
+#define log_warn(...)   hd_log(LOG_LVL_WARNING, NULL, NULL, __VA_ARGS__)
+#define log_notice(...) hd_log(LOG_LVL_NOTICE, NULL, NULL, __VA_ARGS__)
+#define log_info(...)   hd_log(LOG_LVL_INFO, NULL, NULL, __VA_ARGS__)
+#define log_debug(...)  hd_log(LOG_LVL_DEBUG, NULL, NULL, __VA_ARGS__)
+
+/* ---- service.c: the state machine (pure: time is passed in) ---- */
+
+enum svc_state { SVC_WITHDRAWN, SVC_UP, SVC_DEGRADED, SVC_DRAINING, SVC_STATES };
+enum chk_state { CHK_UNKNOWN, CHK_UP, CHK_DOWN };
+
+const char *svc_state_str(enum svc_state s);
+const char *chk_state_str(enum chk_state s);
+static inline bool svc_state_announced(enum svc_state s) { return s != SVC_WITHDRAWN; }
+
+struct svc_check {
+	const struct cfg_check *cfg;
+	enum chk_state state;
+	unsigned successes;        /* consecutive */
+	unsigned failures;         /* consecutive */
+	bool have_result;
+	struct check_result last;
+	uint64_t last_ms;          /* when the last result came */
+	time_t last_wall;
+	uint64_t since_ms;         /* when state last changed */
+	time_t since_wall;
+	uint64_t probes, probes_failed;
+};
+
+struct svc_event {
+	time_t wall;
+	enum svc_state from, to;
+	char reason[160];
+};
+
+#define SVC_HISTORY 16
+
+/* RFC 2439-style dampening of withdrawals caused by failures. */
+struct svc_damp {
+	double penalty;            /* decayed to penalty_ms */
+	uint64_t penalty_ms;
+	bool suppressed;
+	uint64_t suppressed_since_ms;
+};
+
+struct svc {
+	const struct cfg_service *cfg;
+	enum svc_state state;
+	uint64_t since_ms;
+	time_t since_wall;
+	char reason[200];
+	bool decided;              /* a verdict was made since start */
+
+	struct svc_check *checks;
+	size_t n_checks;
+
+	bool drain_requested;      /* healthctl drain */
+	uint64_t drain_until_ms;   /* 0 = until undrain */
+	bool maintenance;          /* maintenance file present */
+	uint64_t draining_since_ms;
+	uint64_t withdrawn_ms;     /* for hold_down */
+
+	struct svc_damp damp;
+	uint64_t transitions;
+	struct svc_event history[SVC_HISTORY];
+	size_t history_n;          /* total ever recorded */
+};
+
+int svc_init(struct svc *s, const struct cfg_service *cfg, uint64_t now_ms);
+void svc_free(struct svc *s);
+/* Adopt a state (from BIRD, or from the include file) before any verdict. */
+void svc_adopt(struct svc *s, enum svc_state st, const char *why,
+	       uint64_t now_ms, time_t wall);
+/* Carry counters of unchanged checks and the service state over a reload. */
+void svc_migrate(struct svc *to, const struct svc *from);
+/* Record a probe result; true when the check's state changed. */
+bool svc_check_result(struct svc *s, size_t idx, const struct check_result *r,
+		      uint64_t now_ms, time_t wall);
+/* Decide. Returns true when the state changed (reason filled in).
+ * *wake_ms is set to when to evaluate again (0 = only on the next event). */
+bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms);
+void svc_drain(struct svc *s, bool on, uint64_t for_ms, uint64_t now_ms);
+double svc_penalty(const struct svc *s, uint64_t now_ms);
+/* When a suppressed service may be announced again (0 = not suppressed). */
+uint64_t svc_reuse_ms(const struct svc *s, uint64_t now_ms);
+/* The communities a state carries: up; up + degraded; up + draining.
+ * Returns how many were written (at most max). */
+size_t svc_communities(const struct svc *s, enum svc_state st,
+		       struct cfg_community *out, size_t max);
+
+/* Dampening parameters (defaults documented in healthd.yaml(5)). */
+#define SVC_DAMP_PENALTY      1000.0  /* per withdrawal caused by a failure */
+#define SVC_DAMP_SUPPRESS     2500.0
+#define SVC_DAMP_REUSE        1000.0
+#define SVC_DAMP_HALF_LIFE_MS 60000
+#define SVC_DAMP_MAX_MS       300000  /* max_suppress */
+
+/* ---- daemon.c: the loop's owner (scheduler, reload, BIRD sync) ---- */
+
+struct hd;
+struct bird_sync;
+
+/* Takes ownership of cfg. */
+int hd_new(uv_loop_t *loop, struct config *cfg, struct hd **out);
+/* Validate PATH in full and switch to it; on error the old config keeps
+ * running and err says why. */
+int hd_reload(struct hd *hd, char *err, size_t errlen);
+/* Close every handle (after applying the on_stop policy); the loop then
+ * ends by itself. */
+void hd_stop(struct hd *hd);
+/* Free what is left once the loop has ended. */
+void hd_free(struct hd *hd);
+/* 0, -ENOENT (no such service). */
+int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms);
+/* Probe now; cb gets the result (NULL: the check was removed meanwhile). */
+typedef void (*hd_check_cb)(void *arg, const char *service, const char *check,
+			    const struct check_result *r);
+int hd_check_now(struct hd *hd, const char *name, hd_check_cb cb, void *arg);
+const struct config *hd_config(const struct hd *hd);
+uint64_t hd_now_ms(const struct hd *hd);
+
+/* ---- status.c: one snapshot, several renderers ---- */
+
+struct json_t;
+/* The snapshot: what healthctl status --json and GET /status print. */
+struct json_t *hd_status(struct hd *hd);
+/* The text table healthctl prints, from the snapshot. */
+char *hd_status_text(struct json_t *snap);
+
+/* ---- control.c: the unix control socket ---- */
+
+struct ctl_server;
+int ctl_server_new(struct hd *hd, uv_loop_t *loop, const char *path,
+		   struct ctl_server **out, char *err, size_t errlen);
+void ctl_server_close(struct ctl_server *c);
+
+#endif

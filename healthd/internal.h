@@ -1,0 +1,50 @@
+/* healthd/ private: the daemon's state, shared by daemon.c, status.c and
+ * control.c only. */
+#ifndef HEALTHD_INTERNAL_H
+#define HEALTHD_INTERNAL_H
+
+#include <uv.h>
+
+#include "bird-glue/bird.h"
+#include "healthd/healthd.h"
+
+struct hd_waiter {
+	hd_check_cb cb;
+	void *arg;
+	struct hd_waiter *next;
+};
+
+struct hd_probe {
+	uv_timer_t timer;
+	struct hd *hd;
+	struct hd_service *svc;    /* NULL once detached by a reload */
+	size_t idx;
+	struct check *check;
+	struct hd_waiter *waiters; /* healthctl check NAME */
+};
+
+struct hd_service {
+	struct svc svc;
+	uv_timer_t wake;           /* hold-down, drain and suppression ends */
+	struct hd_probe **probes;
+	struct hd *hd;
+};
+
+struct hd {
+	uv_loop_t *loop;
+	struct config *cfg;
+	struct check_engine *engine;
+	struct bird_sync *sync;
+	struct hd_service **svcs;
+	size_t n_svcs;
+	struct ctl_server *ctl;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t maint_timer;    /* polls maintenance files */
+	bool stopping;
+	bool ready;                /* first BIRD sync done */
+	time_t started_wall;
+	uint64_t reloads, reload_failures;
+	char last_reload_error[512];
+};
+
+#endif

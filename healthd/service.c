@@ -1,0 +1,386 @@
+/*
+ * The service state machine: rise/fall per check, the verdict per service,
+ * hold-down, drain and dampening. Pure logic: time is passed in, nothing
+ * here touches the loop, BIRD or a socket (the diagram is in healthd.h).
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "healthd/healthd.h"
+
+static const char *const svc_state_names[SVC_STATES] = {
+	[SVC_WITHDRAWN] = "withdrawn",
+	[SVC_UP] = "up",
+	[SVC_DEGRADED] = "degraded",
+	[SVC_DRAINING] = "draining",
+};
+
+const char *svc_state_str(enum svc_state s)
+{
+	return s < SVC_STATES ? svc_state_names[s] : "invalid";
+}
+
+const char *chk_state_str(enum chk_state s)
+{
+	switch (s) {
+	case CHK_UNKNOWN: return "unknown";
+	case CHK_UP: return "up";
+	case CHK_DOWN: return "down";
+	}
+	return "invalid";
+}
+
+int svc_init(struct svc *s, const struct cfg_service *cfg, uint64_t now_ms)
+{
+	memset(s, 0, sizeof(*s));
+	s->cfg = cfg;
+	s->state = SVC_WITHDRAWN;
+	s->since_ms = now_ms;
+	s->since_wall = time(NULL);
+	snprintf(s->reason, sizeof(s->reason), "starting");
+	s->checks = calloc(cfg->n_checks ? cfg->n_checks : 1, sizeof(*s->checks));
+	if (!s->checks)
+		return -1;
+	s->n_checks = cfg->n_checks;
+	for (size_t i = 0; i < cfg->n_checks; i++) {
+		s->checks[i].cfg = &cfg->checks[i];
+		s->checks[i].since_ms = now_ms;
+		s->checks[i].since_wall = s->since_wall;
+	}
+	/* Nothing was withdrawn by us yet: no hold-down applies at start. */
+	s->withdrawn_ms = 0;
+	return 0;
+}
+
+void svc_free(struct svc *s)
+{
+	free(s->checks);
+	s->checks = NULL;
+	s->n_checks = 0;
+}
+
+static void record(struct svc *s, enum svc_state to, time_t wall,
+		   const char *reason)
+{
+	struct svc_event *e = &s->history[s->history_n % SVC_HISTORY];
+
+	e->wall = wall;
+	e->from = s->state;
+	e->to = to;
+	snprintf(e->reason, sizeof(e->reason), "%s", reason);
+	s->history_n++;
+}
+
+void svc_adopt(struct svc *s, enum svc_state st, const char *why,
+	       uint64_t now_ms, time_t wall)
+{
+	if (s->decided)
+		return;
+	if (st != s->state) {
+		record(s, st, wall, why);
+		s->since_ms = now_ms;
+		s->since_wall = wall;
+	}
+	s->state = st;
+	snprintf(s->reason, sizeof(s->reason), "%s", why);
+}
+
+void svc_migrate(struct svc *to, const struct svc *from)
+{
+	to->state = from->state;
+	to->since_ms = from->since_ms;
+	to->since_wall = from->since_wall;
+	to->decided = from->decided;
+	memcpy(to->reason, from->reason, sizeof(to->reason));
+	to->drain_requested = from->drain_requested;
+	to->drain_until_ms = from->drain_until_ms;
+	to->maintenance = from->maintenance;
+	to->draining_since_ms = from->draining_since_ms;
+	to->withdrawn_ms = from->withdrawn_ms;
+	to->damp = from->damp;
+	to->transitions = from->transitions;
+	memcpy(to->history, from->history, sizeof(to->history));
+	to->history_n = from->history_n;
+	for (size_t i = 0; i < to->n_checks; i++) {
+		for (size_t j = 0; j < from->n_checks; j++) {
+			if (!cfg_check_equal(to->checks[i].cfg, from->checks[j].cfg))
+				continue;
+			const struct cfg_check *keep = to->checks[i].cfg;
+			to->checks[i] = from->checks[j];
+			to->checks[i].cfg = keep;
+			break;
+		}
+	}
+}
+
+bool svc_check_result(struct svc *s, size_t idx, const struct check_result *r,
+		      uint64_t now_ms, time_t wall)
+{
+	struct svc_check *c = &s->checks[idx];
+	enum chk_state old = c->state;
+
+	c->last = *r;
+	c->have_result = true;
+	c->last_ms = now_ms;
+	c->last_wall = wall;
+	c->probes++;
+	if (r->reason == CHECK_OK) {
+		c->successes++;
+		c->failures = 0;
+		if (c->state != CHK_UP && c->successes >= c->cfg->rise)
+			c->state = CHK_UP;
+	} else {
+		c->probes_failed++;
+		c->failures++;
+		c->successes = 0;
+		if (c->state != CHK_DOWN && c->failures >= c->cfg->fall)
+			c->state = CHK_DOWN;
+	}
+	if (c->state == old)
+		return false;
+	c->since_ms = now_ms;
+	c->since_wall = wall;
+	return true;
+}
+
+/* ---- dampening ---- */
+
+double svc_penalty(const struct svc *s, uint64_t now_ms)
+{
+	if (s->damp.penalty <= 0 || now_ms <= s->damp.penalty_ms)
+		return s->damp.penalty;
+	double dt = (double)(now_ms - s->damp.penalty_ms);
+
+	return s->damp.penalty * exp2(-dt / SVC_DAMP_HALF_LIFE_MS);
+}
+
+/* The ceiling keeps a suppression from outlasting max_suppress. */
+static double damp_ceiling(void)
+{
+	return SVC_DAMP_REUSE * exp2((double)SVC_DAMP_MAX_MS / SVC_DAMP_HALF_LIFE_MS);
+}
+
+static void damp_penalise(struct svc *s, uint64_t now_ms)
+{
+	double p = svc_penalty(s, now_ms) + SVC_DAMP_PENALTY;
+
+	if (p > damp_ceiling())
+		p = damp_ceiling();
+	s->damp.penalty = p;
+	s->damp.penalty_ms = now_ms;
+	if (!s->damp.suppressed && p >= SVC_DAMP_SUPPRESS) {
+		s->damp.suppressed = true;
+		s->damp.suppressed_since_ms = now_ms;
+	}
+}
+
+uint64_t svc_reuse_ms(const struct svc *s, uint64_t now_ms)
+{
+	if (!s->damp.suppressed)
+		return 0;
+	double p = svc_penalty(s, now_ms);
+
+	if (p <= SVC_DAMP_REUSE)
+		return now_ms;
+	/* p * 2^(-t/h) = reuse  =>  t = h * log2(p / reuse) */
+	double t = SVC_DAMP_HALF_LIFE_MS * log2(p / SVC_DAMP_REUSE);
+
+	return now_ms + (uint64_t)ceil(t);
+}
+
+static void damp_update(struct svc *s, uint64_t now_ms)
+{
+	if (s->damp.suppressed && svc_penalty(s, now_ms) <= SVC_DAMP_REUSE)
+		s->damp.suppressed = false;
+}
+
+/* ---- verdict ---- */
+
+struct verdict {
+	const struct svc_check *down;      /* a withdraw check that is down */
+	const struct svc_check *unknown;   /* a withdraw check without a state yet */
+	const struct svc_check *degraded;  /* a degrade check that is down */
+};
+
+static struct verdict verdict_of(const struct svc *s)
+{
+	struct verdict v = { 0 };
+
+	for (size_t i = 0; i < s->n_checks; i++) {
+		const struct svc_check *c = &s->checks[i];
+
+		switch (c->cfg->on_fail) {
+		case CFG_ON_FAIL_WITHDRAW:
+			if (c->state == CHK_DOWN && !v.down)
+				v.down = c;
+			if (c->state == CHK_UNKNOWN && !v.unknown)
+				v.unknown = c;
+			break;
+		case CFG_ON_FAIL_DEGRADE:
+			if (c->state == CHK_DOWN && !v.degraded)
+				v.degraded = c;
+			break;
+		case CFG_ON_FAIL_IGNORE:
+			break;
+		}
+	}
+	return v;
+}
+
+static void describe_check(char *buf, size_t len, const char *what,
+			   const struct svc_check *c)
+{
+	snprintf(buf, len, "check %s %s: %s", c->cfg->name, what,
+		 c->have_result ? c->last.detail : "no result");
+}
+
+static bool transition(struct svc *s, enum svc_state to, const char *reason,
+		       uint64_t now_ms, time_t wall)
+{
+	if (to == s->state) {
+		return false;
+	}
+	record(s, to, wall, reason);
+	if (to == SVC_WITHDRAWN)
+		s->withdrawn_ms = now_ms;
+	if (to == SVC_DRAINING)
+		s->draining_since_ms = now_ms;
+	s->state = to;
+	s->since_ms = now_ms;
+	s->since_wall = wall;
+	s->transitions++;
+	snprintf(s->reason, sizeof(s->reason), "%s", reason);
+	return true;
+}
+
+static bool draining_wanted(struct svc *s, uint64_t now_ms)
+{
+	if (s->drain_requested && s->drain_until_ms && now_ms >= s->drain_until_ms)
+		s->drain_requested = false;
+	return s->drain_requested || s->maintenance;
+}
+
+static void wake_at(uint64_t *wake, uint64_t at)
+{
+	if (at && (*wake == 0 || at < *wake))
+		*wake = at;
+}
+
+bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms)
+{
+	struct verdict v = verdict_of(s);
+	char why[200];
+
+	*wake_ms = 0;
+	damp_update(s, now_ms);
+	if (s->drain_requested && s->drain_until_ms)
+		wake_at(wake_ms, s->drain_until_ms);
+
+	if (v.down) {
+		s->decided = true;
+		describe_check(why, sizeof(why), "failed", v.down);
+		if (s->state == SVC_WITHDRAWN)
+			return false;
+		damp_penalise(s, now_ms);
+		return transition(s, SVC_WITHDRAWN, why, now_ms, wall);
+	}
+	if (v.unknown)
+		return false;   /* no verdict yet: keep what we have */
+	s->decided = true;
+
+	enum svc_state healthy = v.degraded ? SVC_DEGRADED : SVC_UP;
+
+	if (v.degraded)
+		describe_check(why, sizeof(why), "failed", v.degraded);
+	else
+		snprintf(why, sizeof(why), "all checks up");
+
+	if (draining_wanted(s, now_ms)) {
+		const char *cause = s->drain_requested ? "drain requested"
+						       : "maintenance file present";
+		uint64_t end = s->draining_since_ms + s->cfg->drain_ms;
+
+		switch (s->state) {
+		case SVC_UP:
+		case SVC_DEGRADED:
+			transition(s, SVC_DRAINING, cause, now_ms, wall);
+			wake_at(wake_ms, now_ms + s->cfg->drain_ms);
+			return true;
+		case SVC_DRAINING:
+			if (now_ms >= end) {
+				snprintf(why, sizeof(why), "drained for %llu ms (%s)",
+					 (unsigned long long)s->cfg->drain_ms, cause);
+				return transition(s, SVC_WITHDRAWN, why, now_ms, wall);
+			}
+			wake_at(wake_ms, end);
+			return false;
+		default:
+			return false;
+		}
+	}
+
+	switch (s->state) {
+	case SVC_WITHDRAWN: {
+		uint64_t hold_end = s->withdrawn_ms ? s->withdrawn_ms + s->cfg->hold_down_ms : 0;
+
+		if (s->damp.suppressed) {
+			wake_at(wake_ms, svc_reuse_ms(s, now_ms));
+			snprintf(s->reason, sizeof(s->reason),
+				 "suppressed by dampening (penalty %.0f)",
+				 svc_penalty(s, now_ms));
+			return false;
+		}
+		if (hold_end > now_ms) {
+			wake_at(wake_ms, hold_end);
+			return false;
+		}
+		return transition(s, healthy, why, now_ms, wall);
+	}
+	case SVC_DRAINING:
+		return transition(s, healthy, "drain ended", now_ms, wall);
+	case SVC_UP:
+	case SVC_DEGRADED:
+		return transition(s, healthy, why, now_ms, wall);
+	default:
+		return false;
+	}
+}
+
+void svc_drain(struct svc *s, bool on, uint64_t for_ms, uint64_t now_ms)
+{
+	s->drain_requested = on;
+	s->drain_until_ms = on && for_ms ? now_ms + for_ms : 0;
+}
+
+static size_t append_set(const struct cfg_communities *set,
+			 struct cfg_community *out, size_t n, size_t max)
+{
+	for (size_t i = 0; i < set->n && n < max; i++) {
+		bool dup = false;
+
+		for (size_t j = 0; j < n; j++)
+			dup |= out[j].large == set->items[i].large &&
+			       !memcmp(out[j].v, set->items[i].v, sizeof(out[j].v));
+		if (!dup)
+			out[n++] = set->items[i];
+	}
+	return n;
+}
+
+size_t svc_communities(const struct svc *s, enum svc_state st,
+		       struct cfg_community *out, size_t max)
+{
+	const struct cfg_communities *c = s->cfg->communities;
+	size_t n = 0;
+
+	if (st == SVC_WITHDRAWN)
+		return 0;
+	n = append_set(&c[CFG_COMM_UP], out, n, max);
+	if (st == SVC_DEGRADED)
+		n = append_set(&c[CFG_COMM_DEGRADED], out, n, max);
+	if (st == SVC_DRAINING)
+		n = append_set(&c[CFG_COMM_DRAINING], out, n, max);
+	return n;
+}

@@ -1,0 +1,220 @@
+/*
+ * The status snapshot: one jansson document built from the daemon's state.
+ * `healthctl status --json`, GET /status and the text table all render it.
+ */
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "healthd/internal.h"
+
+static json_t *wall_str(time_t t)
+{
+	char buf[40];
+	struct tm tm;
+
+	if (!t)
+		return json_null();
+	gmtime_r(&t, &tm);
+	strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+	return json_string(buf);
+}
+
+static json_t *check_json(const struct hd *hd, const struct svc_check *c)
+{
+	json_t *o = json_object();
+
+	json_object_set_new(o, "name", json_string(c->cfg->name));
+	json_object_set_new(o, "type", json_string(c->cfg->type));
+	json_object_set_new(o, "on_fail", json_string(cfg_on_fail_str(c->cfg->on_fail)));
+	json_object_set_new(o, "state", json_string(chk_state_str(c->state)));
+	json_object_set_new(o, "since", wall_str(c->since_wall));
+	json_object_set_new(o, "successes", json_integer(c->successes));
+	json_object_set_new(o, "failures", json_integer(c->failures));
+	json_object_set_new(o, "rise", json_integer(c->cfg->rise));
+	json_object_set_new(o, "fall", json_integer(c->cfg->fall));
+	json_object_set_new(o, "probes", json_integer((json_int_t)c->probes));
+	json_object_set_new(o, "probes_failed", json_integer((json_int_t)c->probes_failed));
+	if (c->have_result) {
+		json_t *l = json_object();
+
+		json_object_set_new(l, "result", json_string(check_reason_str(c->last.reason)));
+		json_object_set_new(l, "detail", json_string(c->last.detail));
+		json_object_set_new(l, "latency_ms", json_real(c->last.latency_us / 1000.0));
+		json_object_set_new(l, "at", wall_str(c->last_wall));
+		json_object_set_new(l, "age_ms", json_integer((json_int_t)(hd_now_ms(hd) - c->last_ms)));
+		json_object_set_new(o, "last", l);
+	} else {
+		json_object_set_new(o, "last", json_null());
+	}
+	return o;
+}
+
+static json_t *history_json(const struct svc *s)
+{
+	json_t *a = json_array();
+	size_t n = s->history_n < SVC_HISTORY ? s->history_n : SVC_HISTORY;
+
+	for (size_t i = 0; i < n; i++) {
+		const struct svc_event *e = &s->history[(s->history_n - 1 - i) % SVC_HISTORY];
+		json_t *o = json_object();
+
+		json_object_set_new(o, "at", wall_str(e->wall));
+		json_object_set_new(o, "from", json_string(svc_state_str(e->from)));
+		json_object_set_new(o, "to", json_string(svc_state_str(e->to)));
+		json_object_set_new(o, "reason", json_string(e->reason));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+static json_t *service_json(const struct hd *hd, const struct svc *s)
+{
+	json_t *o = json_object(), *checks = json_array(), *pfx = json_array();
+	uint64_t now = hd_now_ms(hd);
+
+	json_object_set_new(o, "name", json_string(s->cfg->name));
+	json_object_set_new(o, "state", json_string(svc_state_str(s->state)));
+	json_object_set_new(o, "announced", json_boolean(svc_state_announced(s->state)));
+	json_object_set_new(o, "since", wall_str(s->since_wall));
+	json_object_set_new(o, "reason", json_string(s->reason));
+	for (size_t i = 0; i < s->cfg->n_prefixes; i++)
+		json_array_append_new(pfx, json_string(s->cfg->prefixes[i].text));
+	json_object_set_new(o, "prefixes", pfx);
+	json_object_set_new(o, "transitions", json_integer((json_int_t)s->transitions));
+	json_object_set_new(o, "drain_requested", json_boolean(s->drain_requested));
+	json_object_set_new(o, "maintenance", json_boolean(s->maintenance));
+	json_object_set_new(o, "penalty", json_real(svc_penalty(s, now)));
+	json_object_set_new(o, "suppressed", json_boolean(s->damp.suppressed));
+	if (s->damp.suppressed) {
+		uint64_t reuse = svc_reuse_ms(s, now);
+		json_object_set_new(o, "suppressed_until",
+				    wall_str(time(NULL) + (time_t)((reuse - now + 999) / 1000)));
+	}
+	for (size_t i = 0; i < s->n_checks; i++)
+		json_array_append_new(checks, check_json(hd, &s->checks[i]));
+	json_object_set_new(o, "checks", checks);
+	json_object_set_new(o, "history", history_json(s));
+	return o;
+}
+
+json_t *hd_status(struct hd *hd)
+{
+	json_t *o = json_object(), *svcs = json_array(), *b = json_object();
+	struct bird_sync_stats st = { 0 };
+
+	json_object_set_new(o, "node", json_string(hd->cfg->node));
+	json_object_set_new(o, "version", json_string(HEALTHD_VERSION));
+	json_object_set_new(o, "started", wall_str(hd->started_wall));
+	json_object_set_new(o, "config", json_string(hd->cfg->path));
+	if (hd->sync)
+		bird_sync_stats(hd->sync, &st);
+	json_object_set_new(b, "socket", json_string(hd->cfg->bird.socket));
+	json_object_set_new(b, "include", json_string(hd->cfg->bird.include));
+	json_object_set_new(b, "connected", json_boolean(st.connected));
+	json_object_set_new(b, "in_sync", json_boolean(hd->sync && bird_sync_idle(hd->sync)));
+	json_object_set_new(b, "commands", json_integer((json_int_t)st.commands));
+	json_object_set_new(b, "command_errors", json_integer((json_int_t)st.command_errors));
+	json_object_set_new(b, "configures", json_integer((json_int_t)st.configures));
+	json_object_set_new(b, "repairs", json_integer((json_int_t)st.repairs));
+	json_object_set_new(b, "render_errors", json_integer((json_int_t)st.render_errors));
+	json_object_set_new(b, "last_error", json_string(st.last_error));
+	json_object_set_new(o, "bird", b);
+	json_object_set_new(o, "reloads", json_integer((json_int_t)hd->reloads));
+	json_object_set_new(o, "reload_failures", json_integer((json_int_t)hd->reload_failures));
+	json_object_set_new(o, "last_reload_error", json_string(hd->last_reload_error));
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		json_array_append_new(svcs, service_json(hd, &hd->svcs[i]->svc));
+	json_object_set_new(o, "services", svcs);
+	return o;
+}
+
+/* ---- the text renderer (healthctl status) ---- */
+
+static const char *jstr(json_t *o, const char *key)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+
+	return s ? s : "-";
+}
+
+static void since_text(char *buf, size_t len, json_t *o)
+{
+	const char *s = jstr(o, "since");
+
+	snprintf(buf, len, "%s", s);
+}
+
+char *hd_status_text(json_t *snap)
+{
+	char *out = NULL, since[48];
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	json_t *b = json_object_get(snap, "bird"), *svc;
+	size_t i;
+
+	if (!f)
+		return NULL;
+	fprintf(f, "node %s, healthd %s, config %s\n", jstr(snap, "node"),
+		jstr(snap, "version"), jstr(snap, "config"));
+	fprintf(f, "BIRD %s: %s%s", jstr(b, "socket"),
+		json_is_true(json_object_get(b, "connected")) ? "connected" : "NOT CONNECTED",
+		json_is_true(json_object_get(b, "in_sync")) ? ", in sync" : ", syncing");
+	fprintf(f, ", %lld repairs, %lld command errors\n",
+		json_integer_value(json_object_get(b, "repairs")),
+		json_integer_value(json_object_get(b, "command_errors")));
+	if (*jstr(b, "last_error") && strcmp(jstr(b, "last_error"), "-"))
+		fprintf(f, "  last BIRD error: %s\n", jstr(b, "last_error"));
+	if (*jstr(snap, "last_reload_error") && strcmp(jstr(snap, "last_reload_error"), "-"))
+		fprintf(f, "last reload failed: %s\n", jstr(snap, "last_reload_error"));
+	json_array_foreach(json_object_get(snap, "services"), i, svc) {
+		json_t *chk, *pfx;
+		size_t j;
+
+		since_text(since, sizeof(since), svc);
+		fprintf(f, "\nservice %-12s %-9s since %s\n", jstr(svc, "name"),
+			jstr(svc, "state"), since);
+		fprintf(f, "  reason:   %s\n", jstr(svc, "reason"));
+		fprintf(f, "  prefixes:");
+		json_array_foreach(json_object_get(svc, "prefixes"), j, pfx)
+			fprintf(f, " %s", json_string_value(pfx));
+		fprintf(f, "\n");
+		if (json_is_true(json_object_get(svc, "suppressed")))
+			fprintf(f, "  SUPPRESSED by dampening until %s (penalty %.0f)\n",
+				jstr(svc, "suppressed_until"),
+				json_real_value(json_object_get(svc, "penalty")));
+		if (json_is_true(json_object_get(svc, "drain_requested")))
+			fprintf(f, "  drain requested by an operator\n");
+		if (json_is_true(json_object_get(svc, "maintenance")))
+			fprintf(f, "  maintenance file present\n");
+		fprintf(f, "  %-12s %-6s %-8s %-8s %9s %5s %5s  %s\n", "CHECK", "TYPE",
+			"ON_FAIL", "STATE", "LATENCY", "OK", "FAIL", "LAST RESULT");
+		json_array_foreach(json_object_get(svc, "checks"), j, chk) {
+			json_t *last = json_object_get(chk, "last");
+			char lat[16] = "-";
+
+			if (json_is_object(last))
+				snprintf(lat, sizeof(lat), "%.1fms",
+					 json_real_value(json_object_get(last, "latency_ms")));
+			fprintf(f, "  %-12s %-6s %-8s %-8s %9s %5lld %5lld  %s\n",
+				jstr(chk, "name"), jstr(chk, "type"), jstr(chk, "on_fail"),
+				jstr(chk, "state"), lat,
+				json_integer_value(json_object_get(chk, "successes")),
+				json_integer_value(json_object_get(chk, "failures")),
+				json_is_object(last) ? jstr(last, "detail") : "(no probe yet)");
+		}
+		json_t *hist = json_object_get(svc, "history"), *ev;
+		if (json_array_size(hist)) {
+			fprintf(f, "  history:\n");
+			json_array_foreach(hist, j, ev) {
+				if (j >= 5)
+					break;
+				fprintf(f, "    %s  %s -> %s  %s\n", jstr(ev, "at"), jstr(ev, "from"),
+					jstr(ev, "to"), jstr(ev, "reason"));
+			}
+		}
+	}
+	fclose(f);
+	return out;
+}

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Installs the Debian packages healthd needs to build and test; quiet and
+# idempotent when everything is already there.
+set -euo pipefail
+
+build_pkgs=(
+  build-essential pkg-config
+  libuv1-dev libcurl4-openssl-dev libnl-3-dev libnl-genl-3-dev libyaml-dev
+  libjansson-dev libmicrohttpd-dev libsystemd-dev libcriterion-dev
+)
+test_pkgs=(
+  bird2 iproute2 curl python3 procps
+)
+
+want=("${build_pkgs[@]}")
+case "${1:-all}" in
+  build) ;;
+  all|test) want+=("${test_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps: missing packages: ${missing[*]} (run as root to install them)" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# The bird2 package starts a system BIRD; the tests run their own.
+if [ -d /run/systemd/system ] && systemctl is-active -q bird 2>/dev/null; then
+  systemctl disable --now bird >/dev/null 2>&1 || true
+fi

@@ -1,0 +1,246 @@
+/* The service state machine, driven by a fake clock: no loop, no sleeping. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "healthd/healthd.h"
+
+static struct cfg_check checks[3];
+static struct cfg_community comm_up = { .v = { 64500, 100 } };
+static struct cfg_community comm_deg = { .v = { 64500, 666 } };
+static struct cfg_community comm_drain = { .v = { 65535, 0 } };
+static struct cfg_service cfg;
+static struct svc s;
+static uint64_t now;
+
+static void setup(void)
+{
+	memset(checks, 0, sizeof(checks));
+	memset(&cfg, 0, sizeof(cfg));
+	const char *names[] = { "http", "https", "mesh" };
+	for (int i = 0; i < 3; i++) {
+		checks[i].name = (char *)names[i];
+		checks[i].type = (char *)"http";
+		checks[i].rise = 2;
+		checks[i].fall = 2;
+		checks[i].interval_ms = 1000;
+		checks[i].on_fail = CFG_ON_FAIL_WITHDRAW;
+	}
+	checks[2].on_fail = CFG_ON_FAIL_DEGRADE;
+	cfg.name = (char *)"web";
+	cfg.checks = checks;
+	cfg.n_checks = 3;
+	cfg.drain_ms = 30000;
+	cfg.hold_down_ms = 5000;
+	cfg.communities[CFG_COMM_UP] = (struct cfg_communities){ &comm_up, 1 };
+	cfg.communities[CFG_COMM_DEGRADED] = (struct cfg_communities){ &comm_deg, 1 };
+	cfg.communities[CFG_COMM_DRAINING] = (struct cfg_communities){ &comm_drain, 1 };
+	now = 1000000;
+	cr_assert_eq(svc_init(&s, &cfg, now), 0);
+}
+
+static void teardown(void)
+{
+	svc_free(&s);
+}
+
+TestSuite(service, .init = setup, .fini = teardown, .timeout = 10);
+
+static bool feed(size_t idx, bool ok)
+{
+	struct check_result r = { .reason = ok ? CHECK_OK : CHECK_STATUS };
+	uint64_t wake;
+
+	snprintf(r.detail, sizeof(r.detail), ok ? "status 200" : "status 503 (expected 200)");
+	svc_check_result(&s, idx, &r, now, 0);
+	return svc_evaluate(&s, now, 0, &wake);
+}
+
+static void all(bool ok, int times)
+{
+	for (int t = 0; t < times; t++) {
+		for (size_t i = 0; i < cfg.n_checks; i++)
+			feed(i, ok);
+		now += 1000;
+	}
+}
+
+Test(service, no_verdict_until_every_withdraw_check_has_risen_or_fallen)
+{
+	svc_adopt(&s, SVC_UP, "adopted from BIRD (announced)", now, 0);
+	cr_assert_not(feed(0, true));
+	cr_assert_not(feed(1, true));
+	cr_assert_eq(s.state, SVC_UP, "one success each is not a verdict");
+	cr_assert_not(s.decided);
+	cr_assert_not(feed(0, false), "one failure is below fall=2");
+	cr_assert_eq(s.state, SVC_UP);
+}
+
+Test(service, rise_announces_and_fall_withdraws_with_the_check_named)
+{
+	all(true, 1);
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	all(true, 1);
+	cr_assert_eq(s.state, SVC_UP);
+	cr_assert_not(feed(1, false));
+	cr_assert(feed(1, false), "second failure reaches fall=2");
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	cr_assert(strstr(s.reason, "check https failed: status 503"), "reason: %s", s.reason);
+	cr_assert_eq(s.history_n, 2);
+	cr_assert_eq(s.history[1].to, SVC_WITHDRAWN);
+}
+
+Test(service, a_failed_withdraw_check_beats_unknown_ones)
+{
+	svc_adopt(&s, SVC_UP, "adopted", now, 0);
+	feed(0, false);
+	cr_assert(feed(0, false));
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	cr_assert(s.decided);
+}
+
+Test(service, degrade_check_down_announces_degraded_with_both_community_sets)
+{
+	struct cfg_community out[8];
+
+	all(true, 2);
+	cr_assert_eq(s.state, SVC_UP);
+	cr_assert_eq(svc_communities(&s, s.state, out, 8), 1);
+	feed(2, false);
+	cr_assert(feed(2, false));
+	cr_assert_eq(s.state, SVC_DEGRADED);
+	cr_assert_eq(svc_communities(&s, s.state, out, 8), 2);
+	cr_assert_eq(out[1].v[1], 666);
+	feed(2, true);
+	cr_assert(feed(2, true));
+	cr_assert_eq(s.state, SVC_UP);
+}
+
+Test(service, hold_down_keeps_a_recovered_service_withdrawn)
+{
+	uint64_t wake;
+
+	all(true, 2);
+	feed(0, false);
+	feed(0, false);
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	uint64_t withdrawn_at = now;
+	now += 100;
+	feed(0, true);
+	feed(0, true);
+	cr_assert_eq(s.state, SVC_WITHDRAWN, "hold-down of 5 s not over");
+	svc_evaluate(&s, now, 0, &wake);
+	cr_assert_eq(wake, withdrawn_at + 5000);
+	now = wake;
+	cr_assert(svc_evaluate(&s, now, 0, &wake));
+	cr_assert_eq(s.state, SVC_UP);
+}
+
+Test(service, drain_announces_draining_then_withdraws_then_undrain_returns)
+{
+	uint64_t wake;
+	struct cfg_community out[8];
+
+	all(true, 2);
+	svc_drain(&s, true, 0, now);
+	cr_assert(svc_evaluate(&s, now, 0, &wake));
+	cr_assert_eq(s.state, SVC_DRAINING);
+	cr_assert_eq(wake, now + 30000);
+	cr_assert_eq(svc_communities(&s, s.state, out, 8), 2);
+	cr_assert_eq(out[1].v[0], 65535);
+	now += 29999;
+	cr_assert_not(svc_evaluate(&s, now, 0, &wake));
+	now += 1;
+	cr_assert(svc_evaluate(&s, now, 0, &wake));
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	cr_assert(strstr(s.reason, "drain"), "reason: %s", s.reason);
+	svc_drain(&s, false, 0, now);
+	now += 5000;
+	cr_assert(svc_evaluate(&s, now, 0, &wake));
+	cr_assert_eq(s.state, SVC_UP);
+	cr_assert_eq(s.damp.penalty, 0, "a planned drain is not penalised");
+}
+
+Test(service, a_failure_while_draining_withdraws_at_once)
+{
+	uint64_t wake;
+
+	all(true, 2);
+	svc_drain(&s, true, 0, now);
+	svc_evaluate(&s, now, 0, &wake);
+	feed(0, false);
+	cr_assert(feed(0, false));
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+}
+
+Test(service, drain_for_a_duration_ends_by_itself)
+{
+	uint64_t wake;
+
+	all(true, 2);
+	svc_drain(&s, true, 10000, now);
+	svc_evaluate(&s, now, 0, &wake);
+	cr_assert_eq(s.state, SVC_DRAINING);
+	cr_assert_eq(wake, now + 10000);
+	now += 10000;
+	cr_assert(svc_evaluate(&s, now, 0, &wake));
+	cr_assert_eq(s.state, SVC_UP);
+}
+
+Test(service, flapping_is_suppressed_until_the_penalty_decays)
+{
+	uint64_t wake;
+	int announces = 0;
+
+	all(true, 2);
+	for (int i = 0; i < 10; i++) {
+		feed(0, false);
+		feed(0, false);            /* withdrawn */
+		now += 300;
+		feed(0, true);
+		feed(0, true);             /* recovered, held down */
+		now += cfg.hold_down_ms;
+		svc_evaluate(&s, now, 0, &wake);
+		if (s.state == SVC_UP)
+			announces++;
+	}
+	cr_assert(s.damp.suppressed, "penalty %.0f", svc_penalty(&s, now));
+	cr_assert_eq(announces, 2, "re-announced %d times in 10 flaps", announces);
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	cr_assert(strstr(s.reason, "suppressed"), "reason: %s", s.reason);
+	uint64_t reuse = svc_reuse_ms(&s, now);
+	cr_assert_gt(reuse, now);
+	cr_assert_eq(wake, reuse);
+	now = reuse - 1;
+	cr_assert_not(svc_evaluate(&s, now, 0, &wake));
+	now = reuse + 1;
+	cr_assert(svc_evaluate(&s, now, 0, &wake));
+	cr_assert_eq(s.state, SVC_UP);
+}
+
+Test(service, adopt_is_ignored_after_a_verdict)
+{
+	all(true, 2);
+	cr_assert_eq(s.state, SVC_UP);
+	svc_adopt(&s, SVC_WITHDRAWN, "late", now, 0);
+	cr_assert_eq(s.state, SVC_UP);
+}
+
+Test(service, reload_keeps_counters_of_unchanged_checks_only)
+{
+	struct cfg_check c2[3];
+	struct cfg_service cfg2 = cfg;
+	struct svc s2;
+
+	all(true, 2);
+	memcpy(c2, checks, sizeof(c2));
+	c2[1].fall = 5;           /* changed: starts afresh */
+	cfg2.checks = c2;
+	cr_assert_eq(svc_init(&s2, &cfg2, now), 0);
+	svc_migrate(&s2, &s);
+	cr_assert_eq(s2.state, SVC_UP);
+	cr_assert_eq(s2.checks[0].state, CHK_UP);
+	cr_assert_eq(s2.checks[0].successes, 2);
+	cr_assert_eq(s2.checks[0].cfg, &c2[0], "the new config is referenced");
+	cr_assert_eq(s2.checks[1].state, CHK_UNKNOWN);
+	svc_free(&s2);
+}
