@@ -24,9 +24,9 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 LIB_SRC  := $(wildcard config/*.c checks/*.c bird-glue/*.c) \
             $(filter-out healthd/main.c healthd/healthctl.c,$(wildcard healthd/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TLIB_SRC := $(wildcard tests/lib/*.c)
-TLIB_OBJ := $(TLIB_SRC:%.c=$(BUILD)/%.o)
+TLIB_OBJ := $(TLIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
@@ -39,7 +39,7 @@ deps:
 
 build: $(BUILD)/healthd $(BUILD)/healthctl
 
-$(BUILD)/%.o: %.c
+$(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -47,13 +47,13 @@ $(BUILD)/libhealthd.a: $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/healthd: $(BUILD)/healthd/main.o $(BUILD)/libhealthd.a
+$(BUILD)/healthd: $(BUILD)/obj/healthd/main.o $(BUILD)/libhealthd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BUILD)/healthctl: $(BUILD)/healthd/healthctl.o $(BUILD)/libhealthd.a
+$(BUILD)/healthctl: $(BUILD)/obj/healthd/healthctl.o $(BUILD)/libhealthd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(TLIB_OBJ) $(BUILD)/libhealthd.a
+$(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TLIB_OBJ) $(BUILD)/libhealthd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcriterion -lm
 

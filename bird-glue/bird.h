@@ -124,9 +124,8 @@ char *bird_render_text(const struct bird_static *s, size_t n, const char *node);
  * names the file and the system call that failed. */
 int bird_render_write(const char *path, const struct bird_static *s, size_t n,
 		      const char *node, char *err, size_t errlen);
-
-/* Write TEXT to PATH atomically (PATH.tmp.PID, fsync, rename, fsync of the
- * directory). 0 or -errno; err names the path and the call that failed. */
+/* Write TEXT to PATH the same way (PATH.tmp.PID, fsync, rename, fsync of
+ * the directory); the old file stays on any failure. */
 int bird_write_atomic(const char *path, const char *text, char *err, size_t errlen);
 
 /* ---- sync.c: make BIRD match the desired announcements ---- */

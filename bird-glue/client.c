@@ -194,9 +194,8 @@ static void on_write(uv_write_t *req, int status)
 	struct bird_client *c = conn->c;
 
 	free(w);
-	if (status < 0 && status != UV_ECANCELED && c->conn == conn) {
+	if (status < 0 && status != UV_ECANCELED && c->conn == conn)
 		drop(c, -ECONNRESET, "%s: write: %s", c->path, uv_strerror(status));
-	}
 }
 
 static void pump(struct bird_client *c)
@@ -237,7 +236,6 @@ static void on_welcome(struct bird_client *c, const struct bird_reply *r)
 	}
 	uv_timer_stop(&c->cmd_timer);
 	c->connected = true;
-	c->backoff_ms = BACKOFF_MIN_MS;
 	snprintf(why, sizeof(why), "%s: %.80s", c->path, r->text);
 	report(c, true, why);
 	if (!c->closed)
@@ -262,6 +260,9 @@ static void on_reply(void *arg, const struct bird_reply *r)
 	}
 	c->in_flight = NULL;
 	uv_timer_stop(&c->cmd_timer);
+	/* only a command answered proves the connection good: a BIRD that
+	 * welcomes and then misbehaves is retried ever more slowly */
+	c->backoff_ms = BACKOFF_MIN_MS;
 	finish(cmd, 0, r);
 	if (!c->closed)
 		pump(c);

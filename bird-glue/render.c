@@ -66,6 +66,8 @@ static int put_static(FILE *f, const struct bird_static *s)
 		if (!valid_community(&s->communities->items[i]))
 			return -EINVAL;
 	fprintf(f, "\nprotocol static %s {\n", s->name);
+	if (s->state)
+		fprintf(f, "\t# healthd-state: %s\n", s->state);
 	if (s->disabled)
 		fprintf(f, "\tdisabled yes;\n");
 	fprintf(f, "\t%s;\n", s->family == AF_INET ? "ipv4" : "ipv6");
@@ -156,24 +158,15 @@ static int fsync_dir(const char *path)
 	return rc;
 }
 
-int bird_render_write(const char *path, const struct bird_static *s, size_t n,
-		      const char *node, char *err, size_t errlen)
+int bird_write_atomic(const char *path, const char *text, char *err, size_t errlen)
 {
 	char tmp[PATH_MAX];
 	const char *call;
-	char *text = NULL;
 	int fd = -1, rc;
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp)) {
 		snprintf(err, errlen, "%s: path too long", path);
 		return -ENAMETOOLONG;
-	}
-	text = bird_render_text(s, n, node);
-	if (!text) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: render: %s (a name, family or community BIRD rejects)",
-			 path, strerror(-rc));
-		return rc;
 	}
 	call = "open";
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
@@ -193,7 +186,6 @@ int bird_render_write(const char *path, const struct bird_static *s, size_t n,
 	call = "rename";
 	if (rename(tmp, path) < 0)
 		goto fail_errno;
-	free(text);
 	/* PATH is in place; only its durability across a crash is at stake */
 	if ((rc = fsync_dir(path)) < 0) {
 		snprintf(err, errlen, "%s: fsync of its directory: %s", path, strerror(-rc));
@@ -211,6 +203,22 @@ fail:
 	if (fd >= 0)
 		close(fd);
 	unlink(tmp);
+	return rc;
+}
+
+int bird_render_write(const char *path, const struct bird_static *s, size_t n,
+		      const char *node, char *err, size_t errlen)
+{
+	char *text = bird_render_text(s, n, node);
+	int rc;
+
+	if (!text) {
+		rc = -errno;
+		snprintf(err, errlen, "%s: render: %s (a name, family or community BIRD rejects)",
+			 path, strerror(-rc));
+		return rc;
+	}
+	rc = bird_write_atomic(path, text, err, errlen);
 	free(text);
 	return rc;
 }

@@ -76,6 +76,8 @@ struct bird_sync {
 	bool reconcile_due;
 	bool closing;
 	int open_handles;
+	char *file_text;           /* what the include file holds */
+	char *bird_text;           /* what BIRD last loaded from it */
 	struct bird_sync_stats stats;
 };
 
@@ -97,62 +99,68 @@ static void slog(struct bird_sync *s, int level, const char *svc, const char *fm
 		s->cbs.log(s->arg, level, svc, msg);
 }
 
-/* ---- the atomic write, run on the thread pool ---- */
+/* ---- the include file, written on the thread pool ---- */
 
-int bird_write_atomic(const char *path, const char *text, char *err, size_t errlen)
+/* Lines that `disable`/`enable` already took care of. */
+static bool runtime_only(const char *line, size_t len)
 {
-	char tmp[4096], dir[4096];
-	size_t len = strlen(text);
-	int fd, rc = 0;
+	return memmem(line, len, "disabled yes;", 13) || memmem(line, len, "# healthd-state:", 16) ||
+	       (len && line[0] == '#');
+}
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp.%d", path, (int)getpid());
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: open: %s", tmp, strerror(errno));
-		return rc;
-	}
-	for (size_t off = 0; off < len;) {
-		ssize_t w = write(fd, text + off, len - off);
+static const char *next_line(const char *p, size_t *len)
+{
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) : strlen(p);
 
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			rc = -errno;
-			snprintf(err, errlen, "%s: write: %s", tmp, strerror(errno));
-			goto fail;
+		if (!runtime_only(p, l)) {
+			*len = l;
+			return p;
 		}
-		off += (size_t)w;
+		p += l + (nl ? 1 : 0);
 	}
-	if (fsync(fd) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: fsync: %s", tmp, strerror(errno));
-		goto fail;
+	*len = 0;
+	return p;
+}
+
+/* Equal but for what is runtime state: then no `configure` is needed. */
+static bool same_config(const char *a, const char *b)
+{
+	if (!a || !b)
+		return false;
+	for (;;) {
+		size_t la, lb;
+
+		a = next_line(a, &la);
+		b = next_line(b, &lb);
+		if (!*a || !*b)
+			return !*a && !*b;
+		if (la != lb || memcmp(a, b, la))
+			return false;
+		a += la + (a[la] ? 1 : 0);
+		b += lb + (b[lb] ? 1 : 0);
 	}
-	close(fd);
-	fd = -1;
-	if (rename(tmp, path) < 0) {
-		rc = -errno;
-		snprintf(err, errlen, "%s: rename: %s", path, strerror(errno));
-		goto fail;
-	}
-	snprintf(dir, sizeof(dir), "%s", path);
-	char *slash = strrchr(dir, '/');
-	if (slash)
-		*(slash == dir ? slash + 1 : slash) = '\0';
-	else
-		snprintf(dir, sizeof(dir), ".");
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (dfd >= 0) {
-		fsync(dfd);
-		close(dfd);
-	}
-	return 0;
-fail:
-	if (fd >= 0)
-		close(fd);
-	unlink(tmp);
-	return rc;
+}
+
+static char *read_text(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (!f)
+		return strdup("");
+	FILE *m = open_memstream(&buf, &len);
+	char chunk[4096];
+	size_t n;
+
+	while (m && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		fwrite(chunk, 1, n, m);
+	if (m)
+		fclose(m);
+	fclose(f);
+	return buf;
 }
 
 static void render_work(uv_work_t *req)
@@ -183,6 +191,13 @@ static void render_done(uv_work_t *req, int status)
 		for (size_t i = 0; i < s->n_svcs; i++)
 			if (s->svcs[i].gen <= j->gen)
 				s->svcs[i].file_gen = s->svcs[i].gen;
+		if (status == 0 && j->rc == 0) {
+			free(s->file_text);
+			s->file_text = j->text;
+			j->text = NULL;
+			if (!same_config(s->file_text, s->bird_text))
+				s->need_configure = true;
+		}
 	}
 	free(j->path);
 	free(j->text);
@@ -228,7 +243,8 @@ static void start_render(struct bird_sync *s)
 	j->req.data = j;
 	if (!j->path || !j->text ||
 	    uv_queue_work(s->loop, &j->req, render_work, render_done) < 0) {
-		slog(s, 3, NULL, "cannot render %s: out of memory", s->include);
+		slog(s, 3, NULL, "cannot render %s: %s", s->include,
+		     errno == EINVAL ? "a name or community BIRD would reject" : strerror(errno));
 		free(j->path);
 		free(j->text);
 		free(j);
@@ -246,9 +262,16 @@ struct cmd {
 	struct sync_svc *svc;
 	int fam;
 	bool enable;
+	char *text;             /* configure: the file BIRD is asked to load */
 };
 
 static void send_cmd(struct bird_sync *s, struct cmd *c, const char *text);
+
+static void free_cmd(struct cmd *c)
+{
+	free(c->text);
+	free(c);
+}
 
 static bool svc_written(const struct sync_svc *v)
 {
@@ -311,7 +334,7 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 	struct bird_sync *s = c->sync;
 
 	if (err == -ECANCELED) {
-		free(c);
+		free_cmd(c);
 		return;
 	}
 	s->cmd_busy = false;
@@ -324,7 +347,7 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 			c->svc->st[c->fam].bird = B_UNKNOWN;
 		if (c->kind == CMD_SHOW)
 			s->reconcile_due = true;
-		free(c);
+		free_cmd(c);
 		return;   /* the state callback or the reconcile timer kicks again */
 	}
 	switch (c->kind) {
@@ -334,6 +357,9 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 	case CMD_CONFIGURE:
 		if (bird_code_ok(r->code)) {
 			s->need_configure = false;
+			free(s->bird_text);
+			s->bird_text = c->text;
+			c->text = NULL;
 			s->reconcile_due = true;    /* learn what the new config made */
 			slog(s, 6, NULL, "BIRD reconfigured (%04d %s)", r->code, r->text);
 		} else {
@@ -345,11 +371,13 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 		break;
 	case CMD_TOGGLE: {
 		struct sync_static *t = &c->svc->st[c->fam];
+		/* "0009-NAME: disabled" then "0000": the first block tells. */
+		int code = r->n_lines ? r->lines[0].code : r->code;
 
-		if (r->code >= 8 && r->code <= 11) {
-			t->bird = (r->code == 10 || r->code == 11) ? B_UP : B_DOWN;
+		if (code >= 8 && code <= 11) {
+			t->bird = (code == 10 || code == 11) ? B_UP : B_DOWN;
 			slog(s, 6, c->svc->name, "BIRD: %s", r->lines[0].text);
-		} else if (r->code == 8003) {
+		} else if (code == 8003) {
 			t->bird = B_MISSING;
 			s->need_configure = true;
 		} else {
@@ -361,7 +389,7 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 		break;
 	}
 	}
-	free(c);
+	free_cmd(c);
 	kick(s);
 }
 
@@ -372,7 +400,7 @@ static void send_cmd(struct bird_sync *s, struct cmd *c, const char *text)
 	s->stats.commands++;
 	if (bird_client_send(s->client, text, on_reply, c) < 0) {
 		s->cmd_busy = false;
-		free(c);
+		free_cmd(c);
 	}
 }
 
@@ -443,6 +471,7 @@ static void kick(struct bird_sync *s)
 		if (!c)
 			return;
 		c->kind = CMD_CONFIGURE;
+		c->text = s->file_text ? strdup(s->file_text) : NULL;
 		s->stats.configures++;
 		send_cmd(s, c, "configure");
 		return;
@@ -530,11 +559,7 @@ static int build_table(struct bird_sync *s, const struct config *cfg)
 
 		if (old) {
 			n[i] = *old;
-			bool had[2] = { old->st[0].used, old->st[1].used };
 			svc_setup(&n[i], &cfg->services[i]);
-			for (int f = 0; f < 2; f++)
-				if (n[i].st[f].used != had[f])
-					s->need_configure = true;
 		} else {
 			svc_setup(&n[i], &cfg->services[i]);
 			/* Until told otherwise, want what the file says. */
@@ -544,12 +569,9 @@ static int build_table(struct bird_sync *s, const struct config *cfg)
 			n[i].announce = strcmp(n[i].state, "withdrawn") != 0;
 			for (int f = 0; f < 2; f++)
 				n[i].st[f].bird = B_UNKNOWN;
-			s->need_configure |= s->svcs != NULL;
 		}
 		n[i].gen = n[i].file_gen = ++s->gen;
 	}
-	if (s->svcs && cfg->n_services < s->n_svcs)
-		s->need_configure = true;   /* a service went away */
 	free(s->svcs);
 	s->svcs = n;
 	s->n_svcs = cfg->n_services;
@@ -592,6 +614,9 @@ int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
 	s->arg = arg;
 	if (copy_settings(s, cfg) < 0 || build_table(s, cfg) < 0)
 		goto fail;
+	/* BIRD is taken to have loaded the file as it is now. */
+	s->file_text = read_text(s->include);
+	s->bird_text = s->file_text ? strdup(s->file_text) : NULL;
 	uv_timer_init(loop, &s->reconcile_timer);
 	uv_timer_init(loop, &s->batch_timer);
 	s->reconcile_timer.data = s->batch_timer.data = s;
@@ -658,9 +683,8 @@ void bird_sync_set(struct bird_sync *s, const char *service, bool announce,
 	v->n_comms = n;
 	v->gen = ++s->gen;
 	s->render_dirty = true;
-	/* Communities of an announced route change only with a configure. */
+	/* Community changes close together go out in one configure. */
 	if (comms_changed && announce) {
-		s->need_configure = true;
 		if (!s->batch_armed) {
 			s->batch_armed = true;
 			uv_timer_start(&s->batch_timer, on_batch, SYNC_BATCH_MS, 0);
@@ -698,6 +722,8 @@ static void maybe_free(struct bird_sync *s)
 	free(s->socket);
 	free(s->include);
 	free(s->node);
+	free(s->file_text);
+	free(s->bird_text);
 	free(s);
 }
 

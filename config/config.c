@@ -513,8 +513,8 @@ static int check_expect_status(struct ctx *c, yaml_node_t *v, void *obj,
 		size_t old = push_idx(c, i);
 		uint64_t st;
 
-		rc = get_uint(c, SEQ_AT(c, v, i), 100, 599, &st);
-		k->expect_status[k->n_expect_status++] = (int)st;
+		if (!(rc = get_uint(c, SEQ_AT(c, v, i), 100, 599, &st)))
+			k->expect_status[k->n_expect_status++] = (int)st;
 		pop(c, old);
 	}
 	return rc;
@@ -1000,7 +1000,9 @@ static int scan_events(struct ctx *c, const char *yaml, size_t len)
 	return rc;
 }
 
-static int load_doc(struct ctx *c, const char *yaml, size_t len)
+/* Sets c->doc once there is a document to delete. */
+static int load_doc(struct ctx *c, yaml_document_t *doc, const char *yaml,
+		    size_t len)
 {
 	yaml_parser_t p;
 	yaml_node_t *root;
@@ -1011,10 +1013,10 @@ static int load_doc(struct ctx *c, const char *yaml, size_t len)
 	if (!yaml_parser_initialize(&p))
 		return fail_at(c, (yaml_mark_t){ 0 }, "yaml", "out of memory");
 	yaml_parser_set_input_string(&p, (const unsigned char *)yaml, len);
-	if (!yaml_parser_load(&p, c->doc)) {
-		c->doc = NULL; /* the loader deleted it */
+	if (yaml_parser_load(&p, doc))
+		c->doc = doc;
+	else /* the loader deleted what it had built */
 		rc = fail_at(c, p.problem_mark, "yaml", "%s", p.problem ? p.problem : "cannot load");
-	}
 	yaml_parser_delete(&p);
 	if (rc)
 		return rc;
@@ -1031,7 +1033,7 @@ struct config *cfg_load_string(const char *name, const char *yaml, size_t len,
 			       char *err, size_t errlen)
 {
 	yaml_document_t doc;
-	struct ctx c = { .file = name, .err = err, .errlen = errlen, .doc = &doc };
+	struct ctx c = { .file = name, .err = err, .errlen = errlen };
 	int rc;
 
 	if (errlen)
@@ -1040,7 +1042,7 @@ struct config *cfg_load_string(const char *name, const char *yaml, size_t len,
 		snprintf(err, errlen, "%s: out of memory", name);
 		goto fail;
 	}
-	rc = load_doc(&c, yaml, len);
+	rc = load_doc(&c, &doc, yaml, len);
 	if (c.doc)
 		yaml_document_delete(&doc);
 	if (rc)

@@ -5,6 +5,7 @@
  *   healthd -t [-v] [-c FILE]  check the config (and print it normalised)
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,8 @@ int main(int argc, char **argv)
 	if (test)
 		return test_config(path, verbose);
 
+	/* libuv writes with write(2): a peer that went away must not kill us. */
+	signal(SIGPIPE, SIG_IGN);
 	hd_log_init(debug, getenv("JOURNAL_STREAM") && getenv("INVOCATION_ID"));
 	struct config *cfg = cfg_load(path, err, sizeof(err));
 	if (!cfg) {

@@ -4,7 +4,9 @@
  * Everything lives in /tmp/healthd-birdlab-PID-N; BIRD is this process's
  * child, dies with it (PR_SET_PDEATHSIG) and is stopped by its PID.
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>

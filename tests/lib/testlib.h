@@ -70,4 +70,26 @@ unsigned fakebird_commands(const struct fakebird *f);
 /* Close the listener and every connection; memory goes in close callbacks. */
 void fakebird_close(struct fakebird *f);
 
+/* ---- testproc.c: a helper process that prints a ready line ---- */
+
+struct testproc {
+	pid_t pid;              /* 0 when not running */
+	int out;                /* read end of the child's stdout */
+	char buf[8192];         /* read but not yet returned */
+	size_t len;
+};
+
+/* Start argv[0] (searched in PATH) with stdout on a pipe; the child dies
+ * with the test process. 0 or -errno. */
+int testproc_start(struct testproc *p, char *const argv[]);
+/* The next line of the child's stdout without its newline, waiting at most
+ * timeout_ms. 0, -ETIMEDOUT, -EPIPE at end of output, -ENOSPC if too long. */
+int testproc_read_line(struct testproc *p, char *line, size_t len,
+		       unsigned timeout_ms);
+/* SIGTERM to the child's PID, then SIGKILL after 5 s; reaps it. */
+void testproc_stop(struct testproc *p);
+/* SRCDIR/rel into buf: the source tree is found from /proc/self/exe
+ * (BUILD/tests/X) or $HEALTHD_SRC. 0 or -errno. */
+int testproc_srcpath(char *buf, size_t len, const char *rel);
+
 #endif

@@ -13,6 +13,7 @@
 #include <criterion/parameterized.h>
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -183,4 +184,524 @@ Test(config, example_is_the_documented_node)
 	cr_assert_eq(web->checks[2].on_fail, CFG_ON_FAIL_DEGRADE);
 	cr_assert_eq(cfg->n_warnings, 2, "a /32 and a /128 each draw a warning");
 	cfg_free(cfg);
+}
+
+/* ---- broken inputs: each error names FILE:LINE:COL: KEY ---- */
+
+struct broken {
+	char name[48];
+	char yaml[640];
+	char expect[200];      /* a prefix of the error */
+};
+
+/* Lines 1-4: one service; a check list follows at line 5, column 9. */
+#define P "services:\n  - name: web\n    prefixes: [\"192.0.2.0/24\"]\n    checks:\n"
+/* Lines 5-8: a valid tcp check. */
+#define TCP "      - name: a\n        type: tcp\n        host: 127.0.0.1\n        port: 80\n"
+/* Lines 5-7: a valid http check. */
+#define HTTP "      - name: a\n        type: http\n        url: http://x/\n"
+#define SVC2 "  - name: db\n    prefixes: [\"198.51.100.0/24\"]\n    checks:\n"
+
+ParameterizedTestParameters(config, broken)
+{
+	static struct broken cases[] = {
+		{ "empty", "", "t.yaml:1:1: config: the file is empty" },
+		{ "only_comments", "# nothing\n", "t.yaml:1:1: config: the file is empty" },
+		{ "syntax", "node: [a\n", "t.yaml:2:1: yaml: did not find expected ',' or ']' (while parsing a flow sequence at line 1)" },
+		{ "tab", "\ta: 1\n", "t.yaml:1:1: yaml: found character that cannot start any token" },
+		{ "anchor", P TCP "node: &n x\nbird:\n  socket: *n\n", "t.yaml:9:7: yaml: anchors and aliases are not supported" },
+		{ "two_documents", P TCP "---\nnode: x\n", "t.yaml:9:1: yaml: only one YAML document is allowed" },
+		{ "root_list", "- a\n", "t.yaml:1:1: config: expected a mapping, found a list" },
+		{ "complex_key", "? [a]\n: b\n", "t.yaml:1:3: config: a key must be a string, found a list" },
+		{ "unknown_top", P TCP "nodes: x\n", "t.yaml:9:1: nodes: unknown key" },
+		{ "duplicate_top", P TCP "node: a\nnode: b\n", "t.yaml:10:1: node: duplicate key (first at line 9)" },
+		{ "no_services", "node: a\n", "t.yaml:1:1: services: missing required key" },
+		{ "services_map", "services: {}\n", "t.yaml:1:11: services: expected a list, found a mapping" },
+		{ "services_empty", "services: []\n", "t.yaml:1:11: services: must not be empty" },
+		{ "node_null", P TCP "node:\n", "t.yaml:9:6: node: expected a string, found nothing" },
+		{ "node_list", P TCP "node: [a]\n", "t.yaml:9:7: node: expected a string, found a list" },
+		{ "bird_scalar", P TCP "bird: yes\n", "t.yaml:9:7: bird: expected a mapping, found a scalar" },
+		{ "bird_unknown", P TCP "bird:\n  sock: x\n", "t.yaml:10:3: bird.sock: unknown key" },
+		{ "socket_empty", P TCP "bird:\n  socket: \"\"\n", "t.yaml:10:11: bird.socket: must not be empty" },
+		{ "duration_no_unit", P TCP "bird:\n  timeout: 2\n", "t.yaml:10:12: bird.timeout: '2' is not a duration" },
+		{ "duration_negative", P TCP "bird:\n  timeout: -1s\n", "t.yaml:10:12: bird.timeout: '-1s' is not a duration" },
+		{ "duration_fraction", P TCP "bird:\n  timeout: 1.5s\n", "t.yaml:10:12: bird.timeout: '1.5s' is not a duration" },
+		{ "duration_unit", P TCP "bird:\n  timeout: 2d\n", "t.yaml:10:12: bird.timeout: '2d' is not a duration" },
+		{ "duration_space", P TCP "bird:\n  timeout: 2 s\n", "t.yaml:10:12: bird.timeout: '2 s' is not a duration" },
+		{ "duration_overflow", P TCP "bird:\n  reconcile: 99999999999999999999ms\n", "t.yaml:10:14: bird.reconcile: duration '99999999999999999999ms' is too large" },
+		{ "duration_unit_overflow", P TCP "bird:\n  reconcile: 18446744073709551615h\n", "t.yaml:10:14: bird.reconcile: duration '18446744073709551615h' is too large" },
+		{ "reconcile_short", P TCP "bird:\n  reconcile: 5ms\n", "t.yaml:10:14: bird.reconcile: must be at least 10ms, found 5ms" },
+		{ "control_unknown", P TCP "control:\n  path: x\n", "t.yaml:10:3: control.path: unknown key" },
+		{ "listen_bare_v6", P TCP "http:\n  listen: [\"::1:9110\"]\n", "t.yaml:10:12: http.listen[0]: '::1:9110' is not ADDR:PORT" },
+		{ "listen_name", P TCP "http:\n  listen: [\"localhost:9110\"]\n", "t.yaml:10:12: http.listen[0]: 'localhost:9110' is not ADDR:PORT" },
+		{ "listen_port0", P TCP "http:\n  listen: [\"127.0.0.1:0\"]\n", "t.yaml:10:12: http.listen[0]: '127.0.0.1:0' is not ADDR:PORT" },
+		{ "listen_no_port", P TCP "http:\n  listen: [\"[::1]\"]\n", "t.yaml:10:12: http.listen[0]: '[::1]' is not ADDR:PORT" },
+		{ "listen_scalar", P TCP "http:\n  listen: 127.0.0.1:9110\n", "t.yaml:10:11: http.listen: expected a list, found a scalar" },
+		{ "defaults_rise0", P TCP "defaults:\n  rise: 0\n", "t.yaml:10:9: defaults.rise: expected an integer from 1 to 100, found '0'" },
+		{ "defaults_fall101", P TCP "defaults:\n  fall: 101\n", "t.yaml:10:9: defaults.fall: expected an integer from 1 to 100, found '101'" },
+		{ "defaults_interval", P TCP "defaults:\n  interval: 9ms\n", "t.yaml:10:13: defaults.interval: must be at least 10ms, found 9ms" },
+		{ "defaults_timeout", P TCP "defaults:\n  timeout: 0ms\n", "t.yaml:10:12: defaults.timeout: must be at least 1ms, found 0ms" },
+		{ "service_no_name", "services:\n  - prefixes: [\"192.0.2.0/24\"]\n    checks: []\n", "t.yaml:2:5: services[0].name: missing required key" },
+		{ "service_scalar", "services:\n  - web\n", "t.yaml:2:5: services[0]: expected a mapping, found a scalar" },
+		{ "service_upper", "services:\n  - name: Web\n    prefixes: [\"192.0.2.0/24\"]\n    checks:\n" TCP, "t.yaml:2:11: services[0].name: 'Web' is not a valid name" },
+		{ "service_dash", "services:\n  - name: web-1\n    prefixes: [\"192.0.2.0/24\"]\n    checks:\n" TCP, "t.yaml:2:11: services[0].name: 'web-1' is not a valid name" },
+		{ "service_long", "services:\n  - name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    prefixes: [\"192.0.2.0/24\"]\n    checks:\n" TCP, "t.yaml:2:11: services[0].name: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is not a valid name" },
+		{ "service_duplicate", P TCP "  - name: web\n    prefixes: [\"198.51.100.0/24\"]\n    checks:\n" TCP, "t.yaml:9:11: services[1].name: duplicate service name 'web' (first at line 2)" },
+		{ "service_unknown", P TCP "    drian: 1s\n", "t.yaml:9:5: services[0].drian: unknown key" },
+		{ "no_prefixes", "services:\n  - name: web\n    checks: []\n", "t.yaml:2:5: services[0].prefixes: missing required key" },
+		{ "prefixes_empty", "services:\n  - name: web\n    prefixes: []\n    checks:\n" TCP, "t.yaml:3:15: services[0].prefixes: must not be empty" },
+		{ "prefixes_scalar", "services:\n  - name: web\n    prefixes: 192.0.2.0/24\n    checks:\n" TCP, "t.yaml:3:15: services[0].prefixes: expected a list, found a scalar" },
+		{ "prefix_list", "services:\n  - name: web\n    prefixes: [[1]]\n    checks:\n" TCP, "t.yaml:3:16: services[0].prefixes[0]: expected a prefix, found a list" },
+		{ "prefix_host_bits", "services:\n  - name: web\n    prefixes: [\"192.0.2.1/24\"]\n    checks:\n" TCP, "t.yaml:3:16: services[0].prefixes[0]: '192.0.2.1/24' has host bits set (the prefix is 192.0.2.0/24)" },
+		{ "prefix_host_bits_v6", "services:\n  - name: web\n    prefixes: [\"2001:db8::1/32\"]\n    checks:\n" TCP, "t.yaml:3:16: services[0].prefixes[0]: '2001:db8::1/32' has host bits set (the prefix is 2001:db8::/32)" },
+		{ "prefix_no_len", "services:\n  - name: web\n    prefixes: [\"192.0.2.0\"]\n    checks:\n" TCP, "t.yaml:3:16: services[0].prefixes[0]: '192.0.2.0' is not a prefix" },
+		{ "prefix_len", "services:\n  - name: web\n    prefixes: [\"2001:db8::/129\"]\n    checks:\n" TCP, "t.yaml:3:16: services[0].prefixes[0]: '2001:db8::/129' is not a prefix" },
+		{ "prefix_addr", "services:\n  - name: web\n    prefixes: [\"192.0.2.256/32\"]\n    checks:\n" TCP, "t.yaml:3:16: services[0].prefixes[0]: '192.0.2.256/32' is not a prefix" },
+		{ "prefix_duplicate", "services:\n  - name: web\n    prefixes: [\"192.0.2.0/24\", \"192.0.2.0/24\"]\n    checks:\n" TCP, "t.yaml:3:32: services[0].prefixes[1]: duplicate prefix 192.0.2.0/24" },
+		{ "prefix_other_service", P TCP "  - name: db\n    prefixes: [\"192.0.2.0/24\"]\n    checks:\n" TCP, "t.yaml:10:16: services[1].prefixes[0]: prefix 192.0.2.0/24 is already announced by service web" },
+		{ "prefix_same_normalised", "services:\n  - name: web\n    prefixes: [\"2001:db8::/48\", \"2001:db8:0::/48\"]\n    checks:\n" TCP, "t.yaml:3:33: services[0].prefixes[1]: duplicate prefix 2001:db8::/48" },
+		{ "community_range", P TCP "    communities:\n      up: [\"65536:1\"]\n", "t.yaml:10:12: services[0].communities.up[0]: '65536:1' is not a community" },
+		{ "community_four", P TCP "    communities:\n      up: [\"1:2:3:4\"]\n", "t.yaml:10:12: services[0].communities.up[0]: '1:2:3:4' is not a community" },
+		{ "community_words", P TCP "    communities:\n      degraded: [\"a:b\"]\n", "t.yaml:10:18: services[0].communities.degraded[0]: 'a:b' is not a community" },
+		{ "community_single", P TCP "    communities:\n      up: [\"1\"]\n", "t.yaml:10:12: services[0].communities.up[0]: '1' is not a community" },
+		{ "community_large_range", P TCP "    communities:\n      draining: [\"4294967296:1:1\"]\n", "t.yaml:10:18: services[0].communities.draining[0]: '4294967296:1:1' is not a community" },
+		{ "community_duplicate", P TCP "    communities:\n      up: [\"1:2\", \"1:2\"]\n", "t.yaml:10:19: services[0].communities.up[1]: duplicate community '1:2'" },
+		{ "community_set", P TCP "    communities:\n      down: []\n", "t.yaml:10:7: services[0].communities.down: unknown key" },
+		{ "community_scalar", P TCP "    communities:\n      up: \"1:2\"\n", "t.yaml:10:11: services[0].communities.up: expected a list, found a scalar" },
+		{ "on_stop", P TCP "    on_stop: stop\n", "t.yaml:9:14: services[0].on_stop: 'stop' is not one of keep, drain, withdraw" },
+		{ "drain", P TCP "    drain: 30\n", "t.yaml:9:12: services[0].drain: '30' is not a duration" },
+		{ "maintenance_list", P TCP "    maintenance_file: []\n", "t.yaml:9:23: services[0].maintenance_file: expected a string, found a list" },
+		{ "no_checks", "services:\n  - name: web\n    prefixes: [\"192.0.2.0/24\"]\n", "t.yaml:2:5: services[0].checks: missing required key" },
+		{ "checks_empty", "services:\n  - name: web\n    prefixes: [\"192.0.2.0/24\"]\n    checks: []\n", "t.yaml:4:13: services[0].checks: must not be empty" },
+		{ "check_scalar", P "      - tcp\n", "t.yaml:5:9: services[0].checks[0]: expected a mapping, found a scalar" },
+		{ "check_no_type", P "      - name: a\n        host: x\n", "t.yaml:5:9: services[0].checks[0].type: missing required key" },
+		{ "check_no_name", P "      - type: tcp\n        host: x\n        port: 1\n", "t.yaml:5:9: services[0].checks[0].name: missing required key" },
+		{ "check_type", P "      - name: a\n        type: nosuch\n", "t.yaml:6:15: services[0].checks[0].type: unknown check type 'nosuch' (known: http, tcp)" },
+		{ "check_name", P "      - name: A-1\n        type: tcp\n        host: x\n        port: 1\n", "t.yaml:5:15: services[0].checks[0].name: 'A-1' is not a valid name" },
+		{ "check_duplicate", P TCP TCP, "t.yaml:9:15: services[0].checks[1].name: duplicate check name 'a' (first at line 5)" },
+		{ "check_same_name_other_service", P TCP SVC2 "      - name: a\n        type: tcp\n        host: x\n        port: 0\n", "t.yaml:15:15: services[1].checks[0].port: expected an integer from 1 to 65535, found '0'" },
+		{ "http_no_url", P "      - name: a\n        type: http\n", "t.yaml:5:9: services[0].checks[0].url: missing required key for type http" },
+		{ "tcp_no_port", P "      - name: a\n        type: tcp\n        host: x\n", "t.yaml:5:9: services[0].checks[0].port: missing required key for type tcp" },
+		{ "tcp_no_host", P "      - name: a\n        type: tcp\n        port: 1\n", "t.yaml:5:9: services[0].checks[0].host: missing required key for type tcp" },
+		{ "url_on_tcp", P TCP "        url: http://x/\n", "t.yaml:9:9: services[0].checks[0].url: key 'url' is not valid for type tcp" },
+		{ "host_on_http", P HTTP "        host: x\n", "t.yaml:8:9: services[0].checks[0].host: key 'host' is not valid for type http" },
+		{ "check_unknown", P TCP "        retries: 3\n", "t.yaml:9:9: services[0].checks[0].retries: unknown key" },
+		{ "check_duplicate_key", P TCP "        port: 81\n", "t.yaml:9:9: services[0].checks[0].port: duplicate key (first at line 8)" },
+		{ "url_scheme", P "      - name: a\n        type: http\n        url: ftp://x/\n", "t.yaml:7:14: services[0].checks[0].url: 'ftp://x/' is not an http:// or https:// URL" },
+		{ "url_empty_host", P "      - name: a\n        type: http\n        url: http://\n", "t.yaml:7:14: services[0].checks[0].url: 'http://' is not an http:// or https:// URL" },
+		{ "expect_status_low", P HTTP "        expect_status: [200, 99]\n", "t.yaml:8:30: services[0].checks[0].expect_status[1]: expected an integer from 100 to 599, found '99'" },
+		{ "expect_status_high", P HTTP "        expect_status: [600]\n", "t.yaml:8:25: services[0].checks[0].expect_status[0]: expected an integer from 100 to 599, found '600'" },
+		{ "expect_status_word", P HTTP "        expect_status: [ok]\n", "t.yaml:8:25: services[0].checks[0].expect_status[0]: expected an integer from 100 to 599, found 'ok'" },
+		{ "expect_status_empty", P HTTP "        expect_status: []\n", "t.yaml:8:24: services[0].checks[0].expect_status: must not be empty" },
+		{ "expect_status_scalar", P HTTP "        expect_status: 200\n", "t.yaml:8:24: services[0].checks[0].expect_status: expected a list, found a scalar" },
+		{ "connect_to_no_port", P HTTP "        connect_to: 127.0.0.1\n", "t.yaml:8:21: services[0].checks[0].connect_to: '127.0.0.1' is not HOST:PORT" },
+		{ "connect_to_port0", P HTTP "        connect_to: 127.0.0.1:0\n", "t.yaml:8:21: services[0].checks[0].connect_to: '127.0.0.1:0' is not HOST:PORT" },
+		{ "connect_to_port_high", P HTTP "        connect_to: 127.0.0.1:65536\n", "t.yaml:8:21: services[0].checks[0].connect_to: '127.0.0.1:65536' is not HOST:PORT" },
+		{ "connect_to_bare_v6", P HTTP "        connect_to: \"::1:443\"\n", "t.yaml:8:21: services[0].checks[0].connect_to: '::1:443' is not HOST:PORT" },
+		{ "connect_to_bad_v6", P HTTP "        connect_to: \"[x]:443\"\n", "t.yaml:8:21: services[0].checks[0].connect_to: '[x]:443' is not HOST:PORT" },
+		{ "tls_verify", P HTTP "        tls_verify: yes\n", "t.yaml:8:21: services[0].checks[0].tls_verify: expected true or false, found 'yes'" },
+		{ "headers_list", P HTTP "        headers: [a]\n", "t.yaml:8:18: services[0].checks[0].headers: expected a mapping, found a list" },
+		{ "header_value_list", P HTTP "        headers:\n          X-A: [1]\n", "t.yaml:9:16: services[0].checks[0].headers.X-A: expected a string, found a list" },
+		{ "header_name", P HTTP "        headers:\n          \"X A\": b\n", "t.yaml:9:11: services[0].checks[0].headers.X A: 'X A' is not a valid header name" },
+		{ "header_duplicate", P HTTP "        headers:\n          X-A: \"1\"\n          x-a: \"2\"\n", "t.yaml:10:11: services[0].checks[0].headers.x-a: duplicate header 'x-a'" },
+		{ "port0", P "      - name: a\n        type: tcp\n        host: x\n        port: 0\n", "t.yaml:8:15: services[0].checks[0].port: expected an integer from 1 to 65535, found '0'" },
+		{ "port_high", P "      - name: a\n        type: tcp\n        host: x\n        port: 70000\n", "t.yaml:8:15: services[0].checks[0].port: expected an integer from 1 to 65535, found '70000'" },
+		{ "port_negative", P "      - name: a\n        type: tcp\n        host: x\n        port: -1\n", "t.yaml:8:15: services[0].checks[0].port: expected an integer from 1 to 65535, found '-1'" },
+		{ "port_suffix", P "      - name: a\n        type: tcp\n        host: x\n        port: 80a\n", "t.yaml:8:15: services[0].checks[0].port: expected an integer from 1 to 65535, found '80a'" },
+		{ "host_space", P "      - name: a\n        type: tcp\n        host: a b\n        port: 1\n", "t.yaml:7:15: services[0].checks[0].host: 'a b' is not a host name or address" },
+		{ "host_bad_v6", P "      - name: a\n        type: tcp\n        host: \"1:2:3\"\n        port: 1\n", "t.yaml:7:15: services[0].checks[0].host: '1:2:3' is not a host name or address" },
+		{ "on_fail", P TCP "        on_fail: drain\n", "t.yaml:9:18: services[0].checks[0].on_fail: 'drain' is not one of withdraw, degrade, ignore" },
+		{ "check_rise0", P TCP "        rise: 0\n", "t.yaml:9:15: services[0].checks[0].rise: expected an integer from 1 to 100, found '0'" },
+		{ "check_fall", P TCP "        fall: 1000\n", "t.yaml:9:15: services[0].checks[0].fall: expected an integer from 1 to 100, found '1000'" },
+		{ "check_interval", P TCP "        interval: 9ms\n", "t.yaml:9:19: services[0].checks[0].interval: must be at least 10ms, found 9ms" },
+		{ "check_timeout", P TCP "        timeout: 0s\n", "t.yaml:9:18: services[0].checks[0].timeout: must be at least 1ms, found 0s" },
+		{ "second_check_timeout", P TCP "      - name: b\n        type: tcp\n        host: x\n        port: 1\n        timeout: 1x\n", "t.yaml:13:18: services[0].checks[1].timeout: '1x' is not a duration" },
+	};
+
+	return cr_make_param_array(struct broken, cases, sizeof(cases) / sizeof(cases[0]));
+}
+
+ParameterizedTest(struct broken *b, config, broken)
+{
+	char err[512] = "";
+	struct config *cfg = cfg_load_string("t.yaml", b->yaml, strlen(b->yaml),
+					     err, sizeof(err));
+
+	cr_assert_null(cfg, "%s: loaded, expected \"%s\"", b->name, b->expect);
+	cr_assert(strncmp(err, b->expect, strlen(b->expect)) == 0,
+		  "%s:\n  got    \"%s\"\n  wanted \"%s...\"", b->name, err, b->expect);
+}
+
+/* ---- defaults, inheritance, warnings ---- */
+
+Test(config, defaults_filled_in)
+{
+	char host[256] = "";
+	struct config *cfg = load(P TCP);
+	const struct cfg_service *s = &cfg->services[0];
+	const struct cfg_check *k = &s->checks[0];
+
+	cr_assert_eq(gethostname(host, sizeof(host) - 1), 0);
+	cr_assert_str_eq(cfg->node, host);
+	cr_assert_str_eq(cfg->path, "t.yaml");
+	cr_assert_str_eq(cfg->bird.socket, "/run/bird/bird.ctl");
+	cr_assert_str_eq(cfg->bird.include, "/etc/bird/healthd.conf");
+	cr_assert_eq(cfg->bird.timeout_ms, 2000);
+	cr_assert_eq(cfg->bird.reconcile_ms, 5000);
+	cr_assert_str_eq(cfg->control.socket, "/run/healthd/healthd.sock");
+	cr_assert_eq(cfg->http.n_listen, 0);
+	cr_assert_eq(s->drain_ms, 30000);
+	cr_assert_eq(s->hold_down_ms, 5000);
+	cr_assert_eq(s->on_stop, CFG_ON_STOP_KEEP);
+	cr_assert_null(s->maintenance_file);
+	cr_assert_eq(s->communities[CFG_COMM_UP].n, 0);
+	cr_assert_eq(s->communities[CFG_COMM_DEGRADED].n, 0);
+	cr_assert_eq(s->communities[CFG_COMM_DRAINING].n, 1);
+	cr_assert_eq(s->communities[CFG_COMM_DRAINING].items[0].v[0], 65535);
+	cr_assert_eq(s->communities[CFG_COMM_DRAINING].items[0].v[1], 0);
+	cr_assert_eq(k->interval_ms, 1000);
+	cr_assert_eq(k->timeout_ms, 1000);
+	cr_assert_eq(k->rise, 2);
+	cr_assert_eq(k->fall, 2);
+	cr_assert_eq(k->on_fail, CFG_ON_FAIL_WITHDRAW);
+	cr_assert_eq(k->line, 5);
+	cr_assert_eq(k->col, 9);
+	cr_assert_eq(k->port, 80);
+	cr_assert_null(k->url, "http fields stay empty for tcp");
+	cr_assert_null(k->expect_status);
+	cr_assert_not(k->tls_verify);
+	cr_assert_eq(cfg->n_warnings, 0);
+	cfg_free(cfg);
+}
+
+Test(config, http_defaults)
+{
+	struct config *cfg = load(P HTTP);
+	const struct cfg_check *k = &cfg->services[0].checks[0];
+
+	cr_assert_eq(k->n_expect_status, 1);
+	cr_assert_eq(k->expect_status[0], 200);
+	cr_assert(k->tls_verify);
+	cr_assert_null(k->connect_to);
+	cr_assert_null(k->host);
+	cr_assert_eq(k->n_headers, 0);
+	cfg_free(cfg);
+}
+
+Test(config, defaults_inherited_wherever_written)
+{
+	struct config *cfg = load(P TCP "      - name: b\n        type: tcp\n"
+				  "        host: x\n        port: 1\n        interval: 5s\n"
+				  "        rise: 1\n"
+				  "defaults:\n  interval: 250ms\n  rise: 3\n  timeout: 100ms\n");
+	const struct cfg_check *a = &cfg->services[0].checks[0];
+	const struct cfg_check *b = &cfg->services[0].checks[1];
+
+	cr_assert_eq(a->interval_ms, 250);
+	cr_assert_eq(a->timeout_ms, 100);
+	cr_assert_eq(a->rise, 3);
+	cr_assert_eq(a->fall, 2);
+	cr_assert_eq(b->interval_ms, 5000, "a check's own value wins");
+	cr_assert_eq(b->rise, 1);
+	cr_assert_eq(b->timeout_ms, 100);
+	cfg_free(cfg);
+}
+
+Test(config, draining_can_be_emptied)
+{
+	struct config *cfg = load(P TCP "    communities:\n      draining: []\n"
+				  "      up: [\"4200000000:1:2\", \"65535:65535\"]\n");
+	const struct cfg_service *s = &cfg->services[0];
+
+	cr_assert_eq(s->communities[CFG_COMM_DRAINING].n, 0);
+	cr_assert_eq(s->communities[CFG_COMM_UP].n, 2);
+	cr_assert(s->communities[CFG_COMM_UP].items[0].large);
+	cr_assert_eq(s->communities[CFG_COMM_UP].items[0].v[0], 4200000000u);
+	cr_assert_not(s->communities[CFG_COMM_UP].items[1].large);
+	cfg_free(cfg);
+}
+
+Test(config, accepted_edge_values)
+{
+	struct config *cfg = load(P
+		"      - name: a\n        type: http\n        url: https://h.example/\n"
+		"        connect_to: \"[::1]:443\"\n        timeout: 5s\n        interval: 10ms\n"
+		"        tls_verify: false\n        expect_status: [200, 204, 599, 100]\n"
+		"        headers:\n          Host: www.example.net\n"
+		"      - name: b\n        type: http\n        url: http://x/\n"
+		"        connect_to: www.example.net:65535\n        timeout: 1ms\n"
+		"      - name: c\n        type: tcp\n        host: \"2001:db8::1\"\n        port: 65535\n"
+		"    drain: 0s\n    hold_down: 1h\n    on_stop: withdraw\n"
+		"http:\n  listen: [\"[::1]:9110\", \"127.0.0.1:9110\"]\n");
+	const struct cfg_service *s = &cfg->services[0];
+
+	cr_assert_eq(s->checks[0].timeout_ms, 5000, "timeout may exceed interval");
+	cr_assert_eq(s->checks[0].interval_ms, 10);
+	cr_assert_str_eq(s->checks[0].connect_to, "[::1]:443");
+	cr_assert_not(s->checks[0].tls_verify);
+	cr_assert_eq(s->checks[0].n_expect_status, 4);
+	cr_assert_eq(s->checks[0].expect_status[3], 100);
+	cr_assert_eq(s->checks[0].n_headers, 1);
+	cr_assert_str_eq(s->checks[0].headers[0].name, "Host");
+	cr_assert_str_eq(s->checks[0].headers[0].value, "www.example.net");
+	cr_assert_eq(s->checks[1].timeout_ms, 1);
+	cr_assert_eq(s->checks[2].port, 65535);
+	cr_assert_eq(s->drain_ms, 0);
+	cr_assert_eq(s->hold_down_ms, 3600000);
+	cr_assert_eq(s->on_stop, CFG_ON_STOP_WITHDRAW);
+	cr_assert_eq(cfg->http.n_listen, 2);
+	cr_assert_str_eq(cfg->http.listen[0], "[::1]:9110");
+	assert_round_trip(cfg, "edge values");
+	cfg_free(cfg);
+}
+
+Test(config, long_prefixes_warn)
+{
+	struct config *cfg = load("services:\n  - name: web\n"
+		"    prefixes: [\"192.0.2.0/24\", \"192.0.2.128/25\", \"2001:db8::/48\", \"2001:db8:1::/49\"]\n"
+		"    checks:\n" TCP);
+
+	cr_assert_eq(cfg->n_warnings, 2);
+	cr_assert_str_eq(cfg->warnings[0],
+			 "t.yaml:3:32: prefix 192.0.2.128/25 is longer than /24; many upstreams filter it");
+	cr_assert_str_eq(cfg->warnings[1],
+			 "t.yaml:3:67: prefix 2001:db8:1::/49 is longer than /48; many upstreams filter it");
+	cfg_free(cfg);
+}
+
+Test(config, load_file_errors_name_the_file)
+{
+	char path[64], err[512];
+	FILE *f;
+
+	cr_assert_null(cfg_load("/nonexistent/healthd.yaml", err, sizeof(err)));
+	cr_assert_str_eq(err, "/nonexistent/healthd.yaml: No such file or directory");
+	snprintf(path, sizeof(path), "/tmp/healthd-test-config-%d.yaml", (int)getpid());
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs(P TCP "bird:\n  timeout: soon\n", f);
+	fclose(f);
+	struct config *cfg = cfg_load(path, err, sizeof(err));
+	unlink(path);
+	cr_assert_null(cfg);
+	char want[128];
+	snprintf(want, sizeof(want), "%s:10:12: bird.timeout: 'soon' is not a duration", path);
+	cr_assert(strncmp(err, want, strlen(want)) == 0, "got \"%s\"", err);
+}
+
+Test(config, small_error_buffer_is_safe)
+{
+	char err[16];
+
+	cr_assert_null(cfg_load_string("some-long-file-name.yaml", "x: 1\n", 5, err, sizeof(err)));
+	cr_assert_eq(strlen(err), sizeof(err) - 1);
+	cr_assert_null(cfg_load_string("t.yaml", "x: 1\n", 5, err, 0));
+}
+
+/* ---- check equality ---- */
+
+Test(config, check_equal_compares_every_setting)
+{
+	struct config *cfg = load(P
+		"      - name: a\n        type: http\n        url: http://x/\n"
+		"        connect_to: \"y:80\"\n        expect_body: ok\n"
+		"        headers:\n          A: b\n"
+		"  - name: db\n    prefixes: [\"198.51.100.0/24\"]\n    checks:\n"
+		"      - name: a\n        type: http\n        url: http://x/\n"
+		"        connect_to: \"y:80\"\n        expect_body: ok\n"
+		"        headers:\n          A: b\n");
+	const struct cfg_check *a = &cfg->services[0].checks[0];
+	const struct cfg_check *b = &cfg->services[1].checks[0];
+	int status[] = { 201 };
+	struct cfg_header hdr = { "A", "c" };
+
+	cr_assert(cfg_check_equal(a, b), "same settings, other place");
+	cr_assert_neq(a->line, b->line);
+#define DIFFERS(field, value) do { struct cfg_check c = *a; c.field = value; \
+	cr_assert_not(cfg_check_equal(a, &c), #field " ignored"); } while (0)
+	DIFFERS(name, "b");
+	DIFFERS(type, "tcp");
+	DIFFERS(interval_ms, 999);
+	DIFFERS(timeout_ms, 999);
+	DIFFERS(rise, 5);
+	DIFFERS(fall, 5);
+	DIFFERS(on_fail, CFG_ON_FAIL_IGNORE);
+	DIFFERS(url, "http://z/");
+	DIFFERS(expect_status, status);
+	DIFFERS(n_expect_status, 0);
+	DIFFERS(expect_body, NULL);
+	DIFFERS(connect_to, "y:81");
+	DIFFERS(tls_verify, false);
+	DIFFERS(headers, &hdr);
+	DIFFERS(n_headers, 0);
+	DIFFERS(host, "x");
+	DIFFERS(port, 1);
+#undef DIFFERS
+	cfg_free(cfg);
+}
+
+/* ---- value parsers and formatters ---- */
+
+Test(config, parse_duration)
+{
+	static const struct { const char *s; int rc; uint64_t ms; } t[] = {
+		{ "250ms", 0, 250 }, { "2s", 0, 2000 }, { "5m", 0, 300000 },
+		{ "1h", 0, 3600000 }, { "0s", 0, 0 }, { "007s", 0, 7000 },
+		{ "18446744073709551615ms", 0, UINT64_MAX },
+		{ "18446744073709551616ms", -ERANGE, 0 }, { "5124095576030432h", -ERANGE, 0 },
+		{ "2", -EINVAL, 0 }, { "s", -EINVAL, 0 }, { "", -EINVAL, 0 },
+		{ "-1s", -EINVAL, 0 }, { "+1s", -EINVAL, 0 }, { "1.5s", -EINVAL, 0 },
+		{ "1 s", -EINVAL, 0 }, { " 1s", -EINVAL, 0 }, { "1S", -EINVAL, 0 },
+		{ "1sec", -EINVAL, 0 }, { "1d", -EINVAL, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		uint64_t ms = 12345;
+		int rc = cfg_parse_duration(t[i].s, &ms);
+
+		cr_expect_eq(rc, t[i].rc, "'%s': rc %d", t[i].s, rc);
+		if (rc == 0)
+			cr_expect_eq(ms, t[i].ms, "'%s': %" PRIu64, t[i].s, ms);
+	}
+}
+
+Test(config, format_duration)
+{
+	static const struct { uint64_t ms; const char *s; } t[] = {
+		{ 0, "0s" }, { 1, "1ms" }, { 250, "250ms" }, { 1000, "1s" },
+		{ 1500, "1500ms" }, { 90000, "90s" }, { 120000, "2m" },
+		{ 5400000, "90m" }, { 7200000, "2h" }, { UINT64_MAX, "18446744073709551615ms" },
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		uint64_t back;
+
+		cfg_format_duration(buf, sizeof(buf), t[i].ms);
+		cr_expect_str_eq(buf, t[i].s);
+		cr_expect_eq(cfg_parse_duration(buf, &back), 0);
+		cr_expect_eq(back, t[i].ms, "%s does not parse back", buf);
+	}
+}
+
+Test(config, parse_prefix)
+{
+	static const struct { const char *s; int rc; const char *text; int family; } t[] = {
+		{ "192.0.2.0/24", 0, "192.0.2.0/24", AF_INET },
+		{ "192.0.2.10/32", 0, "192.0.2.10/32", AF_INET },
+		{ "0.0.0.0/0", 0, "0.0.0.0/0", AF_INET },
+		{ "2001:DB8:0:0::/48", 0, "2001:db8::/48", AF_INET6 },
+		{ "2001:db8::10/128", 0, "2001:db8::10/128", AF_INET6 },
+		{ "192.0.2.1/24", -EDOM, "192.0.2.0/24", AF_INET },
+		{ "2001:db8:ffff::/32", -EDOM, "2001:db8::/32", AF_INET6 },
+		{ "192.0.2.0", -EINVAL, NULL, 0 }, { "192.0.2.0/33", -EINVAL, NULL, 0 },
+		{ "192.0.2.0/", -EINVAL, NULL, 0 }, { "192.0.2.0/-1", -EINVAL, NULL, 0 },
+		{ "192.0.2.0/24x", -EINVAL, NULL, 0 }, { "2001:db8::/129", -EINVAL, NULL, 0 },
+		{ "web/24", -EINVAL, NULL, 0 }, { "/24", -EINVAL, NULL, 0 },
+		{ "192.0.2.0/99999999999999999999", -EINVAL, NULL, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct cfg_prefix p;
+		int rc = cfg_parse_prefix(t[i].s, &p);
+
+		cr_expect_eq(rc, t[i].rc, "'%s': rc %d", t[i].s, rc);
+		if (t[i].text) {
+			cr_expect_str_eq(p.text, t[i].text);
+			cr_expect_eq(p.family, t[i].family);
+		}
+	}
+	struct cfg_prefix p;
+	cr_assert_eq(cfg_parse_prefix("198.51.100.7/30", &p), -EDOM);
+	cr_assert_eq(p.len, 30);
+	cr_assert_eq(p.addr[3], 4, "host bits cleared");
+}
+
+Test(config, parse_community)
+{
+	static const struct { const char *s; int ok; bool large; uint32_t v[3]; } t[] = {
+		{ "65535:0", 1, false, { 65535, 0, 0 } },
+		{ "0:65535", 1, false, { 0, 65535, 0 } },
+		{ "4294967295:4294967295:4294967295", 1, true, { 4294967295u, 4294967295u, 4294967295u } },
+		{ "1:2:3", 1, true, { 1, 2, 3 } },
+		{ "65536:0", 0, false, { 0 } }, { "1:65536", 0, false, { 0 } },
+		{ "4294967296:0:0", 0, false, { 0 } }, { "1", 0, false, { 0 } },
+		{ "1:", 0, false, { 0 } }, { ":1", 0, false, { 0 } },
+		{ "1:2:3:4", 0, false, { 0 } }, { "1::2", 0, false, { 0 } },
+		{ "-1:2", 0, false, { 0 } }, { "a:b", 0, false, { 0 } }, { "", 0, false, { 0 } },
+	};
+	char buf[48];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct cfg_community c;
+		int rc = cfg_parse_community(t[i].s, &c);
+
+		cr_expect_eq(rc == 0, t[i].ok, "'%s': rc %d", t[i].s, rc);
+		if (!t[i].ok)
+			continue;
+		cr_expect_eq(c.large, t[i].large);
+		cr_expect_eq(memcmp(c.v, t[i].v, sizeof(c.v)), 0, "'%s'", t[i].s);
+		cfg_format_community(buf, sizeof(buf), &c);
+		cr_expect_str_eq(buf, t[i].s);
+	}
+}
+
+Test(config, name_valid)
+{
+	char longest[CFG_NAME_MAX], too_long[CFG_NAME_MAX + 1];
+
+	memset(longest, 'a', sizeof(longest) - 1);
+	longest[sizeof(longest) - 1] = '\0';
+	memset(too_long, 'a', sizeof(too_long) - 1);
+	too_long[sizeof(too_long) - 1] = '\0';
+	cr_assert(cfg_name_valid("web"));
+	cr_assert(cfg_name_valid("web_2"));
+	cr_assert(cfg_name_valid("0"));
+	cr_assert(cfg_name_valid(longest));
+	cr_assert_not(cfg_name_valid(too_long));
+	cr_assert_not(cfg_name_valid(""));
+	cr_assert_not(cfg_name_valid("Web"));
+	cr_assert_not(cfg_name_valid("web-2"));
+	cr_assert_not(cfg_name_valid("web 2"));
+	cr_assert_not(cfg_name_valid("wéb"));
+}
+
+Test(config, parse_hostport)
+{
+	static const struct { const char *s; bool ip_only; int ok; const char *host; unsigned port; } t[] = {
+		{ "127.0.0.1:443", true, 1, "127.0.0.1", 443 },
+		{ "[::1]:9110", true, 1, "::1", 9110 },
+		{ "www.example.net:8443", false, 1, "www.example.net", 8443 },
+		{ "www.example.net:8443", true, 0, NULL, 0 },
+		{ "::1:443", false, 0, NULL, 0 }, { "[::1]443", false, 0, NULL, 0 },
+		{ "[::1:443", false, 0, NULL, 0 }, { "[192.0.2.1]:443", false, 0, NULL, 0 },
+		{ "host:0", false, 0, NULL, 0 }, { "host:65536", false, 0, NULL, 0 },
+		{ "host:", false, 0, NULL, 0 }, { ":80", false, 0, NULL, 0 },
+		{ "host", false, 0, NULL, 0 }, { "ho st:80", false, 0, NULL, 0 },
+		{ "-host:80", false, 0, NULL, 0 }, { "host:80x", false, 0, NULL, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		char host[64] = "";
+		uint16_t port = 0;
+		int rc = cfg_parse_hostport(t[i].s, t[i].ip_only, host, sizeof(host), &port);
+
+		cr_expect_eq(rc == 0, t[i].ok, "'%s': rc %d", t[i].s, rc);
+		if (t[i].ok) {
+			cr_expect_str_eq(host, t[i].host);
+			cr_expect_eq(port, t[i].port);
+		}
+	}
+}
+
+Test(config, enum_names)
+{
+	cr_assert_str_eq(cfg_on_fail_str(CFG_ON_FAIL_WITHDRAW), "withdraw");
+	cr_assert_str_eq(cfg_on_fail_str(CFG_ON_FAIL_DEGRADE), "degrade");
+	cr_assert_str_eq(cfg_on_fail_str(CFG_ON_FAIL_IGNORE), "ignore");
+	cr_assert_str_eq(cfg_on_stop_str(CFG_ON_STOP_KEEP), "keep");
+	cr_assert_str_eq(cfg_on_stop_str(CFG_ON_STOP_DRAIN), "drain");
+	cr_assert_str_eq(cfg_on_stop_str(CFG_ON_STOP_WITHDRAW), "withdraw");
+	cr_assert_null(cfg_check_keys("nosuch"));
+	cr_assert_str_eq(cfg_check_keys("tcp")[0], "host");
+	cr_assert_str_eq(cfg_check_keys("http")[0], "url");
 }
