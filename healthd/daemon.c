@@ -28,6 +28,11 @@ static uint64_t jitter(uint64_t interval_ms)
 	return interval_ms > 1 ? (uint64_t)random() % interval_ms : 0;
 }
 
+static void handle_closed_free(uv_handle_t *h)
+{
+	(void)h;
+}
+
 /* ---- probes ---- */
 
 static void probe_done(struct check *c, const struct check_result *r, void *arg)
@@ -146,6 +151,9 @@ static void apply(struct hd_service *hs, bool force)
 	struct svc *s = &hs->svc;
 	enum svc_state old = s->state;
 	uint64_t wake = 0;
+
+	if (hs->hd->stop_pending && s->cfg->on_stop == CFG_ON_STOP_WITHDRAW)
+		return;   /* withdrawn for good: we are on our way out */
 	bool changed = svc_evaluate(s, hd_now_ms(hs->hd), time(NULL), &wake);
 
 	if (changed)
@@ -368,6 +376,8 @@ int hd_new(uv_loop_t *loop, struct config *cfg, struct hd **out)
 	uv_signal_start(&hd->sig_term, on_signal, SIGTERM);
 	uv_signal_start(&hd->sig_int, on_signal, SIGINT);
 	uv_signal_start(&hd->sig_hup, on_signal, SIGHUP);
+	uv_timer_init(loop, &hd->stop_timer);
+	hd->stop_timer.data = hd;
 	uv_timer_init(loop, &hd->maint_timer);
 	hd->maint_timer.data = hd;
 	uv_timer_start(&hd->maint_timer, maint_poll, 0, 1000);
@@ -480,12 +490,8 @@ int hd_check_now(struct hd *hd, const char *name, hd_check_cb cb, void *arg)
 	return -ENOENT;
 }
 
-static void handle_closed_free(uv_handle_t *h)
-{
-	(void)h;
-}
 
-void hd_stop(struct hd *hd)
+static void close_all(struct hd *hd)
 {
 	if (hd->stopping)
 		return;
@@ -507,6 +513,74 @@ void hd_stop(struct hd *hd)
 	uv_close((uv_handle_t *)&hd->sig_int, handle_closed_free);
 	uv_close((uv_handle_t *)&hd->sig_hup, handle_closed_free);
 	uv_close((uv_handle_t *)&hd->maint_timer, handle_closed_free);
+	uv_close((uv_handle_t *)&hd->stop_timer, handle_closed_free);
+}
+
+/* The stop policy is done when every service that had one is withdrawn
+ * and BIRD acknowledged it. */
+static void stop_poll(uv_timer_t *t)
+{
+	struct hd *hd = t->data;
+	bool done = bird_sync_idle(hd->sync);
+
+	for (size_t i = 0; i < hd->n_svcs; i++) {
+		const struct svc *s = &hd->svcs[i]->svc;
+
+		if (s->cfg->on_stop != CFG_ON_STOP_KEEP && s->state != SVC_WITHDRAWN)
+			done = false;
+	}
+	if (done) {
+		log_notice("stop policy applied; exiting");
+		close_all(hd);
+	} else if (hd_now_ms(hd) >= hd->stop_deadline_ms) {
+		log_err("stop policy not confirmed by BIRD in time; exiting anyway");
+		close_all(hd);
+	}
+}
+
+void hd_stop(struct hd *hd)
+{
+	uint64_t longest = 0, now = hd_now_ms(hd);
+
+	if (hd->stopping)
+		return;
+	if (hd->stop_pending) {
+		log_warn("second stop request: exiting without waiting for the stop policy");
+		close_all(hd);
+		return;
+	}
+	for (size_t i = 0; i < hd->n_svcs; i++) {
+		struct hd_service *hs = hd->svcs[i];
+		struct svc *s = &hs->svc;
+
+		switch (s->cfg->on_stop) {
+		case CFG_ON_STOP_KEEP:
+			break;
+		case CFG_ON_STOP_WITHDRAW:
+			if (svc_force(s, SVC_WITHDRAWN, "healthd stopping (on_stop: withdraw)",
+				      now, time(NULL))) {
+				hd_log(LOG_LVL_NOTICE, s->cfg->name, NULL,
+				       "service %s: withdrawn: %s", s->cfg->name, s->reason);
+				publish(hs);
+			}
+			hd->stop_pending = true;
+			break;
+		case CFG_ON_STOP_DRAIN:
+			svc_drain(s, true, 0, now);
+			apply(hs, false);
+			if (s->cfg->drain_ms > longest)
+				longest = s->cfg->drain_ms;
+			hd->stop_pending = true;
+			break;
+		}
+	}
+	if (!hd->stop_pending) {
+		close_all(hd);
+		return;
+	}
+	sd_notify(0, "STOPPING=1\nSTATUS=applying the stop policy");
+	hd->stop_deadline_ms = now + longest + 2 * hd->cfg->bird.timeout_ms + 1000;
+	uv_timer_start(&hd->stop_timer, stop_poll, 10, 10);
 }
 
 /* After the loop ended. */

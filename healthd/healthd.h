@@ -119,6 +119,9 @@ bool svc_check_result(struct svc *s, size_t idx, const struct check_result *r,
  * *wake_ms is set to when to evaluate again (0 = only on the next event). */
 bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms);
 void svc_drain(struct svc *s, bool on, uint64_t for_ms, uint64_t now_ms);
+/* An operator's or the stop policy's decision that overrides checks. */
+bool svc_force(struct svc *s, enum svc_state to, const char *reason,
+	       uint64_t now_ms, time_t wall);
 double svc_penalty(const struct svc *s, uint64_t now_ms);
 /* When a suppressed service may be announced again (0 = not suppressed). */
 uint64_t svc_reuse_ms(const struct svc *s, uint64_t now_ms);

@@ -40,7 +40,10 @@ struct hd {
 	struct ctl_server *ctl;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t maint_timer;    /* polls maintenance files */
-	bool stopping;
+	bool stopping;             /* handles are being closed */
+	bool stop_pending;         /* applying on_stop before closing */
+	uv_timer_t stop_timer;
+	uint64_t stop_deadline_ms;
 	bool ready;                /* first BIRD sync done */
 	time_t started_wall;
 	uint64_t reloads, reload_failures;

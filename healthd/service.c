@@ -348,6 +348,13 @@ bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms
 	}
 }
 
+bool svc_force(struct svc *s, enum svc_state to, const char *reason,
+	       uint64_t now_ms, time_t wall)
+{
+	s->decided = true;
+	return transition(s, to, reason, now_ms, wall);
+}
+
 void svc_drain(struct svc *s, bool on, uint64_t for_ms, uint64_t now_ms)
 {
 	s->drain_requested = on;

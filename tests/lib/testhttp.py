@@ -11,7 +11,8 @@ The body of a normal reply echoes what the server saw:
     ok conn=N host=HOST sni=SNI
 
 Modes:
-    ok          200 (or --status N) with the echo body (or --body TEXT)
+    ok          200 (or --status N, or N for a path /status/N) with the
+                echo body (or --body TEXT)
     hang        accept, read the request, never reply
     slow        headers at once, then the body one byte every 100 ms
     close       accept and close at once, before reading anything
@@ -121,7 +122,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
         text = args.body if args.body is not None else \
             "ok conn=%d host=%s sni=%s\n" % (self.conn_no, host, self.sni)
         body = b"x" * args.pad + text.encode()
-        self.send_response(args.status)
+        status = args.status
+        if self.path.startswith("/status/"):
+            status = int(self.path[len("/status/"):])
+        self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
