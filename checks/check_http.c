@@ -217,6 +217,8 @@ static enum check_reason reason_of(CURL *easy, CURLcode code)
 			return CHECK_REFUSED;
 		if (os_errno == ENETUNREACH || os_errno == EHOSTUNREACH)
 			return CHECK_UNREACHABLE;
+		if (os_errno == ETIMEDOUT)
+			return CHECK_TIMEOUT;
 		return CHECK_IO;
 	case CURLE_OPERATION_TIMEDOUT:
 		return CHECK_TIMEOUT;

@@ -57,6 +57,11 @@ static void probe_end(struct tcp_probe *p)
 		uv_close((uv_handle_t *)&p->tcp, on_handle_closed);
 }
 
+static uint64_t timeout_ms(const struct check *c)
+{
+	return c->cfg->timeout_ms ? c->cfg->timeout_ms : 1000;
+}
+
 static enum check_reason reason_of(int err)
 {
 	switch (err) {
@@ -92,35 +97,36 @@ static void on_connect(uv_connect_t *req, int status)
 {
 	struct tcp_probe *p = req->data;
 
+	if (p->t && status != UV_ECANCELED)
+		finish(p, status);
 	probe_unref(p);
-	if (!p->t || status == UV_ECANCELED)
-		return;
-	finish(p, status);
 }
 
 static void on_timer(uv_timer_t *timer)
 {
 	struct tcp_probe *p = timer->data;
+	struct tcp_check *t = p->t;
 	struct check *c;
 	uint64_t want, took;
 
-	if (!p->t)
+	if (!t)
 		return;
 	if (p->err) {
 		finish(p, p->err);
 		return;
 	}
-	c = p->t->c;
-	want = c->cfg->timeout_ms * 1000;
+	c = t->c;
+	want = timeout_ms(c) * 1000;
 	took = check_now_us() - c->started_us;
 	/* The loop's clock may lag the probe's start: never end early. */
 	if (took < want) {
 		uv_timer_start(timer, on_timer, (want - took + 999) / 1000, 0);
 		return;
 	}
-	check_report(c, CHECK_TIMEOUT, 0, "no connection to %s within %llums",
-		     p->t->where, (unsigned long long)c->cfg->timeout_ms);
+	/* Detach first: the callback may start the next probe. */
 	probe_end(p);
+	check_report(c, CHECK_TIMEOUT, 0, "no connection to %s within %llums",
+		     t->where, (unsigned long long)timeout_ms(c));
 }
 
 /* Begin the connect; a synchronous error is reported from the loop. */
@@ -179,7 +185,7 @@ static int tcp_start(struct check *c)
 	p->timer.data = p;
 	p->refs = 1;
 	t->probe = p;
-	rc = uv_timer_start(&p->timer, on_timer, c->cfg->timeout_ms, 0);
+	rc = uv_timer_start(&p->timer, on_timer, timeout_ms(c), 0);
 	if (rc < 0)
 		goto fail;
 	if (t->numeric) {

@@ -95,6 +95,14 @@ struct cfg_service {
 	enum cfg_on_stop on_stop;   /* default keep */
 	struct cfg_check *checks;
 	size_t n_checks;
+	/* RFC 2439-style: each failure withdrawal adds penalty, which halves
+	 * every half_life; at suppress the service stays withdrawn until the
+	 * penalty decays to reuse, or max_suppress has passed. */
+	struct cfg_dampening {
+		uint64_t half_life_ms;      /* default 60s, at least 1s */
+		double suppress, reuse, penalty; /* 2500, 1000, 1000; reuse < suppress */
+		uint64_t max_suppress_ms;   /* default 5m */
+	} dampening;
 };
 
 struct cfg_defaults {

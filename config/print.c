@@ -5,6 +5,7 @@
  */
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "config/config.h"
@@ -91,6 +92,34 @@ static void put_duration(FILE *out, int indent, const char *key, uint64_t ms)
 
 	cfg_format_duration(buf, sizeof(buf), ms);
 	fprintf(out, "%*s%s: %s\n", indent, "", key, buf);
+}
+
+/* Whole numbers as such, others in the shortest form that reads back as
+ * the same double. */
+static void put_number(FILE *out, int indent, const char *key, double v)
+{
+	char buf[32];
+
+	if (v < 1e15 && v == (double)(int64_t)v) {
+		snprintf(buf, sizeof(buf), "%.0f", v);
+	} else {
+		for (int prec = 1; prec <= 17; prec++) {
+			snprintf(buf, sizeof(buf), "%.*g", prec, v);
+			if (strtod(buf, NULL) == v)
+				break;
+		}
+	}
+	fprintf(out, "%*s%s: %s\n", indent, "", key, buf);
+}
+
+static void put_dampening(FILE *out, const struct cfg_dampening *d)
+{
+	fputs("    dampening:\n", out);
+	put_duration(out, 6, "half_life", d->half_life_ms);
+	put_number(out, 6, "suppress", d->suppress);
+	put_number(out, 6, "reuse", d->reuse);
+	put_duration(out, 6, "max_suppress", d->max_suppress_ms);
+	put_number(out, 6, "penalty", d->penalty);
 }
 
 static void put_str_list(FILE *out, int indent, const char *key,
@@ -184,6 +213,7 @@ static void put_service(FILE *out, const struct cfg_service *s)
 		put_communities(out, sets[i], &s->communities[i]);
 	put_duration(out, 4, "drain", s->drain_ms);
 	put_duration(out, 4, "hold_down", s->hold_down_ms);
+	put_dampening(out, &s->dampening);
 	if (s->maintenance_file)
 		put_key_str(out, 4, "maintenance_file", s->maintenance_file);
 	fprintf(out, "    on_stop: %s\n    checks:\n", cfg_on_stop_str(s->on_stop));

@@ -125,9 +125,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
         status = args.status
         if self.path.startswith("/status/"):
             status = int(self.path[len("/status/"):])
+        if status in (204, 304):
+            body = b""  # these carry no body, not even on keep-alive
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
-        self.send_header("Content-Length", str(len(body)))
+        if status not in (204, 304):
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if args.mode == "slow":
             for i in range(len(body)):

@@ -20,11 +20,9 @@
 #include "checks/checks.h"
 #include "tests/lib/testlib.h"
 
-#define MAX_PROCS 4
-
 static uv_loop_t loop;
 static struct check_engine *eng;
-static struct testproc procs[MAX_PROCS];
+static struct testproc procs[4];
 static int n_procs;
 
 struct waiter {
@@ -81,7 +79,7 @@ static struct testproc *server(uint16_t *port, ...)
 	int argc = 2, rc;
 	va_list ap;
 
-	cr_assert_lt(n_procs, MAX_PROCS);
+	cr_assert_lt(n_procs, 4);
 	cr_assert_eq(testproc_srcpath(script, sizeof(script),
 				      "tests/lib/testhttp.py"), 0);
 	argv[1] = script;
@@ -110,37 +108,47 @@ static void expect_line(struct testproc *p, const char *prefix, char *line,
 		  "expected \"%s...\", the server said \"%s\"", prefix, line);
 }
 
-/* A port that was bound and then closed: nothing listens there. */
+/* A listening socket: the kernel completes handshakes without accept(). */
+static int listener(int family, uint16_t *port)
+{
+	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
+	socklen_t sl = family == AF_INET ? sizeof(struct sockaddr_in) :
+					   sizeof(struct sockaddr_in6);
+	int fd = socket(family, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0);
+	if (family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
+	cr_assert_eq(bind(fd, (struct sockaddr *)&ss, sl), 0);
+	cr_assert_eq(listen(fd, 16), 0);
+	cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
+	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
+					  ((struct sockaddr_in6 *)&ss)->sin6_port);
+	return fd;
+}
+
+/* A port that was listened on and then closed: nothing is there now. */
 static uint16_t closed_port(void)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET };
-	socklen_t sl = sizeof(sin);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
+	uint16_t port;
 
-	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	cr_assert_eq(bind(fd, (struct sockaddr *)&sin, sl), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&sin, &sl), 0);
-	close(fd);
-	return ntohs(sin.sin_port);
+	close(listener(AF_INET, &port));
+	return port;
 }
 
 static struct cfg_check http_cfg(const char *url, uint64_t timeout_ms)
 {
-	return (struct cfg_check){
-		.name = "probe", .type = "http", .url = (char *)url,
-		.interval_ms = 1000, .timeout_ms = timeout_ms, .rise = 1,
-		.fall = 1, .tls_verify = true,
-	};
+	return (struct cfg_check){ .name = "probe", .type = "http",
+		.url = (char *)url, .timeout_ms = timeout_ms, .tls_verify = true };
 }
 
 static struct cfg_check tcp_cfg(const char *host, uint16_t port,
 				uint64_t timeout_ms)
 {
-	return (struct cfg_check){
-		.name = "probe", .type = "tcp", .host = (char *)host,
-		.port = port, .interval_ms = 1000, .timeout_ms = timeout_ms,
-		.rise = 1, .fall = 1,
-	};
+	return (struct cfg_check){ .name = "probe", .type = "tcp",
+		.host = (char *)host, .port = port, .timeout_ms = timeout_ms };
 }
 
 /* One probe of cfg; the result lands in w. */
@@ -152,7 +160,6 @@ static void probe_once(const struct cfg_check *cfg, struct waiter *w)
 	cr_assert_eq(check_start(c), 0);
 	cr_assert_eq(w->n, 0, "reported from inside check_start()");
 	run_until(&w->n, 1);
-	cr_assert_eq(w->n, 1);
 	check_destroy(c);
 }
 
@@ -167,9 +174,16 @@ static const char *local_url(const char *scheme, uint16_t port,
 
 TestSuite(checks, .init = setup, .fini = teardown, .timeout = 60);
 
-Test(checks, registry_and_reasons)
+/* The registry, the reason table, and what bad settings and this libcurl
+ * (it must resolve names without blocking the loop) lead to. */
+Test(checks, registry_reasons_and_setup)
 {
+	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+	struct cfg_check gopher = http_cfg("http://127.0.0.1/", 1000);
+	struct cfg_check nourl = http_cfg(NULL, 1000);
+	struct cfg_check noport = tcp_cfg("127.0.0.1", 0, 1000);
 	const char *const *t = check_types();
+	struct check *c;
 	int seen = 0;
 
 	cr_assert_eq(check_ops_find("http"), &check_http_ops);
@@ -183,30 +197,11 @@ Test(checks, registry_and_reasons)
 		for (int j = 0; j < i; j++)
 			cr_assert_str_neq(check_reason_str(i), check_reason_str(j));
 	}
-	cr_assert_str_eq(check_reason_str(CHECK_OK), "ok");
 	cr_assert_str_eq(check_reason_str(CHECK_REASONS), "unknown");
-	finish();
-}
-
-Test(checks, bad_config_is_an_error)
-{
-	struct cfg_check gopher = http_cfg("http://127.0.0.1/", 1000);
-	struct cfg_check nourl = http_cfg(NULL, 1000);
-	struct cfg_check noport = tcp_cfg("127.0.0.1", 0, 1000);
-	struct check *c;
-
 	gopher.type = "gopher";
 	cr_assert_eq(check_new(eng, &gopher, on_done, NULL, &c), -ENOENT);
 	cr_assert_eq(check_new(eng, &nourl, on_done, NULL, &c), -EINVAL);
 	cr_assert_eq(check_new(eng, &noport, on_done, NULL, &c), -EINVAL);
-	finish();
-}
-
-/* A name must never be resolved blocking the loop. */
-Test(checks, curl_resolves_asynchronously)
-{
-	const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
-
 	cr_assert(v->features & CURL_VERSION_ASYNCHDNS,
 		  "libcurl %s lacks AsynchDNS", v->version);
 	finish();
@@ -252,9 +247,10 @@ Test(checks, http_ok)
 	finish();
 }
 
-Test(checks, http_status)
+/* Status against expect_status, then body against expect_body. */
+Test(checks, http_status_and_body)
 {
-	struct waiter bad = { 0 }, good = { 0 };
+	struct waiter bad = { 0 }, good = { 0 }, found = { 0 }, lacking = { 0 };
 	int want[] = { 200, 204 };
 	uint16_t port;
 
@@ -273,23 +269,15 @@ Test(checks, http_status)
 	probe_once(&list, &good);
 	cr_assert_eq(good.r.reason, CHECK_OK, "%s", good.r.detail);
 	cr_assert_eq(good.r.http_status, 204);
-	finish();
-}
 
-Test(checks, http_expect_body)
-{
-	struct waiter ok = { 0 }, bad = { 0 };
-	uint16_t port;
-
-	server(&port, "--body", "all systems nominal\n", NULL);
-	struct cfg_check cfg = http_cfg(local_url("http", port, "/"), 2000);
-	cfg.expect_body = "systems nominal";
-	probe_once(&cfg, &ok);
-	cr_assert_eq(ok.r.reason, CHECK_OK, "%s", ok.r.detail);
-	cfg.expect_body = "degraded";
-	probe_once(&cfg, &bad);
-	cr_assert_eq(bad.r.reason, CHECK_BODY);
-	cr_assert(strstr(bad.r.detail, "degraded"), "%s", bad.r.detail);
+	struct cfg_check body = http_cfg(local_url("http", port, "/"), 2000);
+	body.expect_body = "ok conn=";
+	probe_once(&body, &found);
+	cr_assert_eq(found.r.reason, CHECK_OK, "%s", found.r.detail);
+	body.expect_body = "degraded";
+	probe_once(&body, &lacking);
+	cr_assert_eq(lacking.r.reason, CHECK_BODY);
+	cr_assert(strstr(lacking.r.detail, "\"degraded\""), "%s", lacking.r.detail);
 	finish();
 }
 
@@ -333,55 +321,40 @@ Test(checks, http_times_out)
 	finish();
 }
 
-Test(checks, http_closed_at_once_is_io)
+/* Refused (a port bound, then closed) and closed without a reply. */
+Test(checks, http_refused_and_closed)
 {
-	struct waiter w = { 0 };
+	struct waiter refused = { 0 }, closed = { 0 };
 	uint16_t port;
 
-	server(&port, "--mode", "close", NULL);
-	struct cfg_check cfg = http_cfg(local_url("http", port, "/"), 2000);
-	probe_once(&cfg, &w);
-	cr_assert_eq(w.r.reason, CHECK_IO, "%s: %s",
-		     check_reason_str(w.r.reason), w.r.detail);
-	finish();
-}
-
-Test(checks, http_refused)
-{
-	struct waiter w = { 0 };
 	struct cfg_check cfg = http_cfg(local_url("http", closed_port(), "/"), 2000);
-
-	probe_once(&cfg, &w);
-	cr_assert_eq(w.r.reason, CHECK_REFUSED, "%s", w.r.detail);
-	cr_assert(strstr(w.r.detail, url), "detail names the URL: %s", w.r.detail);
+	probe_once(&cfg, &refused);
+	cr_assert_eq(refused.r.reason, CHECK_REFUSED, "%s", refused.r.detail);
+	cr_assert(strstr(refused.r.detail, url), "%s", refused.r.detail);
+	server(&port, "--mode", "close", NULL);
+	struct cfg_check cl = http_cfg(local_url("http", port, "/"), 2000);
+	probe_once(&cl, &closed);
+	cr_assert_eq(closed.r.reason, CHECK_IO, "%s", closed.r.detail);
 	finish();
 }
 
-Test(checks, https_self_signed)
+/* A self-signed certificate fails verification; without verification it
+ * passes, and connect_to dials the local address while the public name
+ * goes out as SNI and Host. */
+Test(checks, https)
 {
-	struct waiter strict = { 0 }, lax = { 0 };
-	uint16_t port;
-
-	server(&port, "--tls", NULL);
-	struct cfg_check cfg = http_cfg(local_url("https", port, "/"), 3000);
-	probe_once(&cfg, &strict);
-	cr_assert_eq(strict.r.reason, CHECK_TLS, "%s: %s",
-		     check_reason_str(strict.r.reason), strict.r.detail);
-	cfg.tls_verify = false;
-	probe_once(&cfg, &lax);
-	cr_assert_eq(lax.r.reason, CHECK_OK, "%s", lax.r.detail);
-	finish();
-}
-
-/* The public name goes out as SNI and Host; the local address is dialled. */
-Test(checks, https_connect_to)
-{
-	struct waiter w = { 0 };
+	struct waiter strict = { 0 }, lax = { 0 }, w = { 0 };
 	struct testproc *p;
 	char u[128], via[64], host[96], line[1024];
 	uint16_t port;
 
 	p = server(&port, "--tls", NULL);
+	struct cfg_check local = http_cfg(local_url("https", port, "/"), 3000);
+	probe_once(&local, &strict);
+	cr_assert_eq(strict.r.reason, CHECK_TLS, "%s", strict.r.detail);
+	local.tls_verify = false;
+	probe_once(&local, &lax);
+	cr_assert_eq(lax.r.reason, CHECK_OK, "%s", lax.r.detail);
 	snprintf(u, sizeof(u), "https://www.example.net:%u/healthz", port);
 	snprintf(via, sizeof(via), "127.0.0.1:%u", port);
 	snprintf(host, sizeof(host), "host=www.example.net:%u sni=www.example.net",
@@ -392,9 +365,10 @@ Test(checks, https_connect_to)
 	cfg.expect_body = host;
 	probe_once(&cfg, &w);
 	cr_assert_eq(w.r.reason, CHECK_OK, "%s", w.r.detail);
-	expect_line(p, "conn 1", line, sizeof(line));
-	expect_line(p, "req conn=1 sni=www.example.net path=/healthz", line,
-		    sizeof(line));
+	do /* skip the lines of the first two probes */
+		expect_line(p, "", line, sizeof(line));
+	while (!strstr(line, "path=/healthz"));
+	cr_assert(strstr(line, " sni=www.example.net "), "%s", line);
 	snprintf(host, sizeof(host), "Host: www.example.net:%u", port);
 	cr_assert(strstr(line, host), "%s", line);
 	finish();
@@ -425,8 +399,7 @@ Test(checks, http_keepalive_and_dead_server)
 	testproc_stop(p);
 	cr_assert_eq(check_start(c), 0);
 	run_until(&w.n, 4);
-	cr_assert_eq(w.r.reason, CHECK_REFUSED, "%s: %s",
-		     check_reason_str(w.r.reason), w.r.detail);
+	cr_assert_eq(w.r.reason, CHECK_REFUSED, "%s", w.r.detail);
 	check_destroy(c);
 	finish();
 }
@@ -445,37 +418,16 @@ Test(checks, http_many_at_once)
 		cr_assert_eq(check_start(cs[i]), 0);
 	}
 	run_until(&w.n, N);
-	cr_assert_eq(w.n, N);
 	cr_assert_eq(w.ok, N, "last failure: %s", w.r.detail);
 	for (int i = 0; i < N; i++)
 		check_destroy(cs[i]);
 	finish();
 }
 
-/* A listening socket: the kernel completes handshakes without accept(). */
-static int listener(int family, uint16_t *port)
+Test(checks, tcp_ok_and_refused)
 {
-	struct sockaddr_storage ss = { .ss_family = (sa_family_t)family };
-	socklen_t sl = family == AF_INET ? sizeof(struct sockaddr_in) :
-					   sizeof(struct sockaddr_in6);
-	int fd = socket(family, SOCK_STREAM, 0);
-
-	cr_assert_geq(fd, 0);
-	if (family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	else
-		((struct sockaddr_in6 *)&ss)->sin6_addr = in6addr_loopback;
-	cr_assert_eq(bind(fd, (struct sockaddr *)&ss, sl), 0);
-	cr_assert_eq(listen(fd, 16), 0);
-	cr_assert_eq(getsockname(fd, (struct sockaddr *)&ss, &sl), 0);
-	*port = ntohs(family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port :
-					  ((struct sockaddr_in6 *)&ss)->sin6_port);
-	return fd;
-}
-
-Test(checks, tcp_ok)
-{
-	struct waiter w4 = { 0 }, w6 = { 0 }, wn = { 0 };
+	struct waiter w4 = { 0 }, w6 = { 0 }, wn = { 0 }, wr = { 0 };
+	char want[64];
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
 	uint16_t p4, p6, pn;
 	int fd4 = listener(AF_INET, &p4), fd6 = listener(AF_INET6, &p6), fdn;
@@ -495,22 +447,14 @@ Test(checks, tcp_ok)
 	struct cfg_check cn = tcp_cfg("localhost", pn, 5000);
 	probe_once(&cn, &wn);
 	cr_assert_eq(wn.r.reason, CHECK_OK, "%s", wn.r.detail);
+	struct cfg_check cr = tcp_cfg("127.0.0.1", closed_port(), 2000);
+	probe_once(&cr, &wr);
+	cr_assert_eq(wr.r.reason, CHECK_REFUSED, "%s", wr.r.detail);
+	snprintf(want, sizeof(want), "127.0.0.1:%u refused", cr.port);
+	cr_assert(strstr(wr.r.detail, want), "%s", wr.r.detail);
 	close(fd4);
 	close(fd6);
 	close(fdn);
-	finish();
-}
-
-Test(checks, tcp_refused)
-{
-	struct waiter w = { 0 };
-	struct cfg_check cfg = tcp_cfg("127.0.0.1", closed_port(), 2000);
-	char want[64];
-
-	probe_once(&cfg, &w);
-	cr_assert_eq(w.r.reason, CHECK_REFUSED, "%s", w.r.detail);
-	snprintf(want, sizeof(want), "127.0.0.1:%u refused", cfg.port);
-	cr_assert(strstr(w.r.detail, want), "%s", w.r.detail);
 	finish();
 }
 
@@ -545,8 +489,7 @@ Test(checks, tcp_timeout_and_unreachable)
 	/* connect() fails at once; still reported from the loop. */
 	struct cfg_check far = tcp_cfg("198.51.100.1", 80, 300);
 	probe_once(&far, &nowhere);
-	cr_assert_eq(nowhere.r.reason, CHECK_UNREACHABLE, "%s: %s",
-		     check_reason_str(nowhere.r.reason), nowhere.r.detail);
+	cr_assert_eq(nowhere.r.reason, CHECK_UNREACHABLE, "%s", nowhere.r.detail);
 
 	/* curl's connect timeout is the check's timeout too. */
 	struct cfg_check web = http_cfg("http://192.0.2.2/", 300);
@@ -561,7 +504,7 @@ struct in_flight {
 	uv_poll_t poll;
 	struct testproc *proc;
 	struct check *http, *tcp;
-	bool destroy;
+	void (*stop)(struct check *c);   /* check_cancel or check_destroy */
 	bool seen;
 };
 
@@ -578,22 +521,17 @@ static void on_server_line(uv_poll_t *h, int status, int events)
 		f->seen = true;
 		cr_assert(f->http->running);
 		cr_assert(f->tcp->running);
-		if (f->destroy) {
-			check_destroy(f->http);
-			check_destroy(f->tcp);
-		} else {
-			check_cancel(f->http);
-			check_cancel(f->tcp);
-		}
+		f->stop(f->http);
+		f->stop(f->tcp);
 		uv_close((uv_handle_t *)&f->poll, NULL);
 		return;
 	}
 }
 
-static void abort_in_flight(bool destroy)
+static void abort_in_flight(void (*stop)(struct check *c))
 {
 	struct waiter w = { 0 };
-	struct in_flight f = { .destroy = destroy };
+	struct in_flight f = { .stop = stop };
 	uint16_t port;
 
 	f.proc = server(&port, "--mode", "hang", NULL);
@@ -610,7 +548,7 @@ static void abort_in_flight(bool destroy)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	cr_assert(f.seen, "the server never got the request");
 	cr_assert_eq(w.n, 0, "a cancelled probe reported: %s", w.r.detail);
-	if (!destroy) {
+	if (stop == check_cancel) {
 		cr_assert_not(f.http->running);
 		check_destroy(f.http);
 		check_destroy(f.tcp);
@@ -621,13 +559,13 @@ static void abort_in_flight(bool destroy)
 Test(checks, cancel_in_flight)
 {
 	blackhole_netns();
-	abort_in_flight(false);
+	abort_in_flight(check_cancel);
 }
 
 Test(checks, destroy_in_flight)
 {
 	blackhole_netns();
-	abort_in_flight(true);
+	abort_in_flight(check_destroy);
 }
 
 /* The done callback may start the next probe or destroy its own check. */
@@ -645,12 +583,10 @@ static void restart_then_destroy(struct check *c, const struct check_result *r,
 
 Test(checks, callback_restarts_and_destroys)
 {
-	struct waiter w = { 0 };
-	struct check *c;
+	struct waiter w = { 0 }, hw = { 0 };
+	struct check *c, *h;
 	struct cfg_check cfg = tcp_cfg("127.0.0.1", closed_port(), 1000);
 	struct cfg_check hc = http_cfg(local_url("http", closed_port(), "/"), 1000);
-	struct waiter hw = { 0 };
-	struct check *h;
 
 	cr_assert_eq(check_new(eng, &cfg, restart_then_destroy, &w, &c), 0);
 	cr_assert_eq(check_new(eng, &hc, restart_then_destroy, &hw, &h), 0);

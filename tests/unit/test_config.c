@@ -270,6 +270,27 @@ ParameterizedTestParameters(config, broken)
 		{ "community_scalar", P TCP "    communities:\n      up: \"1:2\"\n", "t.yaml:10:11: services[0].communities.up: expected a list, found a scalar" },
 		{ "on_stop", P TCP "    on_stop: stop\n", "t.yaml:9:14: services[0].on_stop: 'stop' is not one of keep, drain, withdraw" },
 		{ "drain", P TCP "    drain: 30\n", "t.yaml:9:12: services[0].drain: '30' is not a duration" },
+		{ "dampening_scalar", P TCP "    dampening: yes\n", "t.yaml:9:16: services[0].dampening: expected a mapping, found a scalar" },
+		{ "dampening_unknown", P TCP "    dampening:\n      halflife: 1m\n", "t.yaml:10:7: services[0].dampening.halflife: unknown key" },
+		{ "dampening_duplicate", P TCP "    dampening:\n      reuse: 1\n      reuse: 2\n", "t.yaml:11:7: services[0].dampening.reuse: duplicate key (first at line 10)" },
+		{ "half_life_short", P TCP "    dampening:\n      half_life: 999ms\n", "t.yaml:10:18: services[0].dampening.half_life: must be at least 1s, found 999ms" },
+		{ "half_life_no_unit", P TCP "    dampening:\n      half_life: 60\n", "t.yaml:10:18: services[0].dampening.half_life: '60' is not a duration" },
+		{ "max_suppress_zero", P TCP "    dampening:\n      max_suppress: 0s\n", "t.yaml:10:21: services[0].dampening.max_suppress: must be at least 1ms, found 0s" },
+		{ "suppress_zero", P TCP "    dampening:\n      suppress: 0\n", "t.yaml:10:17: services[0].dampening.suppress: expected a number greater than 0, found '0'" },
+		{ "suppress_zero_point", P TCP "    dampening:\n      suppress: 0.0\n", "t.yaml:10:17: services[0].dampening.suppress: expected a number greater than 0, found '0.0'" },
+		{ "suppress_hex", P TCP "    dampening:\n      suppress: 0x10\n", "t.yaml:10:17: services[0].dampening.suppress: expected a number greater than 0, found '0x10'" },
+		{ "suppress_list", P TCP "    dampening:\n      suppress: [1]\n", "t.yaml:10:17: services[0].dampening.suppress: expected a number, found a list" },
+		{ "reuse_negative", P TCP "    dampening:\n      reuse: -5\n", "t.yaml:10:14: services[0].dampening.reuse: expected a number greater than 0, found '-5'" },
+		{ "penalty_word", P TCP "    dampening:\n      penalty: lots\n", "t.yaml:10:16: services[0].dampening.penalty: expected a number greater than 0, found 'lots'" },
+		{ "penalty_inf", P TCP "    dampening:\n      penalty: .inf\n", "t.yaml:10:16: services[0].dampening.penalty: expected a number greater than 0, found '.inf'" },
+		{ "penalty_nan", P TCP "    dampening:\n      penalty: nan\n", "t.yaml:10:16: services[0].dampening.penalty: expected a number greater than 0, found 'nan'" },
+		{ "penalty_overflow", P TCP "    dampening:\n      penalty: 1e400\n", "t.yaml:10:16: services[0].dampening.penalty: expected a number greater than 0, found '1e400'" },
+		{ "penalty_trailing", P TCP "    dampening:\n      penalty: 10x\n", "t.yaml:10:16: services[0].dampening.penalty: expected a number greater than 0, found '10x'" },
+		{ "penalty_empty", P TCP "    dampening:\n      penalty:\n", "t.yaml:10:15: services[0].dampening.penalty: expected a number, found nothing" },
+		{ "reuse_equals_suppress", P TCP "    dampening:\n      reuse: 2500\n", "t.yaml:10:14: services[0].dampening.reuse: reuse (2500) must be less than suppress (2500)" },
+		{ "suppress_below_reuse", P TCP "    dampening:\n      suppress: 900\n", "t.yaml:10:17: services[0].dampening.suppress: reuse (1000) must be less than suppress (900)" },
+		{ "reuse_above_suppress", P TCP "    dampening:\n      suppress: 10\n      reuse: 20.5\n", "t.yaml:11:14: services[0].dampening.reuse: reuse (20.5) must be less than suppress (10)" },
+		{ "dampening_second_service", P TCP SVC2 TCP "    dampening:\n      half_life: 0s\n", "t.yaml:17:18: services[1].dampening.half_life: must be at least 1s, found 0s" },
 		{ "maintenance_list", P TCP "    maintenance_file: []\n", "t.yaml:9:23: services[0].maintenance_file: expected a string, found a list" },
 		{ "no_checks", "services:\n  - name: web\n    prefixes: [\"192.0.2.0/24\"]\n", "t.yaml:2:5: services[0].checks: missing required key" },
 		{ "checks_empty", "services:\n  - name: web\n    prefixes: [\"192.0.2.0/24\"]\n    checks: []\n", "t.yaml:4:13: services[0].checks: must not be empty" },
@@ -495,6 +516,33 @@ Test(config, small_error_buffer_is_safe)
 	cr_assert_null(cfg_load_string("some-long-file-name.yaml", "x: 1\n", 5, err, sizeof(err)));
 	cr_assert_eq(strlen(err), sizeof(err) - 1);
 	cr_assert_null(cfg_load_string("t.yaml", "x: 1\n", 5, err, 0));
+}
+
+Test(config, dampening_defaults_and_values)
+{
+	struct config *cfg = load(P TCP SVC2 TCP
+		"    dampening:\n      half_life: 1s\n      suppress: 1e3\n"
+		"      reuse: 999.5\n      max_suppress: 1ms\n      penalty: 0.25\n");
+	const struct cfg_dampening *d = &cfg->services[0].dampening;
+	const struct cfg_dampening *e = &cfg->services[1].dampening;
+
+	cr_assert_eq(d->half_life_ms, 60000);
+	cr_assert_eq(d->suppress, 2500);
+	cr_assert_eq(d->reuse, 1000);
+	cr_assert_eq(d->max_suppress_ms, 300000);
+	cr_assert_eq(d->penalty, 1000);
+	cr_assert_eq(e->half_life_ms, 1000, "the shortest half-life allowed");
+	cr_assert_eq(e->suppress, 1000);
+	cr_assert_eq(e->reuse, 999.5);
+	cr_assert_eq(e->max_suppress_ms, 1);
+	cr_assert_eq(e->penalty, 0.25);
+	char *out = print_str(cfg);
+	cr_assert_not_null(strstr(out, "    dampening:\n      half_life: 1s\n"
+				  "      suppress: 1000\n      reuse: 999.5\n"
+				  "      max_suppress: 1ms\n      penalty: 0.25\n"), "%s", out);
+	free(out);
+	assert_round_trip(cfg, "dampening");
+	cfg_free(cfg);
 }
 
 /* ---- check equality ---- */

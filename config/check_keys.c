@@ -1,0 +1,298 @@
+/*
+ * config/check_keys.c — what a check accepts: the table of check types
+ * with the keys each takes beyond the common ones, and the handlers that
+ * read and validate those keys.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+#include "config/load.h"
+
+static int http_defaults(struct cfg_check *k);
+
+/* Check types and the keys each accepts beyond the common ones (in
+ * printing order). A new type is one row here plus its fields. */
+static const struct check_type {
+	const char *type;
+	const char *const *keys;
+	const char *const *required;
+	int (*defaults)(struct cfg_check *k);
+} check_types[] = {
+	{ "http", (const char *const[]){ "url", "expect_status", "expect_body",
+		"connect_to", "tls_verify", "headers", NULL },
+	  (const char *const[]){ "url", NULL }, http_defaults },
+	{ "tcp", (const char *const[]){ "host", "port", NULL },
+	  (const char *const[]){ "host", "port", NULL }, NULL },
+};
+#define N_TYPES (sizeof(check_types) / sizeof(check_types[0]))
+
+static const char *const on_fail_names[] = { "withdraw", "degrade", "ignore", NULL };
+
+/* ---- the keys every check takes, and the type-specific ones ---- */
+
+static const struct check_type *type_find(const char *type)
+{
+	for (size_t i = 0; i < N_TYPES; i++)
+		if (strcmp(check_types[i].type, type) == 0)
+			return &check_types[i];
+	return NULL;
+}
+
+static bool in_list(const char *const *l, const char *s)
+{
+	for (; l && *l; l++)
+		if (strcmp(*l, s) == 0)
+			return true;
+	return false;
+}
+
+const char *const *cfg_check_keys(const char *type)
+{
+	const struct check_type *t = type_find(type);
+
+	return t ? t->keys : NULL;
+}
+
+static int http_defaults(struct cfg_check *k)
+{
+	k->tls_verify = true;
+	if (!(k->expect_status = malloc(sizeof(int))))
+		return -ENOMEM;
+	k->expect_status[0] = 200;
+	k->n_expect_status = 1;
+	return 0;
+}
+
+/* A key of another check type is named as such, not as unknown. */
+static int accept_check_key(struct cfg_ctx *c, yaml_node_t *key, void *obj)
+{
+	const struct cfg_check *k = obj;
+	static const char *const common[] = { "name", "type", "interval",
+		"timeout", "rise", "fall", "on_fail", NULL };
+
+	if (in_list(common, cfg_sval(key)) ||
+	    in_list(type_find(k->type)->keys, cfg_sval(key)))
+		return 0;
+	return cfg_fail(c, key, "key '%s' is not valid for type %s", cfg_sval(key),
+			k->type);
+}
+
+static int check_name(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		      const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	int rc = cfg_get_str(c, v, &k->name);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	if (!cfg_name_valid(k->name))
+		return cfg_fail(c, v, "'%s' is not a valid name ([a-z0-9_], 1 to %d characters)",
+				k->name, CFG_NAME_MAX - 1);
+	for (size_t i = 0; i < c->chk_idx; i++)
+		if (strcmp(c->svc->checks[i].name, k->name) == 0)
+			return cfg_fail(c, v, "duplicate check name '%s' (first at line %u)",
+					k->name, c->svc->checks[i].line);
+	return 0;
+}
+
+static int check_on_fail(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			 const struct cfg_key *kk)
+{
+	int i, rc = cfg_get_enum(c, v, on_fail_names, &i);
+
+	(void)kk;
+	if (!rc)
+		((struct cfg_check *)obj)->on_fail = (enum cfg_on_fail)i;
+	return rc;
+}
+
+static int check_url(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		     const struct cfg_key *kk)
+{
+	char **url = (char **)((char *)obj + kk->off);
+	int rc = cfg_get_str(c, v, url);
+
+	if (rc)
+		return rc;
+	if ((strncmp(*url, "http://", 7) && strncmp(*url, "https://", 8)) ||
+	    strpbrk(*url, " \t\r\n") || !strchr(*url, '/')[2])
+		return cfg_fail(c, v, "'%s' is not an http:// or https:// URL", *url);
+	return 0;
+}
+
+static int check_connect_to(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			    const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	char host[256];
+	uint16_t port;
+	int rc = cfg_get_str(c, v, &k->connect_to);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	if (cfg_parse_hostport(k->connect_to, false, host, sizeof(host), &port))
+		return cfg_fail(c, v, "'%s' is not HOST:PORT (IPv6 as [ADDR]:PORT, port 1 to 65535)",
+				k->connect_to);
+	return 0;
+}
+
+static int check_expect_status(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			       const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	size_t n = CFG_SEQ_LEN(v);
+	int rc = cfg_want_seq(c, v, true);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	free(k->expect_status);
+	k->n_expect_status = 0;
+	if (!(k->expect_status = calloc(n, sizeof(int))))
+		return cfg_fail(c, v, "out of memory");
+	for (size_t i = 0; !rc && i < n; i++) {
+		size_t old = cfg_push_idx(c, i);
+		uint64_t st;
+
+		if (!(rc = cfg_get_uint(c, CFG_SEQ_AT(c, v, i), 100, 599, &st)))
+			k->expect_status[k->n_expect_status++] = (int)st;
+		cfg_pop(c, old);
+	}
+	return rc;
+}
+
+static int check_headers(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			 const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	int rc = cfg_want_map(c, v);
+	size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	if (n && !(k->headers = calloc(n, sizeof(*k->headers))))
+		return cfg_fail(c, v, "out of memory");
+	for (size_t i = 0; !rc && i < n; i++) {
+		yaml_node_pair_t *p = &v->data.mapping.pairs.start[i];
+		yaml_node_t *kn = cfg_node(c, p->key), *vn = cfg_node(c, p->value);
+		struct cfg_header *h = &k->headers[k->n_headers++];
+		size_t old = cfg_push_key(c, cfg_sval(kn));
+
+		if (strspn(cfg_sval(kn), "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+			   "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(cfg_sval(kn)))
+			rc = cfg_fail(c, kn, "'%s' is not a valid header name", cfg_sval(kn));
+		for (size_t j = 0; !rc && j + 1 < k->n_headers; j++)
+			if (strcasecmp(k->headers[j].name, cfg_sval(kn)) == 0)
+				rc = cfg_fail(c, kn, "duplicate header '%s'", cfg_sval(kn));
+		if (!rc && !(h->name = strdup(cfg_sval(kn))))
+			rc = cfg_fail(c, kn, "out of memory");
+		if (!rc && !(rc = cfg_get_str(c, vn, &h->value)) &&
+		    strpbrk(h->value, "\r\n"))
+			rc = cfg_fail(c, vn, "a header value must be one line");
+		cfg_pop(c, old);
+	}
+	return rc;
+}
+
+static int check_host(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		      const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	uint8_t a[16];
+	int rc = cfg_get_str(c, v, &k->host);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	if (strspn(k->host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		   "0123456789.-:") != strlen(k->host) ||
+	    (strchr(k->host, ':') && inet_pton(AF_INET6, k->host, a) != 1))
+		return cfg_fail(c, v, "'%s' is not a host name or address", k->host);
+	return 0;
+}
+
+static int check_port(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		      const struct cfg_key *kk)
+{
+	uint64_t port;
+	int rc = cfg_get_uint(c, v, 1, 65535, &port);
+
+	(void)kk;
+	if (!rc)
+		((struct cfg_check *)obj)->port = (uint16_t)port;
+	return rc;
+}
+
+static int ignore(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k)
+{
+	(void)c, (void)v, (void)obj, (void)k;
+	return 0; /* read before the walk */
+}
+
+static const struct cfg_key check_keys[] = {
+	CFG_FN("name", check_name, 0),
+	CFG_FN("type", ignore, 0),
+	CFG_DUR("interval", struct cfg_check, interval_ms, 10),
+	CFG_DUR("timeout", struct cfg_check, timeout_ms, 1),
+	CFG_UINT("rise", struct cfg_check, rise, 1, 100),
+	CFG_UINT("fall", struct cfg_check, fall, 1, 100),
+	CFG_FN("on_fail", check_on_fail, 0),
+	CFG_FN("url", check_url, offsetof(struct cfg_check, url)),
+	CFG_FN("expect_status", check_expect_status, 0),
+	CFG_STR("expect_body", struct cfg_check, expect_body),
+	CFG_FN("connect_to", check_connect_to, 0),
+	CFG_BOOL("tls_verify", struct cfg_check, tls_verify),
+	CFG_FN("headers", check_headers, 0),
+	CFG_FN("host", check_host, 0),
+	CFG_FN("port", check_port, 0),
+	{ 0 },
+};
+
+int cfg_load_check(struct cfg_ctx *c, yaml_node_t *m, struct cfg_check *k)
+{
+	const struct check_type *t = NULL;
+	yaml_node_t *tn;
+	size_t old;
+	int rc;
+
+	k->line = (unsigned)m->start_mark.line + 1;
+	k->col = (unsigned)m->start_mark.column + 1;
+	k->interval_ms = c->cfg->defaults.interval_ms;
+	k->timeout_ms = c->cfg->defaults.timeout_ms;
+	k->rise = c->cfg->defaults.rise;
+	k->fall = c->cfg->defaults.fall;
+	if ((rc = cfg_want_map(c, m)))
+		return rc;
+	if (!(tn = cfg_map_get(c, m, "type")))
+		return cfg_missing(c, m, "type", NULL);
+	if (!cfg_map_get(c, m, "name"))
+		return cfg_missing(c, m, "name", NULL);
+	old = cfg_push_key(c, "type");
+	if (!(rc = cfg_get_str(c, tn, &k->type)) && !(t = type_find(k->type))) {
+		char list[128] = "";
+
+		for (size_t i = 0; i < N_TYPES; i++)
+			snprintf(list + strlen(list), sizeof(list) - strlen(list),
+				 "%s%s", i ? ", " : "", check_types[i].type);
+		rc = cfg_fail(c, tn, "unknown check type '%s' (known: %s)", k->type, list);
+	}
+	cfg_pop(c, old);
+	if (rc)
+		return rc;
+	if (t->defaults && t->defaults(k))
+		return cfg_fail(c, m, "out of memory");
+	if ((rc = cfg_walk_map(c, m, check_keys, k, accept_check_key)))
+		return rc;
+	for (const char *const *r = t->required; *r; r++)
+		if (!cfg_map_get(c, m, *r))
+			return cfg_missing(c, m, *r, t->type);
+	return 0;
+}
+
