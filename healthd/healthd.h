@@ -130,12 +130,6 @@ uint64_t svc_reuse_ms(const struct svc *s, uint64_t now_ms);
 size_t svc_communities(const struct svc *s, enum svc_state st,
 		       struct cfg_community *out, size_t max);
 
-/* Dampening parameters (defaults documented in healthd.yaml(5)). */
-#define SVC_DAMP_PENALTY      1000.0  /* per withdrawal caused by a failure */
-#define SVC_DAMP_SUPPRESS     2500.0
-#define SVC_DAMP_REUSE        1000.0
-#define SVC_DAMP_HALF_LIFE_MS 60000
-#define SVC_DAMP_MAX_MS       300000  /* max_suppress */
 
 /* ---- daemon.c: the loop's owner (scheduler, reload, BIRD sync) ---- */
 

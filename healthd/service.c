@@ -153,24 +153,24 @@ double svc_penalty(const struct svc *s, uint64_t now_ms)
 		return s->damp.penalty;
 	double dt = (double)(now_ms - s->damp.penalty_ms);
 
-	return s->damp.penalty * exp2(-dt / SVC_DAMP_HALF_LIFE_MS);
+	return s->damp.penalty * exp2(-dt / (double)s->cfg->dampening.half_life_ms);
 }
 
 /* The ceiling keeps a suppression from outlasting max_suppress. */
-static double damp_ceiling(void)
+static double damp_ceiling(const struct svc *s)
 {
-	return SVC_DAMP_REUSE * exp2((double)SVC_DAMP_MAX_MS / SVC_DAMP_HALF_LIFE_MS);
+	return s->cfg->dampening.reuse * exp2((double)(double)s->cfg->dampening.max_suppress_ms / (double)s->cfg->dampening.half_life_ms);
 }
 
 static void damp_penalise(struct svc *s, uint64_t now_ms)
 {
-	double p = svc_penalty(s, now_ms) + SVC_DAMP_PENALTY;
+	double p = svc_penalty(s, now_ms) + s->cfg->dampening.penalty;
 
-	if (p > damp_ceiling())
-		p = damp_ceiling();
+	if (p > damp_ceiling(s))
+		p = damp_ceiling(s);
 	s->damp.penalty = p;
 	s->damp.penalty_ms = now_ms;
-	if (!s->damp.suppressed && p >= SVC_DAMP_SUPPRESS) {
+	if (!s->damp.suppressed && p >= s->cfg->dampening.suppress) {
 		s->damp.suppressed = true;
 		s->damp.suppressed_since_ms = now_ms;
 	}
@@ -182,17 +182,17 @@ uint64_t svc_reuse_ms(const struct svc *s, uint64_t now_ms)
 		return 0;
 	double p = svc_penalty(s, now_ms);
 
-	if (p <= SVC_DAMP_REUSE)
+	if (p <= s->cfg->dampening.reuse)
 		return now_ms;
 	/* p * 2^(-t/h) = reuse  =>  t = h * log2(p / reuse) */
-	double t = SVC_DAMP_HALF_LIFE_MS * log2(p / SVC_DAMP_REUSE);
+	double t = (double)s->cfg->dampening.half_life_ms * log2(p / s->cfg->dampening.reuse);
 
 	return now_ms + (uint64_t)ceil(t);
 }
 
 static void damp_update(struct svc *s, uint64_t now_ms)
 {
-	if (s->damp.suppressed && svc_penalty(s, now_ms) <= SVC_DAMP_REUSE)
+	if (s->damp.suppressed && svc_penalty(s, now_ms) <= s->cfg->dampening.reuse)
 		s->damp.suppressed = false;
 }
 

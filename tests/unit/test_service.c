@@ -31,6 +31,9 @@ static void setup(void)
 	cfg.n_checks = 3;
 	cfg.drain_ms = 30000;
 	cfg.hold_down_ms = 5000;
+	cfg.dampening = (struct cfg_dampening){ .half_life_ms = 60000, .suppress = 2500,
+						.reuse = 1000, .penalty = 1000,
+						.max_suppress_ms = 300000 };
 	cfg.communities[CFG_COMM_UP] = (struct cfg_communities){ &comm_up, 1 };
 	cfg.communities[CFG_COMM_DEGRADED] = (struct cfg_communities){ &comm_deg, 1 };
 	cfg.communities[CFG_COMM_DRAINING] = (struct cfg_communities){ &comm_drain, 1 };
@@ -243,4 +246,23 @@ Test(service, reload_keeps_counters_of_unchanged_checks_only)
 	cr_assert_eq(s2.checks[0].cfg, &c2[0], "the new config is referenced");
 	cr_assert_eq(s2.checks[1].state, CHK_UNKNOWN);
 	svc_free(&s2);
+}
+
+Test(service, max_suppress_caps_how_long_a_suppression_lasts)
+{
+	uint64_t wake;
+
+	all(true, 2);
+	for (int i = 0; i < 50; i++) {
+		feed(0, true);
+		feed(0, true);
+		now += cfg.hold_down_ms;
+		svc_evaluate(&s, now, 0, &wake);
+		s.state = SVC_UP;          /* force a withdrawal each round */
+		feed(0, false);
+		feed(0, false);
+	}
+	cr_assert(s.damp.suppressed);
+	cr_assert_leq(svc_reuse_ms(&s, now), now + cfg.dampening.max_suppress_ms + 1,
+		      "suppressed for %llu ms", (unsigned long long)(svc_reuse_ms(&s, now) - now));
 }
