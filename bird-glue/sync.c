@@ -360,6 +360,12 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 			free(s->bird_text);
 			s->bird_text = c->text;
 			c->text = NULL;
+			/* BIRD now runs the file, whose `disabled` lines match the
+			 * desired states; the reconcile below checks it. */
+			for (size_t i = 0; i < s->n_svcs; i++)
+				for (int f = 0; f < 2; f++)
+					if (s->svcs[i].st[f].used)
+						s->svcs[i].st[f].bird = s->svcs[i].announce ? B_UP : B_DOWN;
 			s->reconcile_due = true;    /* learn what the new config made */
 			slog(s, 6, NULL, "BIRD reconfigured (%04d %s)", r->code, r->text);
 		} else {
@@ -414,7 +420,9 @@ static bool all_written(const struct bird_sync *s)
 	return true;
 }
 
-static bool next_toggle(struct bird_sync *s)
+/* Withdrawals first (fastest path), then configure, then enables: an
+ * announce whose communities changed goes out with them, in one update. */
+static bool next_toggle(struct bird_sync *s, bool enables)
 {
 	for (size_t i = 0; i < s->n_svcs; i++) {
 		struct sync_svc *v = &s->svcs[i];
@@ -427,7 +435,7 @@ static bool next_toggle(struct bird_sync *s)
 
 			if (!t->used || t->bird == B_UNKNOWN || t->bird == B_MISSING)
 				continue;
-			if ((t->bird == B_UP) == v->announce)
+			if ((t->bird == B_UP) == v->announce || v->announce != enables)
 				continue;
 			struct cmd *c = calloc(1, sizeof(*c));
 			if (!c)
@@ -463,7 +471,7 @@ static void kick(struct bird_sync *s)
 		send_cmd(s, c, "show protocols \"healthd_*\"");
 		return;
 	}
-	if (next_toggle(s))
+	if (next_toggle(s, false))
 		return;
 	if (s->need_configure && !s->configure_held && !s->batch_armed && all_written(s)) {
 		struct cmd *c = calloc(1, sizeof(*c));
@@ -476,6 +484,8 @@ static void kick(struct bird_sync *s)
 		send_cmd(s, c, "configure");
 		return;
 	}
+	if ((!s->need_configure || s->configure_held) && next_toggle(s, true))
+		return;
 	if (s->reconcile_due) {
 		struct cmd *c = calloc(1, sizeof(*c));
 
@@ -676,6 +686,8 @@ void bird_sync_set(struct bird_sync *s, const char *service, bool announce,
 			(n && memcmp(v->comms, comms, n * sizeof(*comms)) != 0);
 	if (!comms_changed && announce == v->announce && !strcmp(state, v->state))
 		return;
+	bool was_announced = v->announce;
+
 	v->announce = announce;
 	snprintf(v->state, sizeof(v->state), "%s", state);
 	if (n)
@@ -684,7 +696,7 @@ void bird_sync_set(struct bird_sync *s, const char *service, bool announce,
 	v->gen = ++s->gen;
 	s->render_dirty = true;
 	/* Community changes close together go out in one configure. */
-	if (comms_changed && announce) {
+	if (comms_changed && announce && was_announced) {
 		if (!s->batch_armed) {
 			s->batch_armed = true;
 			uv_timer_start(&s->batch_timer, on_batch, SYNC_BATCH_MS, 0);
