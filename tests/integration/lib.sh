@@ -67,9 +67,9 @@ lab_upstream_lacks() { ! lab_upstream_has "$1"; }
 
 # The communities the upstream received for PREFIX, one per line.
 lab_upstream_communities() {
-	lab_up_birdc show route "$1" all 2>/dev/null |
+	{ lab_up_birdc show route "$1" all 2>/dev/null || true; } |
 		sed -nE 's/^[[:space:]]*BGP\.(large_)?community:[[:space:]]*(.*)$/\2/p' |
-		tr ' ' '\n' | sed '/^$/d'
+		tr ' ' '\n' | { grep -v '^$' || true; }
 }
 
 lab_bgp_established() {

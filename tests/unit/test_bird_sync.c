@@ -1,0 +1,583 @@
+/*
+ * test_bird_sync — bird_sync against a real BIRD (birdlab): adoption,
+ * announce/withdraw, batched community changes, restarts of either side,
+ * drift, and the failures it must ride out. Every wait runs the loop until
+ * BIRD (polled over its socket) or sync says the state arrived, under a
+ * deadline that fails the test.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bird-glue/bird.h"
+#include "config/config.h"
+#include "tests/lib/testlib.h"
+
+#define N_SVCS 2
+#define V4 "healthd_web_v4"
+#define V6 "healthd_web_v6"
+#define DNS "healthd_dns_v4"
+#define WEB_V4_ROUTE "203.0.113.10/32"
+#define WEB_V6_ROUTE "2001:db8::10/128"
+
+static const char *const svc_names[N_SVCS] = { "web", "dns" };
+
+struct seen {
+	int adopts;
+	bool exists, announced;
+};
+
+struct want {
+	bool on;
+	char comms[128];        /* "A:B A:B:C" */
+};
+
+struct ctx {
+	uv_loop_t loop;
+	uv_timer_t deadline, poll, later;
+	bool expired;
+	struct config *cfg;
+	struct bird_sync *sync;
+	bool reapply;           /* adopt re-applies `want`, as healthd does */
+	struct want want[N_SVCS];
+	struct seen seen[N_SVCS];
+	int n_adopts;
+	int n_logs;
+	char logs[32768];
+	bool later_done;
+};
+
+static struct ctx T;
+static struct birdlab lab;
+
+/* ---- callbacks ---- */
+
+static int svc_index(const char *name)
+{
+	for (int i = 0; i < N_SVCS; i++)
+		if (!strcmp(svc_names[i], name))
+			return i;
+	cr_assert_fail("unknown service %s", name);
+	return -1;
+}
+
+static void set_svc(int i, bool on, const char *comms);
+
+static void on_adopt(void *arg, const char *service, bool exists, bool announced)
+{
+	struct ctx *t = arg;
+	int i = svc_index(service);
+
+	t->n_adopts++;
+	t->seen[i].adopts++;
+	t->seen[i].exists = exists;
+	t->seen[i].announced = announced;
+	if (t->reapply) {
+		struct want w = t->want[i];
+
+		set_svc(i, w.on, w.comms);
+	}
+}
+
+static void on_log(void *arg, int level, const char *service, const char *msg)
+{
+	struct ctx *t = arg;
+	size_t len = strlen(t->logs);
+
+	t->n_logs++;
+	if (len + 1 < sizeof(t->logs))
+		snprintf(t->logs + len, sizeof(t->logs) - len, "<%d> %s: %s\n", level,
+			 service ? service : "-", msg);
+}
+
+static void on_deadline(uv_timer_t *timer)
+{
+	((struct ctx *)timer->data)->expired = true;
+}
+
+static void on_poll(uv_timer_t *timer)
+{
+	(void)timer;            /* only wakes the loop so conditions are re-read */
+}
+
+/* ---- fixture ---- */
+
+static void setup(void)
+{
+	signal(SIGPIPE, SIG_IGN);
+	memset(&T, 0, sizeof(T));
+	memset(&lab, 0, sizeof(lab));
+	cr_assert_eq(uv_loop_init(&T.loop), 0);
+	uv_timer_init(&T.loop, &T.deadline);
+	uv_timer_init(&T.loop, &T.poll);
+	uv_timer_init(&T.loop, &T.later);
+	T.deadline.data = T.poll.data = T.later.data = &T;
+}
+
+static void teardown(void)
+{
+	if (T.sync)
+		bird_sync_close(T.sync);
+	T.sync = NULL;
+	uv_close((uv_handle_t *)&T.deadline, NULL);
+	uv_close((uv_handle_t *)&T.poll, NULL);
+	uv_close((uv_handle_t *)&T.later, NULL);
+	uv_run(&T.loop, UV_RUN_DEFAULT);
+	cfg_free(T.cfg);
+	birdlab_destroy(&lab);
+	cr_assert_eq(uv_loop_close(&T.loop), 0, "every handle was closed");
+}
+
+TestSuite(bird_sync, .init = setup, .fini = teardown, .timeout = 60);
+
+/* Run the loop until cond holds (re-read at least every 10 ms), failing
+ * after ms. */
+#define RUN_UNTIL(cond, ms, what)                                              \
+	do {                                                                   \
+		T.expired = false;                                             \
+		uv_timer_start(&T.deadline, on_deadline, (ms), 0);             \
+		uv_timer_start(&T.poll, on_poll, 10, 10);                      \
+		while (!(cond) && !T.expired)                                  \
+			uv_run(&T.loop, UV_RUN_ONCE);                          \
+		uv_timer_stop(&T.deadline);                                    \
+		uv_timer_stop(&T.poll);                                        \
+		cr_assert(cond, "timed out waiting for %s; sync said:\n%s",    \
+			  what, T.logs);                                       \
+	} while (0)
+
+/* ---- what BIRD and the file say ---- */
+
+/* 'U' up, 'D' down, 'O' another state, 'M' no such protocol, 0 no answer.
+ * since gets the row's Since column (ms resolution, see lab_body). */
+static int proto_state(const char *name, char *since, size_t len)
+{
+	char cmd[128], out[8192], *save = NULL;
+	int code;
+
+	snprintf(cmd, sizeof(cmd), "show protocols \"%s\"", name);
+	code = birdlab_cmd(&lab, cmd, out, sizeof(out));
+	if (code == 8003)
+		return 'M';
+	if (code != 0)
+		return 0;
+	for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+		char n[64], proto[24], table[24], state[16], d[16], tm[24];
+
+		if (!strncmp(l, "1002-", 5))
+			l += 5;
+		else if (l[0] == ' ')
+			l++;
+		else
+			continue;
+		if (sscanf(l, "%63s %23s %23s %15s %15s %23s", n, proto, table, state, d, tm) != 6 ||
+		    strcmp(n, name))
+			continue;
+		if (since)
+			snprintf(since, len, "%s %s", d, tm);
+		return !strcmp(state, "up") ? 'U' : !strcmp(state, "down") ? 'D' : 'O';
+	}
+	return 0;
+}
+
+static bool web_is(int state)
+{
+	return proto_state(V4, NULL, 0) == state && proto_state(V6, NULL, 0) == state;
+}
+
+/* The route is in BIRD and carries text (e.g. "(65000,100)"). */
+static bool route_has(const char *prefix, const char *text)
+{
+	char cmd[128], out[8192];
+
+	snprintf(cmd, sizeof(cmd), "show route %s all", prefix);
+	return birdlab_cmd(&lab, cmd, out, sizeof(out)) == 0 && strstr(out, text);
+}
+
+static bool route_absent(const char *prefix)
+{
+	char cmd[128], out[8192];
+
+	snprintf(cmd, sizeof(cmd), "show route %s", prefix);
+	return birdlab_cmd(&lab, cmd, out, sizeof(out)) == 8001;
+}
+
+static char *slurp(const char *path)
+{
+	static char buf[65536];
+	FILE *f = fopen(path, "r");
+	size_t n = 0;
+
+	buf[0] = '\0';
+	if (f) {
+		n = fread(buf, 1, sizeof(buf) - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+static bool file_has(const char *path, const char *text)
+{
+	return strstr(slurp(path), text) != NULL;
+}
+
+static bool idle(void)
+{
+	return T.sync && bird_sync_idle(T.sync);
+}
+
+static struct bird_sync_stats stats(void)
+{
+	struct bird_sync_stats st;
+
+	bird_sync_stats(T.sync, &st);
+	return st;
+}
+
+/* ---- driving sync ---- */
+
+static void set_svc(int i, bool on, const char *comms)
+{
+	struct cfg_community c[8];
+	char words[128], *save = NULL;
+	size_t n = 0;
+
+	snprintf(T.want[i].comms, sizeof(T.want[i].comms), "%s", comms ? comms : "");
+	T.want[i].on = on;
+	snprintf(words, sizeof(words), "%s", T.want[i].comms);
+	for (char *w = strtok_r(words, " ", &save); w && n < 8; w = strtok_r(NULL, " ", &save))
+		cr_assert_eq(cfg_parse_community(w, &c[n++]), 0, "%s", w);
+	bird_sync_set(T.sync, svc_names[i], on, on ? "up" : "withdrawn", c, n);
+}
+
+/* reconcile: a duration; include: NULL for the lab's file. */
+static void load_cfg(const char *include, const char *reconcile)
+{
+	char *yaml, err[512];
+	const char *check = "    checks:\n      - name: port\n        type: tcp\n"
+			    "        host: 127.0.0.1\n        port: 9\n";
+	int len;
+
+	len = asprintf(&yaml,
+		       "node: lab1\n"
+		       "bird:\n  socket: %s\n  include: %s\n  timeout: 2s\n  reconcile: %s\n"
+		       "services:\n"
+		       "  - name: web\n"
+		       "    prefixes: [\"" WEB_V4_ROUTE "\", \"" WEB_V6_ROUTE "\"]\n"
+		       "    communities:\n      up: [\"65000:100\"]\n%s"
+		       "  - name: dns\n"
+		       "    prefixes: [\"203.0.113.53/32\"]\n%s",
+		       lab.sock, include ? include : lab.include, reconcile, check, check);
+	cr_assert_gt(len, 0);
+	cfg_free(T.cfg);
+	T.cfg = cfg_load_string("sync.yaml", yaml, (size_t)len, err, sizeof(err));
+	free(yaml);
+	cr_assert_not_null(T.cfg, "%s", err);
+}
+
+static void start_sync(void)
+{
+	const struct bird_sync_cbs cbs = { .adopt = on_adopt, .log = on_log };
+
+	cr_assert_eq(bird_sync_new(&T.loop, T.cfg, &cbs, &T, &T.sync), 0);
+}
+
+/* Millisecond "since" times: a toggle between two looks shows. */
+static const char lab_body[] = "timeformat protocol iso long ms;\n";
+
+static void start_lab(void)
+{
+	cr_assert_eq(birdlab_init(&lab, lab_body), 0);
+	cr_assert_eq(birdlab_start(&lab, 10000), 0, "BIRD did not start, see %s", lab.log);
+}
+
+/* BIRD running, sync adopted and idle; services withdrawn. */
+static void lab_and_sync(const char *reconcile)
+{
+	start_lab();
+	load_cfg(NULL, reconcile);
+	start_sync();
+	RUN_UNTIL(T.n_adopts == N_SVCS, 5000, "adoption");
+	set_svc(0, false, NULL);
+	set_svc(1, false, NULL);
+	RUN_UNTIL(idle() && web_is('D') && proto_state(DNS, NULL, 0) == 'D', 5000,
+		  "the services withdrawn in BIRD");
+}
+
+/* Announce web with comms and wait until BIRD carries them. */
+static void announce_web(const char *comms, const char *bird_text)
+{
+	set_svc(0, true, comms);
+	RUN_UNTIL(idle() && web_is('U') && route_has(WEB_V4_ROUTE, bird_text) &&
+		  route_has(WEB_V6_ROUTE, bird_text), 5000, "web announced");
+}
+
+/* ---- 1. adoption ---- */
+
+Test(bird_sync, adopts_empty_bird_then_configures_withdrawn)
+{
+	start_lab();
+	load_cfg(NULL, "200ms");
+	start_sync();
+	RUN_UNTIL(T.n_adopts == N_SVCS, 5000, "adoption");
+	for (int i = 0; i < N_SVCS; i++) {
+		cr_assert_eq(T.seen[i].adopts, 1, "%s adopted once", svc_names[i]);
+		cr_assert_not(T.seen[i].exists, "%s is not in BIRD", svc_names[i]);
+		cr_assert_not(T.seen[i].announced);
+	}
+	cr_assert_eq(proto_state(V4, NULL, 0), 'M', "nothing sent before adoption");
+
+	set_svc(0, false, NULL);
+	set_svc(1, false, NULL);
+	RUN_UNTIL(idle() && web_is('D') && proto_state(DNS, NULL, 0) == 'D', 5000,
+		  "the protocols in BIRD, disabled");
+	const char *text = slurp(lab.include);
+	cr_assert(strstr(text, "protocol static " V4 " {\n\t# healthd-state: withdrawn\n"
+			       "\tdisabled yes;\n"), "%s", text);
+	cr_assert(strstr(text, "protocol static " V6 " {"), "%s", text);
+	cr_assert(strstr(text, "protocol static " DNS " {"), "%s", text);
+	cr_assert_null(strstr(text, "healthd_dns_v6"), "dns has no v6 prefix");
+	cr_assert_eq(stats().configures, 1, "one configure loads the new protocols");
+	cr_assert(stats().adopted && stats().connected);
+	cr_assert(route_absent(WEB_V4_ROUTE));
+}
+
+/* ---- 2. announce, withdraw ---- */
+
+Test(bird_sync, announce_then_withdraw)
+{
+	lab_and_sync("200ms");
+	announce_web("65000:100 65000:1:2", "(65000,100)");
+	cr_assert(route_has(WEB_V4_ROUTE, "(65000, 1, 2)"), "the large community too");
+	cr_assert_eq(proto_state(DNS, NULL, 0), 'D', "dns was not touched");
+	cr_assert(file_has(lab.include, "# healthd-state: up"));
+
+	set_svc(0, false, "65000:100");
+	RUN_UNTIL(idle() && web_is('D'), 5000, "web withdrawn");
+	cr_assert(route_absent(WEB_V4_ROUTE));
+	cr_assert(route_absent(WEB_V6_ROUTE));
+	const char *text = slurp(lab.include);
+	cr_assert(strstr(text, "protocol static " V4 " {\n\t# healthd-state: withdrawn\n"
+			       "\tdisabled yes;\n"), "%s", text);
+	cr_assert(strstr(text, "protocol static " V6 " {\n\t# healthd-state: withdrawn\n"
+			       "\tdisabled yes;\n"), "%s", text);
+	cr_assert_eq(stats().command_errors, 0, "%s", T.logs);
+}
+
+/* ---- 3. communities ---- */
+
+static void later_dns(uv_timer_t *t)
+{
+	(void)t;
+	set_svc(1, true, "65000:53");
+	T.later_done = true;
+}
+
+Test(bird_sync, community_change_is_one_batched_configure)
+{
+	lab_and_sync("200ms");
+	announce_web("65000:100", "(65000,100)");
+	uint64_t c0 = stats().configures;
+
+	set_svc(0, true, "65000:200");
+	RUN_UNTIL(idle() && route_has(WEB_V4_ROUTE, "(65000,200)") &&
+		  route_has(WEB_V6_ROUTE, "(65000,200)"), 5000, "the new community");
+	cr_assert_not(route_has(WEB_V4_ROUTE, "(65000,100)"), "the old one is gone");
+	cr_assert_eq(stats().configures, c0 + 1);
+	uint64_t cmds = stats().commands;
+	RUN_UNTIL(stats().commands >= cmds + 2, 5000, "two reconcile passes");
+	cr_assert_eq(stats().configures, c0 + 1, "no configure without a change");
+	cr_assert(web_is('U'), "a community change does not toggle");
+
+	/* Two services changing 5 ms apart: one configure. */
+	set_svc(0, true, "65000:300");
+	uv_timer_start(&T.later, later_dns, 5, 0);
+	RUN_UNTIL(T.later_done && idle() && route_has(WEB_V4_ROUTE, "(65000,300)") &&
+		  route_has("203.0.113.53/32", "(65000,53)"), 5000, "both changes");
+	cr_assert_eq(stats().configures, c0 + 2, "batched into one configure");
+	cr_assert_eq(stats().command_errors, 0, "%s", T.logs);
+}
+
+/* ---- 4. restart of healthd ---- */
+
+Test(bird_sync, restart_adopts_without_a_command)
+{
+	char since4[64], since6[64], now[64];
+
+	lab_and_sync("200ms");
+	announce_web("65000:100", "(65000,100)");
+	cr_assert_eq(proto_state(V4, since4, sizeof(since4)), 'U');
+	cr_assert_eq(proto_state(V6, since6, sizeof(since6)), 'U');
+
+	bird_sync_close(T.sync);
+	T.sync = NULL;
+	memset(T.seen, 0, sizeof(T.seen));
+	T.n_adopts = 0;
+	T.logs[0] = '\0';
+	T.reapply = true;
+	start_sync();
+	RUN_UNTIL(T.n_adopts == N_SVCS && idle(), 5000, "adoption");
+	cr_assert(T.seen[0].exists && T.seen[0].announced, "web adopted as announced");
+	cr_assert(T.seen[1].exists && !T.seen[1].announced, "dns adopted as withdrawn");
+	RUN_UNTIL(stats().commands >= 4, 5000, "a few reconcile passes");
+	cr_assert_eq(stats().configures, 0, "%s", T.logs);
+	cr_assert_eq(stats().repairs, 0, "%s", T.logs);
+	cr_assert_null(strstr(T.logs, "BIRD: "), "no enable/disable was sent:\n%s", T.logs);
+	cr_assert_eq(proto_state(V4, now, sizeof(now)), 'U');
+	cr_assert_str_eq(now, since4, "no flap of " V4);
+	cr_assert_eq(proto_state(V6, now, sizeof(now)), 'U');
+	cr_assert_str_eq(now, since6, "no flap of " V6);
+	cr_assert(route_has(WEB_V4_ROUTE, "(65000,100)"));
+}
+
+/* ---- 5., 6. drift, someone else's configure, BIRD restarted ---- */
+
+Test(bird_sync, drift_is_repaired_within_a_reconcile)
+{
+	char out[4096];
+
+	lab_and_sync("200ms");
+	cr_assert_eq(birdlab_cmd(&lab, "enable \"" V4 "\"", out, sizeof(out)), 0, "%s", out);
+	cr_assert_eq(proto_state(V4, NULL, 0), 'U', "drifted");
+	/* One interval of 200 ms, with room for a slow (sanitizer) build. */
+	RUN_UNTIL(proto_state(V4, NULL, 0) == 'D' && stats().repairs > 0, 1000, "the repair");
+	cr_assert(strstr(T.logs, V4 " is up in BIRD but should be disabled"), "%s", T.logs);
+	cr_assert_eq(proto_state(V6, NULL, 0), 'D');
+}
+
+static bool seen_up;
+
+static bool web_down_watch(void)
+{
+	int s4 = proto_state(V4, NULL, 0), s6 = proto_state(V6, NULL, 0);
+
+	seen_up |= s4 == 'U' || s6 == 'U';
+	return s4 == 'D' && s6 == 'D';
+}
+
+Test(bird_sync, withdrawal_survives_configure_and_bird_restart)
+{
+	char out[4096];
+
+	lab_and_sync("200ms");
+	cr_assert_eq(birdlab_cmd(&lab, "configure", out, sizeof(out)), 3, "%s", out);
+	cr_assert(web_is('D'), "the file keeps it disabled");
+	uint64_t cmds = stats().commands;
+	RUN_UNTIL(stats().commands >= cmds + 2, 5000, "two reconcile passes");
+	cr_assert_eq(stats().repairs, 0, "nothing drifted: %s", T.logs);
+	cr_assert(web_is('D'));
+
+	birdlab_stop(&lab, SIGKILL);
+	RUN_UNTIL(!stats().connected, 5000, "the disconnect");
+	cr_assert_eq(birdlab_start(&lab, 10000), 0, "see %s", lab.log);
+	seen_up = false;
+	RUN_UNTIL(stats().connected && idle() && web_down_watch(), 10000, "the reconnect");
+	cr_assert_not(seen_up, "nothing was announced");
+	cr_assert(strstr(T.logs, "BIRD unreachable"), "%s", T.logs);
+	cr_assert(route_absent(WEB_V4_ROUTE));
+	cr_assert_eq(proto_state(DNS, NULL, 0), 'D');
+}
+
+/* ---- 7. BIRD not there yet ---- */
+
+Test(bird_sync, bird_unreachable_at_start)
+{
+	cr_assert_eq(birdlab_init(&lab, lab_body), 0);
+	load_cfg(NULL, "200ms");
+	start_sync();
+	set_svc(0, false, NULL);
+	set_svc(1, false, NULL);
+	RUN_UNTIL(file_has(lab.include, "protocol static " V4 " {\n\t# healthd-state: "
+				  "withdrawn\n\tdisabled yes;\n") &&
+		  file_has(lab.include, "protocol static " DNS " {"), 5000, "the include file");
+	cr_assert_not(stats().connected);
+	cr_assert_not(stats().adopted);
+	cr_assert_eq(T.n_adopts, 0);
+
+	cr_assert_eq(birdlab_start(&lab, 10000), 0, "see %s", lab.log);
+	cr_assert(web_is('D'), "BIRD read the file at start");
+	RUN_UNTIL(T.n_adopts == N_SVCS && idle(), 10000, "adoption");
+	cr_assert(T.seen[0].exists && !T.seen[0].announced);
+	cr_assert(web_is('D') && proto_state(DNS, NULL, 0) == 'D');
+	cr_assert_eq(stats().command_errors, 0, "%s", T.logs);
+}
+
+/* ---- 8., 9. failures ---- */
+
+Test(bird_sync, include_not_writable_still_disables)
+{
+	char bad[200];
+	static const char preset[] =
+		"protocol static " V4 " { ipv4; route " WEB_V4_ROUTE " blackhole; }\n"
+		"protocol static " V6 " { ipv6; route " WEB_V6_ROUTE " blackhole; }\n"
+		"protocol static " DNS " { ipv4; route 203.0.113.53/32 blackhole; }\n";
+
+	cr_assert_eq(birdlab_init(&lab, lab_body), 0);
+	cr_assert_eq(birdlab_write_include(&lab, preset), 0);
+	cr_assert_eq(birdlab_start(&lab, 10000), 0, "see %s", lab.log);
+	cr_assert(web_is('U'));
+	snprintf(bad, sizeof(bad), "%s/missing/healthd.conf", lab.dir);
+	load_cfg(bad, "200ms");
+	T.reapply = true;
+	T.want[0].on = T.want[1].on = true;
+	start_sync();
+	RUN_UNTIL(T.n_adopts == N_SVCS && idle(), 5000, "adoption");
+	cr_assert(T.seen[0].announced);
+	cr_assert(web_is('U'), "adopted as it was");
+
+	set_svc(0, false, NULL);
+	RUN_UNTIL(idle() && web_is('D'), 5000, "the disable");
+	cr_assert_gt(stats().render_errors, 0);
+	cr_assert(strstr(T.logs, bad), "the log names %s:\n%s", bad, T.logs);
+	cr_assert_eq(proto_state(DNS, NULL, 0), 'U', "dns untouched");
+}
+
+static void append(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "a");
+
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void rewrite(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+Test(bird_sync, refused_configure_is_retried)
+{
+	char conf[8192];
+
+	lab_and_sync("200ms");
+	announce_web("65000:100", "(65000,100)");
+	snprintf(conf, sizeof(conf), "%s", slurp(lab.conf));
+	append(lab.conf, "this is not a bird config\n");
+
+	set_svc(0, true, "65000:200");
+	RUN_UNTIL(stats().command_errors > 0 && strstr(T.logs, "8002"), 5000, "the refusal");
+	cr_assert(strstr(T.logs, "8002 ") && strstr(T.logs, lab.conf), "BIRD's text:\n%s",
+		  T.logs);
+	cr_assert(strstr(stats().last_error, "8002"), "%s", stats().last_error);
+	cr_assert_not(idle());
+	cr_assert(stats().connected);
+	cr_assert(web_is('U'), "the old config stays active");
+	cr_assert(route_has(WEB_V4_ROUTE, "(65000,100)"));
+
+	uint64_t c = stats().configures;
+	rewrite(lab.conf, conf);
+	RUN_UNTIL(idle() && route_has(WEB_V4_ROUTE, "(65000,200)") &&
+		  route_has(WEB_V6_ROUTE, "(65000,200)"), 5000, "the retry");
+	cr_assert_gt(stats().configures, c, "retried at a reconcile");
+	cr_assert(web_is('U'));
+}
