@@ -574,8 +574,11 @@ static int build_table(struct bird_sync *s, const struct config *cfg)
 			svc_setup(&n[i], &cfg->services[i]);
 			/* Until told otherwise, want what the file says. */
 			if (bird_sync_file_state(s->include, n[i].name, n[i].state,
-						 sizeof(n[i].state)) <= 0)
+						 sizeof(n[i].state)) <= 0) {
 				snprintf(n[i].state, sizeof(n[i].state), "withdrawn");
+				/* The file must say so even while BIRD is unreachable. */
+				s->render_dirty = true;
+			}
 			n[i].announce = strcmp(n[i].state, "withdrawn") != 0;
 			for (int f = 0; f < 2; f++)
 				n[i].st[f].bird = B_UNKNOWN;
@@ -637,6 +640,7 @@ int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
 		return rc;
 	}
 	uv_timer_start(&s->reconcile_timer, on_reconcile, s->reconcile_ms, s->reconcile_ms);
+	kick(s);
 	*out = s;
 	return 0;
 fail:
