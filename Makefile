@@ -30,6 +30,7 @@ TLIB_OBJ := $(TLIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
+.SECONDARY:
 .PHONY: all deps build check unit integration demo install clean bench
 all: deps
 	@$(MAKE) --no-print-directory build

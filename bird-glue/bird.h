@@ -147,8 +147,6 @@ struct bird_sync_cbs {
 	void (*adopt)(void *arg, const char *service, bool exists, bool announced);
 	/* level: LOG-style 3 err, 4 warning, 5 notice, 6 info, 7 debug */
 	void (*log)(void *arg, int level, const char *service, const char *msg);
-	/* Desired state reached BIRD (every command acknowledged). */
-	void (*applied)(void *arg, const char *service, bool announced);
 };
 
 struct bird_sync_stats {
