@@ -218,3 +218,9 @@ void check_report(struct check *c, enum check_reason reason, int http_status,
 	c->running = false;
 	c->done(c, &r, c->arg);
 }
+
+void check_status(const struct check *c, struct json_t *obj)
+{
+	if (c && c->ops->status)
+		c->ops->status(c, obj);
+}

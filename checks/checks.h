@@ -42,6 +42,7 @@ struct check_result {
 
 struct check;
 struct check_engine;
+struct json_t;
 
 typedef void (*check_done_cb)(struct check *c, const struct check_result *r,
 			      void *arg);
@@ -57,6 +58,9 @@ struct check_ops {
 	/* Free c->priv and, once every handle is closed, call check_freed(c).
 	 * NULL: free(c->priv) and call check_freed(c) at once. */
 	void (*destroy)(struct check *c);
+	/* Optional: add type-specific state (per-peer liveness, ...) to the
+	 * check's object in the status snapshot. */
+	void (*status)(const struct check *c, struct json_t *obj);
 };
 
 struct check {
@@ -89,6 +93,8 @@ int check_new(struct check_engine *e, const struct cfg_check *cfg,
 /* Start a probe; -EBUSY when one is in flight. */
 int check_start(struct check *c);
 void check_cancel(struct check *c);
+/* The type's status hook, if any. */
+void check_status(const struct check *c, struct json_t *obj);
 /* Cancel and free; memory goes once the check's handles are closed. */
 void check_destroy(struct check *c);
 

@@ -21,7 +21,8 @@ static json_t *wall_str(time_t t)
 	return json_string(buf);
 }
 
-static json_t *check_json(const struct hd *hd, const struct svc_check *c)
+static json_t *check_json(const struct hd *hd, const struct svc_check *c,
+			  const struct hd_probe *p)
 {
 	json_t *o = json_object();
 
@@ -48,6 +49,8 @@ static json_t *check_json(const struct hd *hd, const struct svc_check *c)
 	} else {
 		json_object_set_new(o, "last", json_null());
 	}
+	if (p)
+		check_status(p->check, o);
 	return o;
 }
 
@@ -69,8 +72,9 @@ static json_t *history_json(const struct svc *s)
 	return a;
 }
 
-static json_t *service_json(const struct hd *hd, const struct svc *s)
+static json_t *service_json(const struct hd *hd, const struct hd_service *hs)
 {
+	const struct svc *s = &hs->svc;
 	json_t *o = json_object(), *checks = json_array(), *pfx = json_array();
 	uint64_t now = hd_now_ms(hd);
 
@@ -93,7 +97,7 @@ static json_t *service_json(const struct hd *hd, const struct svc *s)
 				    wall_str(time(NULL) + (time_t)((reuse - now + 999) / 1000)));
 	}
 	for (size_t i = 0; i < s->n_checks; i++)
-		json_array_append_new(checks, check_json(hd, &s->checks[i]));
+		json_array_append_new(checks, check_json(hd, &s->checks[i], hs->probes[i]));
 	json_object_set_new(o, "checks", checks);
 	json_object_set_new(o, "history", history_json(s));
 	return o;
@@ -125,7 +129,7 @@ json_t *hd_status(struct hd *hd)
 	json_object_set_new(o, "reload_failures", json_integer((json_int_t)hd->reload_failures));
 	json_object_set_new(o, "last_reload_error", json_string(hd->last_reload_error));
 	for (size_t i = 0; i < hd->n_svcs; i++)
-		json_array_append_new(svcs, service_json(hd, &hd->svcs[i]->svc));
+		json_array_append_new(svcs, service_json(hd, hd->svcs[i]));
 	json_object_set_new(o, "services", svcs);
 	return o;
 }
