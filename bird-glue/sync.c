@@ -77,6 +77,7 @@ struct bird_sync {
 	bool closing;
 	int open_handles;
 	char *file_text;           /* what the include file holds */
+	char *refused_text;        /* what BIRD refused to load, if anything */
 	char *bird_text;           /* what BIRD last loaded from it */
 	struct bird_sync_stats stats;
 };
@@ -208,6 +209,47 @@ static void render_done(uv_work_t *req, int status)
 		kick(s);
 }
 
+static struct sync_svc *find_static(struct bird_sync *s, const char *name, size_t len)
+{
+	for (size_t i = 0; i < s->n_svcs; i++)
+		for (int f = 0; f < 2; f++)
+			if (strlen(s->svcs[i].st[f].name) == len &&
+			    !strncmp(s->svcs[i].st[f].name, name, len))
+				return &s->svcs[i];
+	return NULL;
+}
+
+/* TEXT (what BIRD last accepted) with today's `disabled` and state lines:
+ * the file to keep while BIRD refuses what we would write. */
+static char *restate(struct bird_sync *s, const char *text)
+{
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	const char *p = text;
+
+	if (!f)
+		return NULL;
+	while (*p) {
+		const char *nl = strchr(p, '\n');
+		size_t l = nl ? (size_t)(nl - p) + 1 : strlen(p);
+
+		if (!memmem(p, l, "disabled yes;", 13) && !memmem(p, l, "# healthd-state:", 16))
+			fwrite(p, 1, l, f);
+		if (l > 16 && !strncmp(p, "protocol static ", 16)) {
+			const char *name = p + 16;
+			struct sync_svc *v = find_static(s, name, strcspn(name, " {\n"));
+
+			if (v)
+				fprintf(f, "\t# healthd-state: %s\n%s", v->state,
+					v->announce ? "" : "\tdisabled yes;\n");
+		}
+		p += l;
+	}
+	fclose(f);
+	return out;
+}
+
 static void start_render(struct bird_sync *s)
 {
 	struct bird_static st[2 * (s->n_svcs ? s->n_svcs : 1)];
@@ -240,6 +282,12 @@ static void start_render(struct bird_sync *s)
 	j->gen = s->gen;
 	j->path = strdup(s->include);
 	j->text = bird_render_text(st, n, s->node);
+	/* Never write back what BIRD refused: keep what it runs, restated. */
+	if (j->text && s->refused_text && s->bird_text &&
+	    same_config(j->text, s->refused_text)) {
+		free(j->text);
+		j->text = restate(s, s->bird_text);
+	}
 	j->req.data = j;
 	if (!j->path || !j->text ||
 	    uv_queue_work(s->loop, &j->req, render_work, render_done) < 0) {
@@ -373,6 +421,15 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 			s->configure_held = true;
 			slog(s, 3, NULL, "BIRD refused configure, retrying at the next reconcile: %04d %s",
 			     r->code, r->text);
+			/* The refusal names our file: put back what BIRD runs. */
+			if (strstr(r->text, s->include) && c->text && s->bird_text) {
+				free(s->refused_text);
+				s->refused_text = c->text;
+				c->text = NULL;
+				s->render_dirty = true;
+				slog(s, 3, NULL, "%s restored to the last version BIRD accepted",
+				     s->include);
+			}
 		}
 		break;
 	case CMD_TOGGLE: {
@@ -672,6 +729,8 @@ void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg)
 		}
 	}
 	uv_timer_start(&s->reconcile_timer, on_reconcile, s->reconcile_ms, s->reconcile_ms);
+	free(s->refused_text);      /* a new config deserves a new try */
+	s->refused_text = NULL;
 	s->render_dirty = true;
 	kick(s);
 }
@@ -740,6 +799,7 @@ static void maybe_free(struct bird_sync *s)
 	free(s->node);
 	free(s->file_text);
 	free(s->bird_text);
+	free(s->refused_text);
 	free(s);
 }
 

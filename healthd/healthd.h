@@ -52,6 +52,10 @@ const char *svc_state_str(enum svc_state s);
 const char *chk_state_str(enum chk_state s);
 static inline bool svc_state_announced(enum svc_state s) { return s != SVC_WITHDRAWN; }
 
+#define SVC_LATENCY_BUCKETS 13
+/* Upper bounds of the latency buckets: 0.5ms ... 5s. */
+extern const uint64_t svc_latency_bounds_us[SVC_LATENCY_BUCKETS];
+
 struct svc_check {
 	const struct cfg_check *cfg;
 	enum chk_state state;
@@ -64,6 +68,10 @@ struct svc_check {
 	uint64_t since_ms;         /* when state last changed */
 	time_t since_wall;
 	uint64_t probes, probes_failed;
+	/* Probe latency histogram: counts per bucket (not cumulative), the
+	 * last one is +Inf; bounds in svc_latency_bounds_us. */
+	uint64_t latency_hist[SVC_LATENCY_BUCKETS + 1];
+	uint64_t latency_sum_us;
 };
 
 struct svc_event {
@@ -169,5 +177,24 @@ struct ctl_server;
 int ctl_server_new(struct hd *hd, uv_loop_t *loop, const char *path,
 		   struct ctl_server **out, char *err, size_t errlen);
 void ctl_server_close(struct ctl_server *c);
+
+/* ---- metrics.c: Prometheus text exposition ---- */
+
+/* The metrics page (malloc'ed, *len set), NULL when out of memory. */
+char *hd_metrics(struct hd *hd, size_t *len);
+
+/* ---- httpd.c: GET /health, /health/SERVICE, /status, /metrics ---- */
+
+/*
+ * libmicrohttpd in its epoll mode, driven from the loop (no thread): one
+ * MHD daemon per http.listen address. /health is 200 with the node's state
+ * word when every service is announced, else 503; the word is the worst
+ * state of any service (withdrawn > draining > degraded > up).
+ */
+struct httpd;
+int httpd_new(struct hd *hd, uv_loop_t *loop, const struct config *cfg,
+	      struct httpd **out, char *err, size_t errlen);
+/* Closes the listeners and every connection; memory goes with the handles. */
+void httpd_close(struct httpd *h);
 
 #endif

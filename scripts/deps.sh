@@ -9,14 +9,19 @@ build_pkgs=(
   libjansson-dev libmicrohttpd-dev libsystemd-dev libcriterion-dev
 )
 test_pkgs=(
-  bird2 iproute2 curl python3 procps
+  bird2 iproute2 curl python3 procps wireguard-go wireguard-tools nftables
+)
+# make bench: the HTTP server it probes and the load generator.
+bench_pkgs=(
+  nginx wrk valgrind
 )
 
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
   build) ;;
   all|test) want+=("${test_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all]" >&2; exit 2 ;;
+  bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|all|bench]" >&2; exit 2 ;;
 esac
 
 missing=()
@@ -36,4 +41,12 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The bird2 package starts a system BIRD; the tests run their own.
 if [ -d /run/systemd/system ] && systemctl is-active -q bird 2>/dev/null; then
   systemctl disable --now bird >/dev/null 2>&1 || true
+fi
+# The nginx package starts a system nginx on port 80; the bench runs its own.
+if [[ " ${missing[*]} " == *" nginx "* ]]; then
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now nginx >/dev/null 2>&1 || true
+  elif [ -s /run/nginx.pid ]; then
+    kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+  fi
 fi

@@ -581,3 +581,37 @@ Test(bird_sync, refused_configure_is_retried)
 	cr_assert_gt(stats().configures, c, "retried at a reconcile");
 	cr_assert(web_is('U'));
 }
+
+/* When the refusal names the include file, the file goes back to what BIRD
+ * runs (with today's enable/disable lines): it never holds what BIRD refused. */
+Test(bird_sync, refused_include_is_restored)
+{
+	char conf[8192], *inc;
+
+	lab_and_sync("200ms");
+	announce_web("65000:100", "(65000,100)");
+	/* The operator's config now claims a name our file defines: BIRD
+	 * reports the clash in our file. */
+	snprintf(conf, sizeof(conf), "%s", slurp(lab.conf));
+	inc = strstr(conf, "include");
+	cr_assert_not_null(inc);
+	char patched[8300];
+	snprintf(patched, sizeof(patched), "%.*sdefine healthd_web_v6 = 1;\n%s",
+		 (int)(inc - conf), conf, inc);
+	rewrite(lab.conf, patched);
+
+	set_svc(0, true, "65000:200");
+	RUN_UNTIL(strstr(T.logs, "restored to the last version BIRD accepted"), 5000,
+		  "the restore");
+	cr_assert(strstr(T.logs, lab.include), "the refusal names the include file:\n%s", T.logs);
+	RUN_UNTIL(file_has(lab.include, "(65000,100)") && !file_has(lab.include, "(65000,200)"),
+		  5000, "the include file restored");
+	cr_assert(file_has(lab.include, "# healthd-state: up"));
+	cr_assert(route_has(WEB_V4_ROUTE, "(65000,100)"), "BIRD still runs the old routes");
+
+	/* A withdrawal meanwhile still reaches BIRD and the restored file. */
+	set_svc(0, false, NULL);
+	RUN_UNTIL(web_is('D') && file_has(lab.include, "disabled yes;"), 5000,
+		  "the withdrawal with the restored file");
+	cr_assert_not(file_has(lab.include, "(65000,200)"));
+}
