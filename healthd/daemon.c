@@ -299,6 +299,25 @@ static void maint_poll(uv_timer_t *t)
 	}
 }
 
+/* ---- systemd watchdog ---- */
+
+/* Fed from the loop, so a loop that stalls stops feeding it. */
+static void watchdog_fire(uv_timer_t *t)
+{
+	(void)t;
+	sd_notify(0, "WATCHDOG=1");
+}
+
+static void watchdog_start(struct hd *hd)
+{
+	uint64_t usec = 0;
+
+	uv_timer_init(hd->loop, &hd->watchdog);
+	hd->watchdog.data = hd;
+	if (sd_watchdog_enabled(0, &usec) > 0 && usec >= 2000)
+		uv_timer_start(&hd->watchdog, watchdog_fire, 0, usec / 2000);
+}
+
 /* ---- signals ---- */
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -381,6 +400,7 @@ int hd_new(uv_loop_t *loop, struct config *cfg, struct hd **out)
 	uv_timer_init(loop, &hd->maint_timer);
 	hd->maint_timer.data = hd;
 	uv_timer_start(&hd->maint_timer, maint_poll, 0, 1000);
+	watchdog_start(hd);
 	*out = hd;
 	return 0;
 fail:
@@ -513,6 +533,7 @@ static void close_all(struct hd *hd)
 	uv_close((uv_handle_t *)&hd->sig_int, handle_closed_free);
 	uv_close((uv_handle_t *)&hd->sig_hup, handle_closed_free);
 	uv_close((uv_handle_t *)&hd->maint_timer, handle_closed_free);
+	uv_close((uv_handle_t *)&hd->watchdog, handle_closed_free);
 	uv_close((uv_handle_t *)&hd->stop_timer, handle_closed_free);
 }
 

@@ -40,6 +40,7 @@ struct hd {
 	struct ctl_server *ctl;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t maint_timer;    /* polls maintenance files */
+	uv_timer_t watchdog;       /* WATCHDOG=1 to systemd, when it asks */
 	bool stopping;             /* handles are being closed */
 	bool stop_pending;         /* applying on_stop before closing */
 	uv_timer_t stop_timer;

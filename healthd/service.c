@@ -17,6 +17,11 @@ static const char *const svc_state_names[SVC_STATES] = {
 	[SVC_DRAINING] = "draining",
 };
 
+const uint64_t svc_latency_bounds_us[SVC_LATENCY_BUCKETS] = {
+	500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000,
+	1000000, 2500000, 5000000,
+};
+
 const char *svc_state_str(enum svc_state s)
 {
 	return s < SVC_STATES ? svc_state_names[s] : "invalid";
@@ -126,6 +131,12 @@ bool svc_check_result(struct svc *s, size_t idx, const struct check_result *r,
 	c->last_ms = now_ms;
 	c->last_wall = wall;
 	c->probes++;
+	size_t b = 0;
+
+	while (b < SVC_LATENCY_BUCKETS && r->latency_us > svc_latency_bounds_us[b])
+		b++;
+	c->latency_hist[b]++;
+	c->latency_sum_us += r->latency_us;
 	if (r->reason == CHECK_OK) {
 		c->successes++;
 		c->failures = 0;
