@@ -510,6 +510,22 @@ static bool next_toggle(struct bird_sync *s, bool enables)
 	return false;
 }
 
+static void send_new(struct bird_sync *s, int kind, const char *text)
+{
+	struct cmd *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return;
+	c->kind = kind;
+	if (kind == CMD_SHOW) {
+		s->reconcile_due = false;
+	} else if (kind == CMD_CONFIGURE) {
+		c->text = s->file_text ? strdup(s->file_text) : NULL;
+		s->stats.configures++;
+	}
+	send_cmd(s, c, text);
+}
+
 static void kick(struct bird_sync *s)
 {
 	if (s->closing)
@@ -519,39 +535,19 @@ static void kick(struct bird_sync *s)
 	if (!bird_client_connected(s->client) || s->cmd_busy)
 		return;
 	if (!s->stats.adopted) {
-		struct cmd *c = calloc(1, sizeof(*c));
-
-		if (!c)
-			return;
-		s->reconcile_due = false;
-		c->kind = CMD_SHOW;
-		send_cmd(s, c, "show protocols \"healthd_*\"");
+		send_new(s, CMD_SHOW, "show protocols \"healthd_*\"");
 		return;
 	}
 	if (next_toggle(s, false))
 		return;
 	if (s->need_configure && !s->configure_held && !s->batch_armed && all_written(s)) {
-		struct cmd *c = calloc(1, sizeof(*c));
-
-		if (!c)
-			return;
-		c->kind = CMD_CONFIGURE;
-		c->text = s->file_text ? strdup(s->file_text) : NULL;
-		s->stats.configures++;
-		send_cmd(s, c, "configure");
+		send_new(s, CMD_CONFIGURE, "configure");
 		return;
 	}
 	if ((!s->need_configure || s->configure_held) && next_toggle(s, true))
 		return;
-	if (s->reconcile_due) {
-		struct cmd *c = calloc(1, sizeof(*c));
-
-		if (!c)
-			return;
-		s->reconcile_due = false;
-		c->kind = CMD_SHOW;
-		send_cmd(s, c, "show protocols \"healthd_*\"");
-	}
+	if (s->reconcile_due)
+		send_new(s, CMD_SHOW, "show protocols \"healthd_*\"");
 }
 
 static void on_batch(uv_timer_t *t)

@@ -82,6 +82,18 @@ static void probe_fire(uv_timer_t *t)
 	}
 }
 
+/* The timer's callback: how late it ran, then the probe. */
+static void probe_tick(uv_timer_t *t)
+{
+	struct hd_probe *p = t->data;
+	uint64_t now_us = uv_hrtime() / 1000, due_us = p->due_ms * 1000;
+
+	hd_lateness_add(&p->hd->lateness, now_us > due_us ? now_us - due_us : 0);
+	/* libuv re-arms a repeating timer from the loop time, before this runs. */
+	p->due_ms = uv_now(p->hd->loop) + p->check->cfg->interval_ms;
+	probe_fire(t);
+}
+
 static void probe_closed(uv_handle_t *h)
 {
 	free(h->data);
@@ -124,7 +136,8 @@ static struct hd_probe *probe_new(struct hd *hd, struct hd_service *hs, size_t i
 	uv_timer_init(hd->loop, &p->timer);
 	p->timer.data = p;
 	/* Jitter the first probe so many checks with one interval spread out. */
-	uv_timer_start(&p->timer, probe_fire, jitter(cc->interval_ms), cc->interval_ms);
+	p->due_ms = uv_now(hd->loop) + jitter(cc->interval_ms);
+	uv_timer_start(&p->timer, probe_tick, p->due_ms - uv_now(hd->loop), cc->interval_ms);
 	return p;
 }
 

@@ -16,6 +16,7 @@ struct hd_waiter {
 
 struct hd_probe {
 	uv_timer_t timer;
+	uint64_t due_ms;           /* loop time the timer should fire next */
 	struct hd *hd;
 	struct hd_service *svc;    /* NULL once detached by a reload */
 	size_t idx;
@@ -29,6 +30,16 @@ struct hd_service {
 	struct hd_probe **probes;
 	struct hd *hd;
 };
+
+/* How late probe timers fire: log-linear µs buckets, 8 per power of two,
+ * so p50/p99 cost no memory per probe and stay within 12.5%. */
+#define HD_LATE_BUCKETS 216
+struct hd_lateness {
+	uint64_t count[HD_LATE_BUCKETS];
+	uint64_t samples, max_us;
+};
+
+void hd_lateness_add(struct hd_lateness *l, uint64_t us);
 
 struct hd {
 	uv_loop_t *loop;
@@ -48,6 +59,7 @@ struct hd {
 	bool ready;                /* first BIRD sync done */
 	time_t started_wall;
 	uint64_t reloads, reload_failures;
+	struct hd_lateness lateness;
 	char last_reload_error[512];
 };
 
