@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stop the web service: the upstream loses both prefixes; start it: they return.
+# Stop the web service: the upstream loses both prefixes; start it: they
+# return. `healthd -t` refuses a broken config, naming file:line:col.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -31,3 +32,14 @@ wait_for 2 "upstream to learn $LAB_PREFIX6 again" lab_upstream_has "$LAB_PREFIX6
 log "measured: web started -> upstream has the route in $((t1 - t0)) ms (rise 2, hold_down 1s)"
 lab_healthd_stop TERM
 grep -q 'stopped' "$LAB_DIR/healthd.log"
+
+# -t on a broken config: exit 1, and the error names file:line:col and key
+broken=$LAB_DIR/broken.yaml
+sed 's/^  rise: 2$/  rise: 2\n  riise: 3/' "$LAB_DIR/healthd.yaml" >"$broken"
+line=$(grep -n '^  riise:' "$broken" | cut -d: -f1)
+[ -n "$line" ] || fail "could not break the config"
+rc=0
+"$HEALTHD_BIN" -t -c "$broken" 2>"$LAB_DIR/t.err" || rc=$?
+[ "$rc" -eq 1 ] || fail "healthd -t on a broken config exited $rc, want 1"
+grep -qF "$broken:$line:3" "$LAB_DIR/t.err" || fail "no $broken:$line:3 in: $(cat "$LAB_DIR/t.err")"
+grep -q 'riise' "$LAB_DIR/t.err" || fail "the error does not name the key: $(cat "$LAB_DIR/t.err")"
