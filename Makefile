@@ -3,6 +3,11 @@
 
 PREFIX  ?= /usr/local
 DESTDIR ?=
+MANDIR  ?= $(PREFIX)/share/man
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+TMPFILESDIR ?= /usr/lib/tmpfiles.d
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 CC      ?= cc
 PKGS    := libuv libcurl libnl-3.0 libnl-genl-3.0 yaml-0.1 jansson libmicrohttpd libsystemd
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
@@ -10,6 +15,9 @@ VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 ifdef SANITIZE
 BUILD   := build/san
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+# Any report ends the process with a failure, unit tests and healthd alike.
+export ASAN_OPTIONS ?= halt_on_error=1:abort_on_error=1:detect_leaks=1:detect_stack_use_after_return=1:strict_init_order=1:check_initialization_order=1
+export UBSAN_OPTIONS ?= halt_on_error=1:abort_on_error=1:print_stacktrace=1
 else
 BUILD   := build/std
 SANFLAGS :=
@@ -31,7 +39,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all deps build check unit integration demo install clean bench
+.PHONY: all deps build check unit integration demo install clean bench valgrind fuzz
 all: deps
 	@$(MAKE) --no-print-directory build
 
@@ -69,6 +77,33 @@ unit: $(BUILD)/healthd $(BUILD)/healthctl $(UNIT_BIN)
 integration: $(BUILD)/healthd $(BUILD)/healthctl
 	@HEALTHD_BUILD=$(BUILD) tests/integration/run.sh
 
+# The unit suites under valgrind memcheck: any error or leak fails.
+valgrind: $(UNIT_BIN)
+	@tests/valgrind.sh $(UNIT_BIN)
+
+# libFuzzer targets (clang), each run FUZZ_SECONDS from seeds of the tests.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build/fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -std=gnu11 -D_GNU_SOURCE -O1 -g $(WARN) $(FUZZ_SAN) -I. $(PKG_CFLAGS) -DHEALTHD_VERSION='"$(VERSION)"' -MMD -MP
+FUZZ_SRC     := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN     := $(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+
+$(FUZZ_BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libhealthd.a: $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libhealthd.a
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
+
+fuzz: $(FUZZ_BIN)
+	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BIN)
+
 demo: deps
 	@scripts/deps.sh all
 	@$(MAKE) --no-print-directory build
@@ -79,6 +114,15 @@ install: build
 	install -m 0755 $(BUILD)/healthd $(DESTDIR)$(PREFIX)/sbin/healthd
 	install -m 0755 $(BUILD)/healthctl $(DESTDIR)$(PREFIX)/sbin/healthctl
 	install -m 0644 config/examples/* $(DESTDIR)$(PREFIX)/share/doc/healthd/examples/
+	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
+		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(BASHCOMPDIR)
+	install -m 0644 man/healthd.yaml.5 $(DESTDIR)$(MANDIR)/man5/healthd.yaml.5
+	install -m 0644 man/healthd.8 man/healthctl.8 $(DESTDIR)$(MANDIR)/man8/
+	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/healthd.service > $(DESTDIR)$(UNITDIR)/healthd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/healthd.service
+	install -m 0644 contrib/systemd/healthd.sysusers $(DESTDIR)$(SYSUSERSDIR)/healthd.conf
+	install -m 0644 contrib/systemd/healthd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/healthd.conf
+	install -m 0644 contrib/bash-completion/healthctl $(DESTDIR)$(BASHCOMPDIR)/healthctl
 
 clean:
 	rm -rf build

@@ -12,6 +12,8 @@
 #include <sys/time.h>
 #include <sys/uio.h>
 #include <syslog.h>
+/* CODE_FILE= etc. would name this file for every entry. */
+#define SD_JOURNAL_SUPPRESS_LOCATION
 #include <systemd/sd-journal.h>
 #include <time.h>
 
