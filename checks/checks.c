@@ -20,6 +20,7 @@ struct check_engine {
 static const struct check_ops *const registry[] = {
 	&check_http_ops,
 	&check_tcp_ops,
+	&check_wireguard_ops,
 };
 
 #define N_TYPES (sizeof(registry) / sizeof(registry[0]))

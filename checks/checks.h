@@ -11,6 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -130,5 +131,67 @@ void check_curl_close(struct check_curl *cc);
 
 extern const struct check_ops check_http_ops;
 extern const struct check_ops check_tcp_ops;
+
+/* ---- check_wireguard.c, wg_uapi.c, wg_netlink.c: WireGuard peers ----
+ *
+ * A probe reads the interface's peers through one of two backends: the
+ * userspace UAPI socket DIR/IFACE.sock when it exists, else the kernel's
+ * generic netlink family. Each reads once, then calls back from the loop
+ * with the device (err 0) or -errno and a line for people. */
+
+extern const struct check_ops check_wireguard_ops;
+
+#define CHECK_WG_KEY_LEN 32
+#define CHECK_WG_MAX_PEERS 4096    /* a reply with more is refused */
+
+struct check_wg_peer {
+	uint8_t key[CHECK_WG_KEY_LEN];
+	struct sockaddr_storage endpoint;  /* ss_family 0: none */
+	int64_t handshake_sec;             /* wall clock; 0: never */
+	uint32_t handshake_nsec;
+	uint64_t rx_bytes, tx_bytes;
+	uint16_t keepalive_s;
+};
+
+struct check_wg_device {
+	struct check_wg_peer *peers;
+	size_t n_peers, cap;
+};
+
+/* The peer with this key, added (zeroed but for the key) if absent, so
+ * peers split across messages merge; NULL when out of memory or over
+ * CHECK_WG_MAX_PEERS. */
+struct check_wg_peer *check_wg_device_peer(struct check_wg_device *d,
+					   const uint8_t key[CHECK_WG_KEY_LEN]);
+void check_wg_device_clear(struct check_wg_device *d);
+
+/* err: 0 (dev valid until return), -ENOENT (no such UAPI socket),
+ * -ECONNREFUSED (stale socket), -ENODEV (no such interface),
+ * -EPFNOSUPPORT (no wireguard family in the kernel), -EPROTO (malformed
+ * reply), other -errno. */
+typedef void (*check_wg_cb)(void *arg, int err, const char *detail,
+			    const struct check_wg_device *dev);
+
+/* wg_uapi.c: one `get=1` reply (through its blank line) into dev. 0;
+ * -EPROTO (err names the line), or -EREMOTEIO for a reply of errno=N != 0. */
+int check_wg_uapi_parse(const char *buf, size_t len, struct check_wg_device *dev,
+			char *err, size_t errlen);
+struct check_wg_uapi;
+/* Connect to path, send get=1, read the reply. 0 or -errno. */
+int check_wg_uapi_get(uv_loop_t *loop, const char *path, check_wg_cb cb,
+		      void *arg, struct check_wg_uapi **out);
+/* No callback after this; memory goes from the loop. */
+void check_wg_uapi_cancel(struct check_wg_uapi *u);
+
+/* wg_netlink.c: WG_CMD_GET_DEVICE as a dump, via libnl-genl-3. */
+struct check_wg_nl;
+struct nl_sock;
+int check_wg_nl_get(uv_loop_t *loop, const char *ifname, check_wg_cb cb,
+		    void *arg, struct check_wg_nl **out);
+void check_wg_nl_cancel(struct check_wg_nl *n);
+/* For tests: called with each new socket once it is connected, to
+ * override its send and receive (nl_cb_overwrite_send/recv); NULL: none. */
+void check_wg_nl_set_socket_hook(void (*hook)(struct nl_sock *sk, void *arg),
+				 void *arg);
 
 #endif

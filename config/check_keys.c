@@ -13,6 +13,7 @@
 #include "config/load.h"
 
 static int http_defaults(struct cfg_check *k);
+static int wg_defaults(struct cfg_check *k);
 
 /* Check types and the keys each accepts beyond the common ones (in
  * printing order). A new type is one row here plus its fields. */
@@ -27,6 +28,9 @@ static const struct check_type {
 	  (const char *const[]){ "url", NULL }, http_defaults },
 	{ "tcp", (const char *const[]){ "host", "port", NULL },
 	  (const char *const[]){ "host", "port", NULL }, NULL },
+	{ "wireguard", (const char *const[]){ "interface", "peers", "min_peers",
+		"max_handshake_age", "max_rx_idle", "uapi_dir", NULL },
+	  (const char *const[]){ "interface", NULL }, wg_defaults },
 };
 #define N_TYPES (sizeof(check_types) / sizeof(check_types[0]))
 
@@ -230,6 +234,184 @@ static int check_port(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return rc;
 }
 
+/* ---- wireguard ---- */
+
+static int wg_defaults(struct cfg_check *k)
+{
+	k->max_handshake_age_ms = 180000;
+	return (k->uapi_dir = strdup("/var/run/wireguard")) ? 0 : -ENOMEM;
+}
+
+/* Whichever of peers and min_peers comes second is checked against the
+ * first. */
+static int check_min_peers(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			   const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	uint64_t n;
+	int rc = cfg_get_uint(c, v, 1, 10000, &n);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	k->min_peers = (unsigned)n;
+	if (k->n_peers && n > k->n_peers)
+		return cfg_fail(c, v, "%u is more than the %zu peers listed", k->min_peers,
+				k->n_peers);
+	return 0;
+}
+
+/* Linux's rule for interface names (dev_valid_name). */
+static int check_interface(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			   const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	int rc = cfg_get_str(c, v, &k->interface);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	if (strlen(k->interface) > 15 || strpbrk(k->interface, "/: \t\r\n") ||
+	    !strcmp(k->interface, ".") || !strcmp(k->interface, ".."))
+		return cfg_fail(c, v, "'%s' is not an interface name (1 to 15 characters, no '/', ':' or spaces)",
+				k->interface);
+	return 0;
+}
+
+static int check_uapi_dir(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			  const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	int rc = cfg_get_str(c, v, &k->uapi_dir);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	/* DIR/IFACE.sock must fit a unix socket address. */
+	if (k->uapi_dir[0] != '/' || strlen(k->uapi_dir) > 80)
+		return cfg_fail(c, v, "'%s' is not an absolute path of at most 80 characters",
+				k->uapi_dir);
+	return 0;
+}
+
+static int b64_value(char ch)
+{
+	static const char tab[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	const char *p = ch ? strchr(tab, ch) : NULL;
+
+	return p ? (int)(p - tab) : -1;
+}
+
+/* A key as `wg` prints it: 43 base64 characters and '=', 32 bytes. */
+static bool wg_key_decode(const char *s, uint8_t raw[32])
+{
+	uint32_t acc = 0;
+	int bits = 0;
+	size_t n = 0;
+
+	if (strlen(s) != 44 || s[43] != '=')
+		return false;
+	for (int i = 0; i < 43; i++) {
+		int d = b64_value(s[i]);
+
+		if (d < 0)
+			return false;
+		acc = (acc << 6) | (uint32_t)d;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			raw[n++] = (uint8_t)(acc >> bits);
+		}
+	}
+	/* The 2 bits left over must be zero, or the text is not canonical. */
+	return n == 32 && (acc & ((1u << bits) - 1)) == 0;
+}
+
+/* One peer: a key node and, for the {name: KEY} form, a name node. */
+static int wg_peer(struct cfg_ctx *c, struct cfg_check *k, yaml_node_t *name,
+		   yaml_node_t *key)
+{
+	struct cfg_wg_peer *p = &k->peers[k->n_peers];
+	int rc;
+
+	if (name && !cfg_name_valid(cfg_sval(name)))
+		return cfg_fail(c, name, "'%s' is not a valid peer name ([a-z0-9_], 1 to %d characters)",
+				cfg_sval(name), CFG_NAME_MAX - 1);
+	if ((rc = cfg_want_scalar(c, key, "a base64 public key")))
+		return rc;
+	if (!wg_key_decode(cfg_sval(key), p->raw))
+		return cfg_fail(c, key, "'%s' is not a WireGuard public key (44 characters of base64, 32 bytes)",
+				cfg_sval(key));
+	for (size_t i = 0; i < k->n_peers; i++) {
+		if (memcmp(k->peers[i].raw, p->raw, 32) == 0)
+			return cfg_fail(c, key, "peer key %s is listed twice", cfg_sval(key));
+		if (name && k->peers[i].name && !strcmp(k->peers[i].name, cfg_sval(name)))
+			return cfg_fail(c, name, "duplicate peer name '%s'", cfg_sval(name));
+	}
+	memcpy(p->key, cfg_sval(key), 45);
+	if (name && !(p->name = strdup(cfg_sval(name))))
+		return cfg_fail(c, name, "out of memory");
+	k->n_peers++;
+	return 0;
+}
+
+/* A list of KEY or {name: KEY} items, or a mapping of name: KEY. */
+static int check_peers(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		       const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	bool is_map = v->type == YAML_MAPPING_NODE;
+	size_t n;
+	int rc;
+
+	(void)kk;
+	if (!is_map && (rc = cfg_want_seq(c, v, true)))
+		return rc;
+	if (is_map && (rc = cfg_want_map(c, v)))
+		return rc;
+	n = is_map ? (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start)
+		   : CFG_SEQ_LEN(v);
+	if (n == 0)
+		return cfg_fail(c, v, "must not be empty");
+	if (!(k->peers = calloc(n, sizeof(*k->peers))))
+		return cfg_fail(c, v, "out of memory");
+	for (size_t i = 0; !rc && i < n; i++) {
+		yaml_node_t *it, *name = NULL;
+		size_t old;
+
+		if (is_map) {
+			yaml_node_pair_t *p = &v->data.mapping.pairs.start[i];
+
+			name = cfg_node(c, p->key);
+			it = cfg_node(c, p->value);
+			old = cfg_push_key(c, cfg_sval(name));
+		} else {
+			it = CFG_SEQ_AT(c, v, i);
+			old = cfg_push_idx(c, i);
+			if (it->type == YAML_MAPPING_NODE) {
+				yaml_node_pair_t *p = it->data.mapping.pairs.start;
+
+				if (!(rc = cfg_want_map(c, it)) &&
+				    it->data.mapping.pairs.top - p != 1)
+					rc = cfg_fail(c, it, "a named peer is one pair, NAME: KEY");
+				if (!rc) {
+					name = cfg_node(c, p->key);
+					it = cfg_node(c, p->value);
+					cfg_push_key(c, cfg_sval(name));
+				}
+			}
+		}
+		if (!rc)
+			rc = wg_peer(c, k, name, it);
+		cfg_pop(c, old);
+	}
+	if (!rc && k->min_peers > k->n_peers)
+		rc = cfg_fail(c, v, "lists %zu peers, fewer than min_peers %u", k->n_peers,
+			      k->min_peers);
+	return rc;
+}
+
 static int ignore(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k)
 {
 	(void)c, (void)v, (void)obj, (void)k;
@@ -252,6 +434,12 @@ static const struct cfg_key check_keys[] = {
 	CFG_FN("headers", check_headers, 0),
 	CFG_FN("host", check_host, 0),
 	CFG_FN("port", check_port, 0),
+	CFG_FN("interface", check_interface, 0),
+	CFG_FN("peers", check_peers, 0),
+	CFG_FN("min_peers", check_min_peers, 0),
+	CFG_DUR("max_handshake_age", struct cfg_check, max_handshake_age_ms, 1000),
+	CFG_DUR("max_rx_idle", struct cfg_check, max_rx_idle_ms, 0),
+	CFG_FN("uapi_dir", check_uapi_dir, 0),
 	{ 0 },
 };
 

@@ -504,6 +504,11 @@ static void check_free(struct cfg_check *k)
 	}
 	free(k->headers);
 	free(k->host);
+	free(k->interface);
+	for (size_t i = 0; i < k->n_peers; i++)
+		free(k->peers[i].name);
+	free(k->peers);
+	free(k->uapi_dir);
 }
 
 void cfg_free(struct config *cfg)
@@ -551,8 +556,15 @@ bool cfg_check_equal(const struct cfg_check *a, const struct cfg_check *b)
 	    !str_eq(a->connect_to, b->connect_to) ||
 	    a->tls_verify != b->tls_verify || !str_eq(a->host, b->host) ||
 	    a->port != b->port || a->n_expect_status != b->n_expect_status ||
-	    a->n_headers != b->n_headers)
+	    a->n_headers != b->n_headers || !str_eq(a->interface, b->interface) ||
+	    a->n_peers != b->n_peers || a->min_peers != b->min_peers ||
+	    a->max_handshake_age_ms != b->max_handshake_age_ms ||
+	    a->max_rx_idle_ms != b->max_rx_idle_ms || !str_eq(a->uapi_dir, b->uapi_dir))
 		return false;
+	for (size_t i = 0; i < a->n_peers; i++)
+		if (!str_eq(a->peers[i].name, b->peers[i].name) ||
+		    memcmp(a->peers[i].raw, b->peers[i].raw, sizeof(a->peers[i].raw)))
+			return false;
 	for (size_t i = 0; i < a->n_expect_status; i++)
 		if (a->expect_status[i] != b->expect_status[i])
 			return false;

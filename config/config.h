@@ -56,6 +56,13 @@ struct cfg_header {
 	char *value;
 };
 
+/* A WireGuard peer that a check watches. */
+struct cfg_wg_peer {
+	char *name;                 /* NULL: shown by its key */
+	char key[45];               /* base64, as in `wg show` */
+	uint8_t raw[32];
+};
+
 /* One check. Fields not used by the check's type are zero/NULL. */
 struct cfg_check {
 	char *name;
@@ -81,6 +88,15 @@ struct cfg_check {
 	/* tcp */
 	char *host;
 	uint16_t port;
+
+	/* wireguard */
+	char *interface;
+	struct cfg_wg_peer *peers;  /* none listed: every peer present */
+	size_t n_peers;
+	unsigned min_peers;         /* 0: all listed, or all present */
+	uint64_t max_handshake_age_ms; /* default 180s */
+	uint64_t max_rx_idle_ms;    /* 0: off */
+	char *uapi_dir;             /* default /var/run/wireguard */
 };
 
 struct cfg_service {

@@ -146,6 +146,38 @@ static void put_communities(FILE *out, const char *key,
 	fputs("]\n", out);
 }
 
+/* The wireguard keys; peers as a flow list of "KEY" and {"name": "KEY"}. */
+static void put_wg_key(FILE *out, const struct cfg_check *k, const char *key)
+{
+	const int in = 8;
+
+	if (strcmp(key, "interface") == 0 && k->interface) {
+		put_key_str(out, in, key, k->interface);
+	} else if (strcmp(key, "peers") == 0 && k->n_peers) {
+		fprintf(out, "%*s%s: [", in, "", key);
+		for (size_t i = 0; i < k->n_peers; i++) {
+			fputs(i ? ", " : "", out);
+			if (k->peers[i].name) {
+				fputc('{', out);
+				put_str(out, k->peers[i].name);
+				fputs(": ", out);
+			}
+			put_str(out, k->peers[i].key);
+			if (k->peers[i].name)
+				fputc('}', out);
+		}
+		fputs("]\n", out);
+	} else if (strcmp(key, "min_peers") == 0 && k->min_peers) {
+		fprintf(out, "%*s%s: %u\n", in, "", key, k->min_peers);
+	} else if (strcmp(key, "max_handshake_age") == 0) {
+		put_duration(out, in, key, k->max_handshake_age_ms);
+	} else if (strcmp(key, "max_rx_idle") == 0) {
+		put_duration(out, in, key, k->max_rx_idle_ms);
+	} else if (strcmp(key, "uapi_dir") == 0 && k->uapi_dir) {
+		put_key_str(out, in, key, k->uapi_dir);
+	}
+}
+
 /* One type-specific key of a check; the keys come from cfg_check_keys(). */
 static void put_check_key(FILE *out, const struct cfg_check *k, const char *key)
 {
@@ -177,6 +209,8 @@ static void put_check_key(FILE *out, const struct cfg_check *k, const char *key)
 		put_key_str(out, in, key, k->host);
 	} else if (strcmp(key, "port") == 0) {
 		fprintf(out, "%*s%s: %u\n", in, "", key, k->port);
+	} else {
+		put_wg_key(out, k, key);
 	}
 }
 

@@ -21,6 +21,68 @@ static json_t *wall_str(time_t t)
 	return json_string(buf);
 }
 
+/* ---- probe timer lateness ---- */
+
+static unsigned late_bucket(uint64_t us)
+{
+	unsigned e = 63 - (unsigned)__builtin_clzll(us | 1), b;
+
+	if (us < 8)
+		return (unsigned)us;
+	b = 8 + (e - 3) * 8 + (unsigned)((us >> (e - 3)) & 7);
+	return b < HD_LATE_BUCKETS ? b : HD_LATE_BUCKETS - 1;
+}
+
+/* The largest value that lands in bucket b. */
+static uint64_t late_bucket_max(unsigned b)
+{
+	unsigned e = (b - 8) / 8 + 3;
+
+	if (b < 8)
+		return b;
+	return ((uint64_t)(8 + (b - 8) % 8 + 1) << (e - 3)) - 1;
+}
+
+void hd_lateness_add(struct hd_lateness *l, uint64_t us)
+{
+	l->count[late_bucket(us)]++;
+	l->samples++;
+	if (us > l->max_us)
+		l->max_us = us;
+}
+
+static double late_quantile_ms(const struct hd_lateness *l, double q)
+{
+	uint64_t rank = (uint64_t)(q * (double)l->samples), seen = 0;
+
+	for (unsigned b = 0; b < HD_LATE_BUCKETS; b++) {
+		seen += l->count[b];
+		if (seen > rank)
+			return late_bucket_max(b) / 1000.0;
+	}
+	return l->max_us / 1000.0;
+}
+
+/* Percentiles since start, and the non-empty buckets as [max_us, count]
+ * so a reader can take the difference of two snapshots for a window. */
+static json_t *scheduler_json(const struct hd *hd)
+{
+	const struct hd_lateness *l = &hd->lateness;
+	json_t *o = json_object(), *lat = json_object(), *hist = json_array();
+
+	json_object_set_new(lat, "p50", json_real(late_quantile_ms(l, 0.50)));
+	json_object_set_new(lat, "p99", json_real(late_quantile_ms(l, 0.99)));
+	json_object_set_new(lat, "max", json_real(l->max_us / 1000.0));
+	json_object_set_new(lat, "samples", json_integer((json_int_t)l->samples));
+	for (unsigned b = 0; b < HD_LATE_BUCKETS; b++)
+		if (l->count[b])
+			json_array_append_new(hist, json_pack("[II]", (json_int_t)late_bucket_max(b),
+							      (json_int_t)l->count[b]));
+	json_object_set_new(lat, "histogram_us", hist);
+	json_object_set_new(o, "lateness_ms", lat);
+	return o;
+}
+
 static json_t *check_json(const struct hd *hd, const struct svc_check *c,
 			  const struct hd_probe *p)
 {
@@ -128,6 +190,7 @@ json_t *hd_status(struct hd *hd)
 	json_object_set_new(o, "reloads", json_integer((json_int_t)hd->reloads));
 	json_object_set_new(o, "reload_failures", json_integer((json_int_t)hd->reload_failures));
 	json_object_set_new(o, "last_reload_error", json_string(hd->last_reload_error));
+	json_object_set_new(o, "scheduler", scheduler_json(hd));
 	for (size_t i = 0; i < hd->n_svcs; i++)
 		json_array_append_new(svcs, service_json(hd, hd->svcs[i]));
 	json_object_set_new(o, "services", svcs);
@@ -148,6 +211,36 @@ static void since_text(char *buf, size_t len, json_t *o)
 	const char *s = jstr(o, "since");
 
 	snprintf(buf, len, "%s", s);
+}
+
+/* A check's "peers" array (from its type's status hook), a line each:
+ * name or key, state, then every other scalar member as key=value. */
+static void peers_text(FILE *f, json_t *peers)
+{
+	json_t *p, *v;
+	const char *k;
+	size_t i;
+
+	json_array_foreach(peers, i, p) {
+		json_t *name = json_object_get(p, "name");
+
+		fprintf(f, "    peer %s: %s", json_is_string(name) ? json_string_value(name)
+			: jstr(p, "key"), jstr(p, "state"));
+		json_object_foreach(p, k, v) {
+			if (!strcmp(k, "name") || !strcmp(k, "state") || json_is_boolean(v) ||
+			    (!strcmp(k, "key") && !json_is_string(name)))
+				continue;
+			if (json_is_string(v))
+				fprintf(f, "  %s=%s", k, json_string_value(v));
+			else if (json_is_real(v))
+				fprintf(f, "  %s=%.1f", k, json_real_value(v));
+			else if (json_is_integer(v))
+				fprintf(f, "  %s=%lld", k, json_integer_value(v));
+			else if (json_is_null(v))
+				fprintf(f, "  %s=-", k);
+		}
+		fputc('\n', f);
+	}
 }
 
 char *hd_status_text(json_t *snap)
@@ -207,6 +300,7 @@ char *hd_status_text(json_t *snap)
 				json_integer_value(json_object_get(chk, "successes")),
 				json_integer_value(json_object_get(chk, "failures")),
 				json_is_object(last) ? jstr(last, "detail") : "(no probe yet)");
+			peers_text(f, json_object_get(chk, "peers"));
 		}
 		json_t *hist = json_object_get(svc, "history"), *ev;
 		if (json_array_size(hist)) {

@@ -177,7 +177,10 @@ Test(config, example_is_the_documented_node)
 	cr_assert_str_eq(web->prefixes[0].text, "192.30.120.10/32");
 	cr_assert_str_eq(web->prefixes[1].text, "2620:71:4000::10/128");
 	cr_assert_eq(web->prefixes[1].family, AF_INET6);
-	cr_assert_eq(web->n_checks, 3);
+	cr_assert_eq(web->n_checks, 4);
+	cr_assert_str_eq(web->checks[3].type, "wireguard");
+	cr_assert_str_eq(web->checks[3].interface, "wg0");
+	cr_assert_eq(web->checks[3].on_fail, CFG_ON_FAIL_DEGRADE);
 	cr_assert_str_eq(web->checks[1].connect_to, "127.0.0.1:443");
 	cr_assert_str_eq(web->checks[2].type, "tcp");
 	cr_assert_eq(web->checks[2].port, 443);
@@ -200,6 +203,10 @@ struct broken {
 #define TCP "      - name: a\n        type: tcp\n        host: 127.0.0.1\n        port: 80\n"
 /* Lines 5-7: a valid http check. */
 #define HTTP "      - name: a\n        type: http\n        url: http://x/\n"
+/* Lines 5-7: a valid wireguard check; two keys as `wg genkey | wg pubkey` prints them. */
+#define WG "      - name: a\n        type: wireguard\n        interface: wg0\n"
+#define WGK1 "0+n7PJLb8IXwhF35aUMnDb2YNd/yqUFw2IJ/bOfTNwI="
+#define WGK2 "E0gPXQKhr5O0E/kmqM5HKTsM7ap/vhmUW1R4glu6QTw="
 #define SVC2 "  - name: db\n    prefixes: [\"198.51.100.0/24\"]\n    checks:\n"
 
 ParameterizedTestParameters(config, broken)
@@ -297,7 +304,7 @@ ParameterizedTestParameters(config, broken)
 		{ "check_scalar", P "      - tcp\n", "t.yaml:5:9: services[0].checks[0]: expected a mapping, found a scalar" },
 		{ "check_no_type", P "      - name: a\n        host: x\n", "t.yaml:5:9: services[0].checks[0].type: missing required key" },
 		{ "check_no_name", P "      - type: tcp\n        host: x\n        port: 1\n", "t.yaml:5:9: services[0].checks[0].name: missing required key" },
-		{ "check_type", P "      - name: a\n        type: nosuch\n", "t.yaml:6:15: services[0].checks[0].type: unknown check type 'nosuch' (known: http, tcp)" },
+		{ "check_type", P "      - name: a\n        type: nosuch\n", "t.yaml:6:15: services[0].checks[0].type: unknown check type 'nosuch' (known: http, tcp, wireguard)" },
 		{ "check_name", P "      - name: A-1\n        type: tcp\n        host: x\n        port: 1\n", "t.yaml:5:15: services[0].checks[0].name: 'A-1' is not a valid name" },
 		{ "check_duplicate", P TCP TCP, "t.yaml:9:15: services[0].checks[1].name: duplicate check name 'a' (first at line 5)" },
 		{ "check_same_name_other_service", P TCP SVC2 "      - name: a\n        type: tcp\n        host: x\n        port: 0\n", "t.yaml:15:15: services[1].checks[0].port: expected an integer from 1 to 65535, found '0'" },
@@ -336,6 +343,27 @@ ParameterizedTestParameters(config, broken)
 		{ "check_fall", P TCP "        fall: 1000\n", "t.yaml:9:15: services[0].checks[0].fall: expected an integer from 1 to 100, found '1000'" },
 		{ "check_interval", P TCP "        interval: 9ms\n", "t.yaml:9:19: services[0].checks[0].interval: must be at least 10ms, found 9ms" },
 		{ "check_timeout", P TCP "        timeout: 0s\n", "t.yaml:9:18: services[0].checks[0].timeout: must be at least 1ms, found 0s" },
+		{ "wg_no_interface", P "      - name: a\n        type: wireguard\n", "t.yaml:5:9: services[0].checks[0].interface: missing required key for type wireguard" },
+		{ "wg_interface_long", P "      - name: a\n        type: wireguard\n        interface: wg0123456789abcd\n", "t.yaml:7:20: services[0].checks[0].interface: 'wg0123456789abcd' is not an interface name" },
+		{ "wg_interface_slash", P "      - name: a\n        type: wireguard\n        interface: wg/0\n", "t.yaml:7:20: services[0].checks[0].interface: 'wg/0' is not an interface name" },
+		{ "wg_key_short", P WG "        peers: [\"abc=\"]\n", "t.yaml:8:17: services[0].checks[0].peers[0]: 'abc=' is not a WireGuard public key (44 characters of base64, 32 bytes)" },
+		{ "wg_key_hex", P WG "        peers: [\"13480f5d02a1af93b413f926a8ce47293b0cedaa7fbe19945b5478825bba413c\"]\n", "t.yaml:8:17: services[0].checks[0].peers[0]: '13480f5d02a1af93b413f926a8ce47293b0cedaa7fbe19945b5478825bba413c' is not a WireGuard public key" },
+		{ "wg_key_bad_char", P WG "        peers: [\"0+n7PJLb8IXwhF35aUMnDb2YNd/yqUFw2IJ/bOfTN*I=\"]\n", "t.yaml:8:17: services[0].checks[0].peers[0]: '0+n7PJLb8IXwhF35aUMnDb2YNd/yqUFw2IJ/bOfTN*I=' is not a WireGuard public key" },
+		{ "wg_key_noncanonical", P WG "        peers: [\"E0gPXQKhr5O0E/kmqM5HKTsM7ap/vhmUW1R4glu6QTx=\"]\n", "t.yaml:8:17: services[0].checks[0].peers[0]: 'E0gPXQKhr5O0E/kmqM5HKTsM7ap/vhmUW1R4glu6QTx=' is not a WireGuard public key" },
+		{ "wg_key_twice", P WG "        peers: [\"" WGK1 "\", {ord: \"" WGK1 "\"}]\n", "t.yaml:8:71: services[0].checks[0].peers[1].ord: peer key " WGK1 " is listed twice" },
+		{ "wg_name_twice", P WG "        peers:\n          - ord: \"" WGK1 "\"\n          - ord: \"" WGK2 "\"\n", "t.yaml:10:13: services[0].checks[0].peers[1].ord: duplicate peer name 'ord'" },
+		{ "wg_name_bad", P WG "        peers: {Ord-1: \"" WGK1 "\"}\n", "t.yaml:8:17: services[0].checks[0].peers.Ord-1: 'Ord-1' is not a valid peer name" },
+		{ "wg_named_two_pairs", P WG "        peers: [{a: \"" WGK1 "\", b: \"" WGK2 "\"}]\n", "t.yaml:8:17: services[0].checks[0].peers[0]: a named peer is one pair, NAME: KEY" },
+		{ "wg_peers_empty", P WG "        peers: []\n", "t.yaml:8:16: services[0].checks[0].peers: must not be empty" },
+		{ "wg_peers_scalar", P WG "        peers: " WGK1 "\n", "t.yaml:8:16: services[0].checks[0].peers: expected a list, found a scalar" },
+		{ "wg_min_peers_0", P WG "        min_peers: 0\n", "t.yaml:8:20: services[0].checks[0].min_peers: expected an integer from 1 to 10000, found '0'" },
+		{ "wg_min_peers_more", P WG "        peers: [\"" WGK1 "\"]\n        min_peers: 2\n", "t.yaml:9:20: services[0].checks[0].min_peers: 2 is more than the 1 peers listed" },
+		{ "wg_min_peers_first", P WG "        min_peers: 3\n        peers: [\"" WGK1 "\", \"" WGK2 "\"]\n", "t.yaml:9:16: services[0].checks[0].peers: lists 2 peers, fewer than min_peers 3" },
+		{ "wg_handshake_age", P WG "        max_handshake_age: 500ms\n", "t.yaml:8:28: services[0].checks[0].max_handshake_age: must be at least 1s, found 500ms" },
+		{ "wg_rx_idle", P WG "        max_rx_idle: soon\n", "t.yaml:8:22: services[0].checks[0].max_rx_idle: 'soon' is not a duration" },
+		{ "wg_uapi_dir_relative", P WG "        uapi_dir: run/wg\n", "t.yaml:8:19: services[0].checks[0].uapi_dir: 'run/wg' is not an absolute path" },
+		{ "wg_key_on_tcp", P TCP "        interface: wg0\n", "t.yaml:9:9: services[0].checks[0].interface: key 'interface' is not valid for type tcp" },
+		{ "port_on_wg", P WG "        port: 1\n", "t.yaml:8:9: services[0].checks[0].port: key 'port' is not valid for type wireguard" },
 		{ "second_check_timeout", P TCP "      - name: b\n        type: tcp\n        host: x\n        port: 1\n        timeout: 1x\n", "t.yaml:13:18: services[0].checks[1].timeout: '1x' is not a duration" },
 	};
 
@@ -392,6 +420,34 @@ Test(config, defaults_filled_in)
 	cr_assert_null(k->expect_status);
 	cr_assert_not(k->tls_verify);
 	cr_assert_eq(cfg->n_warnings, 0);
+	cfg_free(cfg);
+}
+
+Test(config, wireguard_values)
+{
+	struct config *cfg = load(P WG "        peers: [\"" WGK1 "\", {ord: \"" WGK2 "\"}]\n"
+				  "        max_rx_idle: 3s\n");
+	const struct cfg_check *k = &cfg->services[0].checks[0];
+	struct config *other = load(P WG "        peers: [\"" WGK1 "\", {fra: \"" WGK2 "\"}]\n"
+				    "        max_rx_idle: 3s\n");
+
+	cr_assert_str_eq(k->interface, "wg0");
+	cr_assert_eq(k->n_peers, 2);
+	cr_assert_null(k->peers[0].name);
+	cr_assert_str_eq(k->peers[1].name, "ord");
+	cr_assert_str_eq(k->peers[1].key, WGK2);
+	/* E0gPXQ... decodes to 0x13 0x48 0x0f 0x5d ... (the UAPI's hex form). */
+	cr_assert_eq(k->peers[1].raw[0], 0x13);
+	cr_assert_eq(k->peers[1].raw[3], 0x5d);
+	cr_assert_eq(k->peers[1].raw[31], 0x3c);
+	cr_assert_eq(k->min_peers, 0, "default: all listed");
+	cr_assert_eq(k->max_handshake_age_ms, 180000);
+	cr_assert_eq(k->max_rx_idle_ms, 3000);
+	cr_assert_str_eq(k->uapi_dir, "/var/run/wireguard");
+	cr_assert(cfg_check_equal(k, k));
+	cr_assert_not(cfg_check_equal(k, &other->services[0].checks[0]),
+		      "a peer's name is part of the settings");
+	cfg_free(other);
 	cfg_free(cfg);
 }
 
