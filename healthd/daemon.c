@@ -399,6 +399,13 @@ int hd_new(uv_loop_t *loop, struct config *cfg, struct hd **out)
 		log_err("%s", err);
 		goto fail;
 	}
+	if (cfg->http.n_listen > 0) {
+		rc = httpd_new(hd, loop, cfg, &hd->httpd, err, sizeof(err));
+		if (rc < 0) {
+			log_err("%s", err);
+			goto fail;
+		}
+	}
 	for (size_t i = 0; i < hd->n_svcs; i++)
 		service_start_probes(hd->svcs[i]);
 	uv_signal_init(loop, &hd->sig_term);
@@ -424,6 +431,8 @@ fail:
 	free(hd->svcs);
 	hd->svcs = NULL;
 	hd->n_svcs = 0;
+	if (hd->ctl)
+		ctl_server_close(hd->ctl);
 	if (hd->sync)
 		bird_sync_close(hd->sync);
 	if (hd->engine)
@@ -431,6 +440,16 @@ fail:
 	cfg_free(hd->cfg);
 	free(hd);
 	return rc < 0 ? rc : -EINVAL;
+}
+
+static bool http_listen_changed(const struct config *a, const struct config *b)
+{
+	if (a->http.n_listen != b->http.n_listen)
+		return true;
+	for (size_t i = 0; i < a->http.n_listen; i++)
+		if (strcmp(a->http.listen[i], b->http.listen[i]))
+			return true;
+	return false;
 }
 
 int hd_reload(struct hd *hd, char *err, size_t errlen)
@@ -460,6 +479,8 @@ int hd_reload(struct hd *hd, char *err, size_t errlen)
 	if (strcmp(ncfg->control.socket, hd->cfg->control.socket))
 		log_warn("reload: control.socket changed to %s; it takes effect at restart",
 			 ncfg->control.socket);
+	if (http_listen_changed(ncfg, hd->cfg))
+		log_warn("reload: http.listen changed; it takes effect at restart");
 	for (size_t i = 0; i < hd->n_svcs; i++)
 		service_free(hd->svcs[i]);
 	free(hd->svcs);
@@ -533,6 +554,8 @@ static void close_all(struct hd *hd)
 	if (hd->ctl)
 		ctl_server_close(hd->ctl);
 	hd->ctl = NULL;
+	httpd_close(hd->httpd);
+	hd->httpd = NULL;
 	for (size_t i = 0; i < hd->n_svcs; i++)
 		service_free(hd->svcs[i]);
 	free(hd->svcs);

@@ -173,6 +173,16 @@ char *hd_status_text(struct json_t *snap);
 
 /* ---- control.c: the unix control socket ---- */
 
+enum ctl_cmd { CTL_STATUS, CTL_VERSION, CTL_RELOAD, CTL_DRAIN, CTL_UNDRAIN, CTL_CHECK };
+struct ctl_request {
+	enum ctl_cmd cmd;
+	const char *arg;           /* SERVICE or [SERVICE/]CHECK, points into the line */
+	uint64_t for_ms;           /* drain SERVICE DURATION; 0 = until undrain */
+};
+/* One request line (no newline), split in place. 0, or -EINVAL and err
+ * says what was wrong; pure, so it can be fuzzed. */
+int ctl_request_parse(char *line, struct ctl_request *req, char *err, size_t errlen);
+
 struct ctl_server;
 int ctl_server_new(struct hd *hd, uv_loop_t *loop, const char *path,
 		   struct ctl_server **out, char *err, size_t errlen);

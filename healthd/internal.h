@@ -49,6 +49,7 @@ struct hd {
 	struct hd_service **svcs;
 	size_t n_svcs;
 	struct ctl_server *ctl;
+	struct httpd *httpd;       /* NULL without http.listen */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t maint_timer;    /* polls maintenance files */
 	uv_timer_t watchdog;       /* WATCHDOG=1 to systemd, when it asks */

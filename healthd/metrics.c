@@ -103,7 +103,7 @@ static void histogram_one(FILE *f, const char *service, const struct svc_check *
 
 static void check_metrics(FILE *f, struct hd *hd)
 {
-	check_family(f, "healthd_check_up", "gauge",
+	check_family(f, hd, "healthd_check_up", "gauge",
 		     "1 when the check is up, 0 when down or not yet known.", CM_UP);
 	family(f, "healthd_check_latency_seconds", "histogram",
 	       "Probe latency, from start to result, of every probe.");
@@ -113,11 +113,11 @@ static void check_metrics(FILE *f, struct hd *hd)
 		for (size_t j = 0; j < s->n_checks; j++)
 			histogram_one(f, s->cfg->name, &s->checks[j]);
 	}
-	check_family(f, "healthd_check_consecutive_failures", "gauge",
+	check_family(f, hd, "healthd_check_consecutive_failures", "gauge",
 		     "Failed probes in a row.", CM_FAILURES);
-	check_family(f, "healthd_check_probes_total", "counter",
+	check_family(f, hd, "healthd_check_probes_total", "counter",
 		     "Probes that ended, with any result.", CM_PROBES);
-	check_family(f, "healthd_check_probe_failures_total", "counter",
+	check_family(f, hd, "healthd_check_probe_failures_total", "counter",
 		     "Probes that ended with a failure.", CM_PROBES_FAILED);
 }
 

@@ -305,20 +305,32 @@ lab_down() {
 		ip netns del "$ns" 2>/dev/null || true
 	done
 	LAB_NODE_BIRD_PID="" LAB_UP_BIRD_PID="" LAB_WEB_PID="" LAB_HEALTHD_PID="" HEALTHD_PID=""
+	# a sanitizer report from healthd (build/san) fails the test that saw it;
+	# exit, since the EXIT trap's return status would not count
+	local san=
+	if grep -qE 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB_DIR/healthd.log" 2>/dev/null; then
+		san=1
+		printf 'FAIL: sanitizer report in healthd.log:\n' >&2
+		grep -E -A40 'ERROR: (Address|Leak)Sanitizer|runtime error:' "$LAB_DIR/healthd.log" |
+			head -n 80 | sed 's/^/    /' >&2
+	fi
 	rm -rf "$LAB_DIR"
+	[ -z "$san" ] || exit $((rc ? rc : 1))
 	return "$rc"
 }
 
 # The web service: 200 "ok" on http://127.0.0.1:PORT/healthz in the node ns.
+# lab_web_start [PORT [webserver.py options, e.g. --mode hang]]
 lab_web_start() {
 	local port=${1:-8080} out=$LAB_DIR/web.out
+	shift || true
 	[ -z "$LAB_WEB_PID" ] || lab_web_stop
 	: >"$out"
 	mkdir -p "$LAB_DIR/www"
 	echo ok >"$LAB_DIR/www/healthz"
 	# a test can fail the endpoint alone (404) by removing $LAB_DIR/www/healthz
 	ip netns exec "$LAB_NS_NODE" python3 "$LAB_SRC/tests/integration/webserver.py" \
-		--port "$port" --dir "$LAB_DIR/www" >"$out" 2>&1 &
+		--port "$port" --dir "$LAB_DIR/www" "$@" >"$out" 2>&1 &
 	LAB_WEB_PID=$!
 	_lab_track "$LAB_WEB_PID"
 	wait_for 10 "web service to print 'ready $port'" grep -qx "ready $port" "$out"
@@ -453,6 +465,13 @@ d = json.load(sys.stdin)
 print([s["state"] for s in d["services"] if s["name"] == sys.argv[1]][0])' "${1:-web}"
 }
 lab_state_is() { [ "$(lab_state "${2:-web}")" = "$1" ]; }
+
+# lab_status_get PYEXPR — PYEXPR evaluated over `healthctl status --json`
+# (as d), printed; e.g. lab_status_get 'd["bird"]["connected"]'.
+lab_status_get() {
+	lab_healthctl status --json 2>/dev/null |
+		python3 -c 'import json, sys; d = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
+}
 
 # Route changes (updates + withdraws) the upstream received over node4.
 lab_upstream_updates() {

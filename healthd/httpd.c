@@ -1,0 +1,413 @@
+/*
+ * The HTTP server: libmicrohttpd in its epoll mode with no thread of its
+ * own. Each http.listen address is one MHD daemon on a socket bound here
+ * (so a bind error names the address and errno); the loop polls MHD's epoll
+ * fd and runs MHD when it is readable or when MHD's timeout comes.
+ *
+ *   GET /health          200 + node state word, 503 when a service is withdrawn
+ *   GET /health/SERVICE  200 + state word when announced, 503 when withdrawn
+ *   GET /status          the status snapshot (JSON)
+ *   GET /metrics         Prometheus text exposition
+ *
+ * Only GET and HEAD (405 otherwise); anything else is 404. Connections,
+ * their idle time and their memory are bounded, so a hostile client costs
+ * little and cannot hold the loop.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <jansson.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "healthd/internal.h"
+
+#define HTTPD_CONN_LIMIT 256u
+#define HTTPD_CONN_TIMEOUT_S 5u
+#define HTTPD_CONN_MEMORY (16 * 1024)   /* request line + headers must fit */
+#define HTTPD_BACKLOG 1024
+
+struct httpd_listener {
+	uv_poll_t poll;              /* MHD's epoll fd */
+	uv_timer_t timer;            /* MHD_get_timeout() */
+	struct httpd *h;
+	struct MHD_Daemon *mhd;
+	char *addr;
+	int handles;                 /* open uv handles; freed at 0 */
+};
+
+struct httpd {
+	struct hd *hd;
+	struct httpd_listener **ls;
+	size_t n_ls;
+	size_t live;                 /* listeners not yet freed */
+	/* Shared, refcounted by MHD: /health answers without allocating. */
+	struct MHD_Response *word[SVC_STATES];
+	struct MHD_Response *not_found, *not_allowed;
+};
+
+/* Worse states rank higher: the node's word is its worst service's. */
+static const int state_rank[SVC_STATES] = {
+	[SVC_UP] = 0, [SVC_DEGRADED] = 1, [SVC_DRAINING] = 2, [SVC_WITHDRAWN] = 3,
+};
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	struct httpd_listener *l = cls;
+	char msg[256];
+	size_t n;
+
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	n = strlen(msg);
+	while (n && msg[n - 1] == '\n')
+		msg[--n] = '\0';
+	/* Debug only: a hostile client must not be able to flood the log. */
+	log_debug("http %s: %s", l->addr, msg);
+}
+
+static struct MHD_Response *text_response(const char *text)
+{
+	struct MHD_Response *r = MHD_create_response_from_buffer(
+		strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+
+	if (r) {
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+		MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	}
+	return r;
+}
+
+static enum MHD_Result queue_owned(struct MHD_Connection *conn, unsigned code,
+				   char *body, size_t len, const char *type)
+{
+	struct MHD_Response *r;
+	enum MHD_Result ret;
+
+	if (!body)
+		return MHD_NO;   /* out of memory: MHD closes the connection */
+	r = MHD_create_response_from_buffer(len, body, MHD_RESPMEM_MUST_FREE);
+	if (!r) {
+		free(body);
+		return MHD_NO;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+	ret = MHD_queue_response(conn, code, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result serve_health(struct httpd *h, struct MHD_Connection *conn,
+				    const char *service)
+{
+	struct hd *hd = h->hd;
+	enum svc_state worst = SVC_WITHDRAWN;   /* no services: nothing announced */
+
+	if (service) {
+		for (size_t i = 0; i < hd->n_svcs; i++)
+			if (!strcmp(hd->svcs[i]->svc.cfg->name, service)) {
+				enum svc_state st = hd->svcs[i]->svc.state;
+
+				return MHD_queue_response(conn, svc_state_announced(st) ?
+							  MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+							  h->word[st]);
+			}
+		return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, h->not_found);
+	}
+	for (size_t i = 0; i < hd->n_svcs; i++) {
+		enum svc_state st = hd->svcs[i]->svc.state;
+
+		if (i == 0 || state_rank[st] > state_rank[worst])
+			worst = st;
+	}
+	return MHD_queue_response(conn, svc_state_announced(worst) ? MHD_HTTP_OK :
+				  MHD_HTTP_SERVICE_UNAVAILABLE, h->word[worst]);
+}
+
+static enum MHD_Result serve_status(struct httpd *h, struct MHD_Connection *conn)
+{
+	json_t *snap = hd_status(h->hd);
+	char *js = snap ? json_dumps(snap, JSON_INDENT(2)) : NULL;
+	char *body = NULL;
+	int n = -1;
+
+	json_decref(snap);
+	if (js)
+		n = asprintf(&body, "%s\n", js);
+	free(js);
+	if (n < 0)
+		return MHD_NO;
+	return queue_owned(conn, MHD_HTTP_OK, body, (size_t)n, "application/json");
+}
+
+static enum MHD_Result serve_metrics(struct httpd *h, struct MHD_Connection *conn)
+{
+	size_t len = 0;
+	char *body = hd_metrics(h->hd, &len);
+
+	return queue_owned(conn, MHD_HTTP_OK, body, len,
+			   "text/plain; version=0.0.4; charset=utf-8");
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
+{
+	struct httpd_listener *l = cls;
+	struct httpd *h = l->h;
+
+	static int seen;
+
+	(void)version;
+	(void)upload_data;
+	/* Refused at once, so MHD closes rather than reading a body. */
+	if (strcmp(method, MHD_HTTP_METHOD_GET) && strcmp(method, MHD_HTTP_METHOD_HEAD))
+		return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, h->not_allowed);
+	/* Answer once the request is read in full: a response queued on the
+	 * first call (headers only) makes MHD close the connection. */
+	if (!*req_cls) {
+		*req_cls = &seen;
+		return MHD_YES;
+	}
+	if (*upload_data_size) {
+		*upload_data_size = 0;   /* a GET body means nothing here */
+		return MHD_YES;
+	}
+	if (!strcmp(url, "/health"))
+		return serve_health(h, conn, NULL);
+	if (!strncmp(url, "/health/", 8))
+		return serve_health(h, conn, url + 8);
+	if (!strcmp(url, "/status"))
+		return serve_status(h, conn);
+	if (!strcmp(url, "/metrics"))
+		return serve_metrics(h, conn);
+	return MHD_queue_response(conn, MHD_HTTP_NOT_FOUND, h->not_found);
+}
+
+/* ---- driving MHD from the loop ---- */
+
+static void on_timer(uv_timer_t *t);
+
+static void run(struct httpd_listener *l)
+{
+	MHD_UNSIGNED_LONG_LONG ms;
+
+	MHD_run(l->mhd);
+	uv_timer_stop(&l->timer);
+	if (MHD_get_timeout(l->mhd, &ms) == MHD_YES)
+		uv_timer_start(&l->timer, on_timer, (uint64_t)ms, 0);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	run(t->data);
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+	(void)events;
+	if (status < 0)
+		log_debug("http: poll: %s", uv_strerror(status));
+	run(p->data);
+}
+
+/* ---- start and stop ---- */
+
+/* A listening socket for "ip:port" or "[ip6]:port"; fd or -errno. */
+static int bind_addr(const char *addr, bool *v6, char *err, size_t errlen)
+{
+	char host[64];
+	uint16_t port;
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	struct sockaddr_in6 sin6 = { .sin6_family = AF_INET6 };
+	struct sockaddr *sa = (struct sockaddr *)&sin;
+	socklen_t salen = sizeof(sin);
+	int fd, one = 1;
+
+	if (cfg_parse_hostport(addr, true, host, sizeof(host), &port) < 0)
+		goto bad;
+	*v6 = strchr(host, ':') != NULL;
+	if (*v6) {
+		if (inet_pton(AF_INET6, host, &sin6.sin6_addr) != 1)
+			goto bad;
+		sin6.sin6_port = htons(port);
+		sa = (struct sockaddr *)&sin6;
+		salen = sizeof(sin6);
+	} else {
+		if (inet_pton(AF_INET, host, &sin.sin_addr) != 1)
+			goto bad;
+		sin.sin_port = htons(port);
+	}
+	fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto sys_fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (*v6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, sa, salen) < 0 || listen(fd, HTTPD_BACKLOG) < 0) {
+		int e = errno;
+
+		close(fd);
+		errno = e;
+		goto sys_fail;
+	}
+	return fd;
+sys_fail:
+	snprintf(err, errlen, "http.listen %s: %s", addr, strerror(errno));
+	return -errno;
+bad:
+	snprintf(err, errlen, "http.listen %s: not an IP address and port", addr);
+	return -EINVAL;
+}
+
+static void httpd_free(struct httpd *h)
+{
+	for (int i = 0; i < SVC_STATES; i++)
+		if (h->word[i])
+			MHD_destroy_response(h->word[i]);
+	if (h->not_found)
+		MHD_destroy_response(h->not_found);
+	if (h->not_allowed)
+		MHD_destroy_response(h->not_allowed);
+	free(h->ls);
+	free(h);
+}
+
+static void listener_closed(uv_handle_t *handle)
+{
+	struct httpd_listener *l = handle->data;
+	struct httpd *h = l->h;
+
+	if (--l->handles > 0)
+		return;
+	MHD_stop_daemon(l->mhd);   /* closes the listening socket and connections */
+	free(l->addr);
+	free(l);
+	if (--h->live == 0)
+		httpd_free(h);
+}
+
+static void listener_close(struct httpd_listener *l)
+{
+	uv_close((uv_handle_t *)&l->poll, listener_closed);
+	uv_close((uv_handle_t *)&l->timer, listener_closed);
+}
+
+static int listener_start(struct httpd *h, uv_loop_t *loop, const char *addr,
+			  struct httpd_listener **out, char *err, size_t errlen)
+{
+	struct httpd_listener *l = calloc(1, sizeof(*l));
+	const union MHD_DaemonInfo *info;
+	bool v6 = false;
+	int fd = -1, rc = -ENOMEM;
+
+	if (!l || !(l->addr = strdup(addr)))
+		goto fail;
+	l->h = h;
+	fd = rc = bind_addr(addr, &v6, err, errlen);
+	if (rc < 0)
+		goto fail;
+	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
+				  0, NULL, NULL, on_request, l,
+				  MHD_OPTION_LISTEN_SOCKET, fd,
+				  MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONN_LIMIT,
+				  MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_CONN_TIMEOUT_S,
+				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY,
+				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
+				  MHD_OPTION_END);
+	if (!l->mhd) {
+		snprintf(err, errlen, "http.listen %s: cannot start the HTTP server", addr);
+		rc = -EIO;
+		goto fail;
+	}
+	fd = -1;   /* MHD owns it now */
+	info = MHD_get_daemon_info(l->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	if (!info || info->epoll_fd < 0) {
+		snprintf(err, errlen, "http.listen %s: no epoll fd from libmicrohttpd", addr);
+		MHD_stop_daemon(l->mhd);
+		rc = -EIO;
+		goto fail;
+	}
+	uv_poll_init(loop, &l->poll, info->epoll_fd);
+	uv_timer_init(loop, &l->timer);
+	l->poll.data = l->timer.data = l;
+	l->handles = 2;
+	uv_poll_start(&l->poll, UV_READABLE, on_poll);
+	run(l);
+	*out = l;
+	return 0;
+fail:
+	if (fd >= 0)
+		close(fd);
+	if (l)
+		free(l->addr);
+	free(l);
+	return rc;
+}
+
+static int make_responses(struct httpd *h)
+{
+	static const char *const words[SVC_STATES] = {
+		[SVC_WITHDRAWN] = "withdrawn\n", [SVC_UP] = "up\n",
+		[SVC_DEGRADED] = "degraded\n", [SVC_DRAINING] = "draining\n",
+	};
+
+	for (int i = 0; i < SVC_STATES; i++)
+		if (!(h->word[i] = text_response(words[i])))
+			return -ENOMEM;
+	h->not_found = text_response("not found\n");
+	h->not_allowed = text_response("method not allowed\n");
+	if (!h->not_found || !h->not_allowed)
+		return -ENOMEM;
+	MHD_add_response_header(h->not_allowed, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+	return 0;
+}
+
+int httpd_new(struct hd *hd, uv_loop_t *loop, const struct config *cfg,
+	      struct httpd **out, char *err, size_t errlen)
+{
+	struct httpd *h = calloc(1, sizeof(*h));
+	int rc = -ENOMEM;
+
+	snprintf(err, errlen, "http: out of memory");
+	if (!h || !(h->ls = calloc(cfg->http.n_listen + 1, sizeof(*h->ls))))
+		goto fail;
+	h->hd = hd;
+	if ((rc = make_responses(h)) < 0)
+		goto fail;
+	for (size_t i = 0; i < cfg->http.n_listen; i++) {
+		rc = listener_start(h, loop, cfg->http.listen[i], &h->ls[i], err, errlen);
+		if (rc < 0)
+			goto fail;
+		h->n_ls++;
+		h->live++;
+		log_info("http: listening on %s", cfg->http.listen[i]);
+	}
+	if (h->n_ls == 0) {
+		httpd_free(h);
+		h = NULL;
+	}
+	*out = h;
+	return 0;
+fail:
+	if (h && h->n_ls) {
+		httpd_close(h);   /* the last listener's close frees h */
+		return rc;
+	}
+	if (h)
+		httpd_free(h);
+	return rc;
+}
+
+void httpd_close(struct httpd *h)
+{
+	if (!h)
+		return;
+	for (size_t i = 0; i < h->n_ls; i++)
+		listener_close(h->ls[i]);
+}
