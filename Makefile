@@ -79,6 +79,7 @@ integration: $(BUILD)/healthd $(BUILD)/healthctl
 
 # The unit suites under valgrind memcheck: any error or leak fails.
 valgrind: $(UNIT_BIN)
+	@scripts/deps.sh hardening
 	@tests/valgrind.sh $(UNIT_BIN)
 
 # libFuzzer targets (clang), each run FUZZ_SECONDS from seeds of the tests.
@@ -101,8 +102,16 @@ $(FUZZ_BUILD)/libhealthd.a: $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_BUILD)/libhealthd.a
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(PKG_LIBS) -lm
 
-fuzz: $(FUZZ_BIN)
+fuzz:
+	@scripts/deps.sh hardening
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BIN)
+
+# Speed and memory: writes bench/results.md (bench/bench.py); ~5 minutes.
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build
+	@python3 bench/bench.py --build $(BUILD)
 
 demo: deps
 	@scripts/deps.sh all

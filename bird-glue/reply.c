@@ -185,8 +185,12 @@ int bird_parser_feed(struct bird_parser *p, const char *buf, size_t len,
 				return rc;
 			continue;
 		}
-		if (ch == '\0')
+		if (ch == '\0') {
+			/* quote the NUL and what follows, not only the bytes before it */
+			for (size_t j = i; j < len && j < i + 16 && p->len < BIRD_LINE_MAX; j++)
+				p->line[p->len++] = buf[j];
 			return proto_error(p, "NUL byte");
+		}
 		/* one spare byte so that "...\r\n" of a full-length line fits */
 		if (p->len >= BIRD_LINE_MAX + (ch == '\r' ? 1 : 0))
 			return proto_error(p, "line longer than BIRD_LINE_MAX");

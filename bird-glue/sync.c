@@ -69,6 +69,7 @@ struct bird_sync {
 	uint64_t gen;
 	bool render_busy;
 	bool render_dirty;
+	bool render_failing;       /* the last write failed: retried each reconcile */
 	bool cmd_busy;
 	bool need_configure;
 	bool configure_held;       /* BIRD refused: wait for the next reconcile */
@@ -184,9 +185,13 @@ static void render_done(uv_work_t *req, int status)
 			slog(s, 3, NULL, "writing %s: %s", j->path, uv_strerror(status));
 		else if (j->rc < 0) {
 			s->stats.render_errors++;
-			slog(s, 3, NULL, "include file not written, BIRD will still be told: %s",
-			     j->err);
+			/* logged once; the retries stay quiet until one succeeds */
+			slog(s, s->render_failing ? 7 : 3, NULL,
+			     "include file not written, BIRD will still be told: %s", j->err);
+		} else if (s->render_failing) {
+			slog(s, 5, NULL, "include file %s written again", j->path);
 		}
+		s->render_failing = status < 0 || j->rc < 0;
 		/* Even a failed write releases the commands: the withdrawal must
 		 * still reach BIRD over the socket. */
 		for (size_t i = 0; i < s->n_svcs; i++)
@@ -564,6 +569,9 @@ static void on_reconcile(uv_timer_t *t)
 
 	s->reconcile_due = true;
 	s->configure_held = false;
+	/* a stale file would undo the state at BIRD's next configure or restart */
+	if (s->render_failing)
+		s->render_dirty = true;
 	kick(s);
 }
 

@@ -14,6 +14,7 @@
 
 #define CTL_LINE_MAX 4096
 #define CTL_CLIENTS_MAX 64
+#define CTL_IDLE_MS 1000   /* at the limit, a client silent this long makes room */
 
 struct ctl_server {
 	uv_pipe_t pipe;
@@ -29,6 +30,7 @@ struct ctl_client {
 	char buf[CTL_LINE_MAX];
 	size_t len;
 	int pending;        /* async replies still owed */
+	uint64_t last_ms;   /* last connect or read, loop time */
 	bool closed;
 	struct ctl_client *next, *prev;
 };
@@ -120,56 +122,93 @@ static void check_result_cb(void *arg, const char *service, const char *check,
 	client_maybe_free(c);
 }
 
-static void handle(struct ctl_client *c, char *line)
+static const struct {
+	const char *word;
+	enum ctl_cmd cmd;
+} ctl_words[] = {
+	{ "status", CTL_STATUS }, { "version", CTL_VERSION }, { "reload", CTL_RELOAD },
+	{ "drain", CTL_DRAIN }, { "undrain", CTL_UNDRAIN }, { "check", CTL_CHECK },
+};
+
+int ctl_request_parse(char *line, struct ctl_request *req, char *err, size_t errlen)
 {
-	struct hd *hd = c->srv->hd;
 	char *save = NULL, *cmd = strtok_r(line, " \t", &save);
 	char *arg = strtok_r(NULL, " \t", &save);
 	char *arg2 = strtok_r(NULL, " \t", &save);
+	size_t i, n = sizeof(ctl_words) / sizeof(ctl_words[0]);
+
+	memset(req, 0, sizeof(*req));
+	if (!cmd) {
+		snprintf(err, errlen, "empty request");
+		return -EINVAL;
+	}
+	for (i = 0; i < n && strcmp(cmd, ctl_words[i].word); i++)
+		;
+	if (i == n) {
+		snprintf(err, errlen, "unknown command '%.64s' (status, drain, undrain, check, reload, version)", cmd);
+		return -EINVAL;
+	}
+	req->cmd = ctl_words[i].cmd;
+	req->arg = arg;
+	if (req->cmd == CTL_DRAIN || req->cmd == CTL_UNDRAIN) {
+		if (!arg) {
+			snprintf(err, errlen, "usage: drain SERVICE [DURATION] | undrain SERVICE");
+			return -EINVAL;
+		}
+		if (arg2 && (req->cmd == CTL_UNDRAIN || cfg_parse_duration(arg2, &req->for_ms) < 0)) {
+			snprintf(err, errlen, "bad duration '%.64s' (e.g. 30s, 5m)", arg2);
+			return -EINVAL;
+		}
+	} else if (req->cmd == CTL_CHECK && !arg) {
+		snprintf(err, errlen, "usage: check [SERVICE/]CHECK");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static void handle(struct ctl_client *c, char *line)
+{
+	struct hd *hd = c->srv->hd;
+	struct ctl_request req;
 	char err[512];
 
-	if (!cmd) {
-		reply_error(c, 400, "empty request");
-	} else if (!strcmp(cmd, "status")) {
+	if (ctl_request_parse(line, &req, err, sizeof(err)) < 0) {
+		reply_error(c, 400, err);
+		return;
+	}
+	switch (req.cmd) {
+	case CTL_STATUS:
 		reply(c, 200, hd_status(hd));
-	} else if (!strcmp(cmd, "version")) {
+		break;
+	case CTL_VERSION:
 		reply(c, 200, json_pack("{s:s}", "version", HEALTHD_VERSION));
-	} else if (!strcmp(cmd, "reload")) {
+		break;
+	case CTL_RELOAD:
 		if (hd_reload(hd, err, sizeof(err)) < 0) {
 			log_err("reload failed, the running config stays: %s", err);
 			reply_error(c, 400, err);
 		} else {
 			reply(c, 200, json_pack("{s:b}", "reloaded", 1));
 		}
-	} else if (!strcmp(cmd, "drain") || !strcmp(cmd, "undrain")) {
-		uint64_t for_ms = 0;
-		bool on = !strcmp(cmd, "drain");
-
-		if (!arg) {
-			reply_error(c, 400, "usage: drain SERVICE [DURATION] | undrain SERVICE");
-		} else if (arg2 && (!on || cfg_parse_duration(arg2, &for_ms) < 0)) {
-			snprintf(err, sizeof(err), "bad duration '%s' (e.g. 30s, 5m)", arg2);
-			reply_error(c, 400, err);
-		} else if (hd_drain(hd, arg, on, for_ms) < 0) {
-			snprintf(err, sizeof(err), "no service '%s'", arg);
+		break;
+	case CTL_DRAIN:
+	case CTL_UNDRAIN:
+		if (hd_drain(hd, req.arg, req.cmd == CTL_DRAIN, req.for_ms) < 0) {
+			snprintf(err, sizeof(err), "no service '%.64s'", req.arg);
 			reply_error(c, 404, err);
 		} else {
-			reply(c, 200, json_pack("{s:s,s:b}", "service", arg, "drain", on));
+			reply(c, 200, json_pack("{s:s,s:b}", "service", req.arg,
+						"drain", req.cmd == CTL_DRAIN));
 		}
-	} else if (!strcmp(cmd, "check")) {
-		if (!arg) {
-			reply_error(c, 400, "usage: check [SERVICE/]CHECK");
-			return;
-		}
+		break;
+	case CTL_CHECK:
 		c->pending++;
-		if (hd_check_now(hd, arg, check_result_cb, c) < 0) {
+		if (hd_check_now(hd, req.arg, check_result_cb, c) < 0) {
 			c->pending--;
-			snprintf(err, sizeof(err), "no check '%s'", arg);
+			snprintf(err, sizeof(err), "no check '%.64s'", req.arg);
 			reply_error(c, 404, err);
 		}
-	} else {
-		snprintf(err, sizeof(err), "unknown command '%.64s' (status, drain, undrain, check, reload, version)", cmd);
-		reply_error(c, 400, err);
+		break;
 	}
 }
 
@@ -191,6 +230,7 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 		client_close(c);
 		return;
 	}
+	c->last_ms = uv_now(s->loop);
 	c->len += (size_t)n;
 	while ((nl = memchr(c->buf, '\n', c->len))) {
 		size_t used = (size_t)(nl - c->buf) + 1;
@@ -208,6 +248,21 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
 	}
 }
 
+/* Closes the client idle longest (at least CTL_IDLE_MS), so that clients
+ * holding connections open cannot lock operators out. */
+static bool evict_idle(struct ctl_server *srv, uint64_t now)
+{
+	struct ctl_client *old = NULL;
+
+	for (struct ctl_client *c = srv->head; c; c = c->next)
+		if (c->pending == 0 && !uv_is_closing((uv_handle_t *)&c->pipe) &&
+		    now - c->last_ms >= CTL_IDLE_MS && (!old || c->last_ms < old->last_ms))
+			old = c;
+	if (old)
+		client_close(old);
+	return old != NULL;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct ctl_server *srv = server->data;
@@ -221,6 +276,7 @@ static void on_connection(uv_stream_t *server, int status)
 	uv_pipe_init(server->loop, &c->pipe, 0);
 	c->pipe.data = c;
 	c->srv = srv;
+	c->last_ms = uv_now(server->loop);
 	srv->clients++;
 	c->next = srv->head;
 	if (srv->head)
@@ -230,7 +286,7 @@ static void on_connection(uv_stream_t *server, int status)
 		client_close(c);
 		return;
 	}
-	if (srv->clients > CTL_CLIENTS_MAX) {
+	if (srv->clients > CTL_CLIENTS_MAX && !evict_idle(srv, c->last_ms)) {
 		reply_error(c, 500, "too many control clients");
 		client_close(c);
 		return;

@@ -66,10 +66,18 @@ static int request(const char *sock, const char *line, json_t **body)
 	*body = NULL;
 	if (fd < 0)
 		return -1;
-	if (write(fd, line, strlen(line)) < 0 || write(fd, "\n", 1) < 0) {
+	if (asprintf(&buf, "%s\n", line) < 0) {
+		buf = NULL;
+		goto out;
+	}
+	/* healthd may refuse and close before reading (too many clients):
+	 * no SIGPIPE, and its reply is still read below */
+	if (send(fd, buf, strlen(buf), MSG_NOSIGNAL) < 0 && errno != EPIPE && errno != ECONNRESET) {
 		fprintf(stderr, "healthctl: writing to %s: %s\n", sock, strerror(errno));
 		goto out;
 	}
+	free(buf);
+	buf = NULL;
 	for (;;) {
 		if (len + 4096 > cap) {
 			char *nb = realloc(buf, cap += 65536);

@@ -16,12 +16,18 @@ bench_pkgs=(
   nginx wrk valgrind
 )
 
+# make fuzz (clang's libFuzzer) and make valgrind.
+hardening_pkgs=(
+  clang libclang-rt-14-dev valgrind
+)
+
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
   build) ;;
   all|test) want+=("${test_pkgs[@]}") ;;
   bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all|bench]" >&2; exit 2 ;;
+  hardening) want+=("${hardening_pkgs[@]}") ;;
+  *) echo "usage: $0 [build|test|all|bench|hardening]" >&2; exit 2 ;;
 esac
 
 missing=()

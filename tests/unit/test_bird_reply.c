@@ -374,6 +374,8 @@ ParameterizedTestParameters(bird_reply, hostile)
 		H("three-digit code", "000 ok\n", "no four-digit code"),
 		H("short line", "12\n", "no four-digit code"),
 		H("NUL", "0001 BIRD\0 ready\n", "NUL byte"),
+		/* the bytes from the NUL on are quoted, not only those before it */
+		H("NUL first", "\0\xffjunk\n", "NUL byte in \"\\x00\\xffjunk\\x0a\""),
 		H("empty line", "0009-x: disabled\n\n", "empty line"),
 		H("bad separator", "0001:ready\n", "neither"),
 		H("orphan continuation", " anycast4 up\n", "continuation outside a block"),

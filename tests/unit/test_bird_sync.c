@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bird-glue/bird.h"
@@ -535,6 +536,34 @@ Test(bird_sync, include_not_writable_still_disables)
 	cr_assert_gt(stats().render_errors, 0);
 	cr_assert(strstr(T.logs, bad), "the log names %s:\n%s", bad, T.logs);
 	cr_assert_eq(proto_state(DNS, NULL, 0), 'U', "dns untouched");
+}
+
+/* A write that failed is retried at each reconcile: once the directory
+ * exists, the file says what BIRD was told, so a restart keeps it. */
+Test(bird_sync, failed_include_write_is_retried)
+{
+	char dir[200], path[240];
+	static const char preset[] =
+		"protocol static " V4 " { ipv4; route " WEB_V4_ROUTE " blackhole; }\n"
+		"protocol static " V6 " { ipv6; route " WEB_V6_ROUTE " blackhole; }\n"
+		"protocol static " DNS " { ipv4; route 203.0.113.53/32 blackhole; }\n";
+
+	cr_assert_eq(birdlab_init(&lab, lab_body), 0);
+	cr_assert_eq(birdlab_write_include(&lab, preset), 0);
+	cr_assert_eq(birdlab_start(&lab, 10000), 0, "see %s", lab.log);
+	snprintf(dir, sizeof(dir), "%s/later", lab.dir);
+	snprintf(path, sizeof(path), "%s/healthd.conf", dir);
+	load_cfg(path, "200ms");
+	T.reapply = true;
+	T.want[0].on = T.want[1].on = true;
+	start_sync();
+	RUN_UNTIL(T.n_adopts == N_SVCS && idle(), 5000, "adoption");
+	set_svc(0, false, NULL);
+	RUN_UNTIL(idle() && web_is('D'), 5000, "the disable");
+	cr_assert_gt(stats().render_errors, 0);
+	cr_assert_eq(mkdir(dir, 0755), 0);
+	RUN_UNTIL(file_has(path, "disabled yes;"), 5000, "the include file to be written");
+	cr_assert(strstr(T.logs, "written again"), "the recovery is logged:\n%s", T.logs);
 }
 
 static void append(const char *path, const char *text)

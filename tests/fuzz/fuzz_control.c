@@ -1,0 +1,61 @@
+/*
+ * fuzz_control — the control socket's request handling without a daemon:
+ * bytes are framed into lines as the server does (a line ends at '\n', a
+ * trailing '\r' is dropped, a line may not reach CTL_LINE_MAX) and every
+ * line goes through ctl_request_parse.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "healthd/healthd.h"
+
+#define LINE_MAX_BYTES 4096
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void one_line(char *line, size_t len)
+{
+	struct ctl_request req;
+	char err[512];
+	int rc;
+
+	err[0] = '\0';
+	rc = ctl_request_parse(line, &req, err, sizeof(err));
+	if (rc < 0) {
+		if (!err[0])
+			abort();
+		return;
+	}
+	if (rc != 0 || req.cmd > CTL_CHECK)
+		abort();
+	/* arguments point into the line, never past it */
+	if (req.arg && (req.arg < line || req.arg >= line + len || !req.arg[0]))
+		abort();
+	if ((req.cmd == CTL_DRAIN || req.cmd == CTL_UNDRAIN || req.cmd == CTL_CHECK) && !req.arg)
+		abort();
+	if (req.cmd != CTL_DRAIN && req.for_ms)
+		abort();
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	char buf[LINE_MAX_BYTES];
+	size_t len = 0;
+
+	for (size_t i = 0; i < size; i++) {
+		if (data[i] != '\n') {
+			if (len == sizeof(buf) - 1)
+				return 0;       /* "request line too long": the client is dropped */
+			buf[len++] = (char)data[i];
+			continue;
+		}
+		if (len && buf[len - 1] == '\r')
+			len--;
+		buf[len] = '\0';
+		one_line(buf, len);
+		len = 0;
+	}
+	return 0;
+}
