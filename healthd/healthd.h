@@ -100,6 +100,9 @@ struct svc {
 
 	struct svc_check *checks;
 	size_t n_checks;
+	/* How many checks are in each state, per on_fail: the verdict is
+	 * O(1) per probe result however many checks a service has. */
+	unsigned count[3][3];      /* [on_fail][chk_state] */
 
 	bool drain_requested;      /* healthctl drain */
 	uint64_t drain_until_ms;   /* 0 = until undrain */

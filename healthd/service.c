@@ -54,6 +54,8 @@ int svc_init(struct svc *s, const struct cfg_service *cfg, uint64_t now_ms)
 		s->checks[i].since_ms = now_ms;
 		s->checks[i].since_wall = s->since_wall;
 	}
+	for (size_t i = 0; i < cfg->n_checks; i++)
+		s->count[cfg->checks[i].on_fail][CHK_UNKNOWN]++;
 	/* Nothing was withdrawn by us yet: no hold-down applies at start. */
 	s->withdrawn_ms = 0;
 	return 0;
@@ -118,6 +120,9 @@ void svc_migrate(struct svc *to, const struct svc *from)
 			break;
 		}
 	}
+	memset(to->count, 0, sizeof(to->count));
+	for (size_t i = 0; i < to->n_checks; i++)
+		to->count[to->checks[i].cfg->on_fail][to->checks[i].state]++;
 }
 
 bool svc_check_result(struct svc *s, size_t idx, const struct check_result *r,
@@ -151,6 +156,8 @@ bool svc_check_result(struct svc *s, size_t idx, const struct check_result *r,
 	}
 	if (c->state == old)
 		return false;
+	s->count[c->cfg->on_fail][old]--;
+	s->count[c->cfg->on_fail][c->state]++;
 	c->since_ms = now_ms;
 	c->since_wall = wall;
 	return true;
@@ -211,32 +218,31 @@ static void damp_update(struct svc *s, uint64_t now_ms)
 
 struct verdict {
 	const struct svc_check *down;      /* a withdraw check that is down */
-	const struct svc_check *unknown;   /* a withdraw check without a state yet */
+	bool unknown;                      /* a withdraw check without a state yet */
 	const struct svc_check *degraded;  /* a degrade check that is down */
 };
+
+/* The first check of this kind in this state: only looked for when there
+ * is one, which is rare. */
+static const struct svc_check *first(const struct svc *s, enum cfg_on_fail f,
+				     enum chk_state st)
+{
+	if (!s->count[f][st])
+		return NULL;
+	for (size_t i = 0; i < s->n_checks; i++)
+		if (s->checks[i].cfg->on_fail == f && s->checks[i].state == st)
+			return &s->checks[i];
+	return NULL;
+}
 
 static struct verdict verdict_of(const struct svc *s)
 {
 	struct verdict v = { 0 };
 
-	for (size_t i = 0; i < s->n_checks; i++) {
-		const struct svc_check *c = &s->checks[i];
-
-		switch (c->cfg->on_fail) {
-		case CFG_ON_FAIL_WITHDRAW:
-			if (c->state == CHK_DOWN && !v.down)
-				v.down = c;
-			if (c->state == CHK_UNKNOWN && !v.unknown)
-				v.unknown = c;
-			break;
-		case CFG_ON_FAIL_DEGRADE:
-			if (c->state == CHK_DOWN && !v.degraded)
-				v.degraded = c;
-			break;
-		case CFG_ON_FAIL_IGNORE:
-			break;
-		}
-	}
+	v.down = first(s, CFG_ON_FAIL_WITHDRAW, CHK_DOWN);
+	v.unknown = s->count[CFG_ON_FAIL_WITHDRAW][CHK_UNKNOWN] > 0;
+	if (!v.down && !v.unknown)
+		v.degraded = first(s, CFG_ON_FAIL_DEGRADE, CHK_DOWN);
 	return v;
 }
 

@@ -1,0 +1,149 @@
+#!/usr/bin/env python3
+"""make bench: measure healthd and write bench/results.md.
+
+    bench.py [--build build/std] [--out bench/results.md] [--quick]
+
+Parts: the probe engine at 100, 1,000 and 10,000 HTTP checks against a
+local nginx; detection in the namespace lab; the HTTP endpoint under wrk.
+Where a target is missed, a valgrind profile of the reason goes into the
+results. Everything started is stopped by its PID, also on failure.
+"""
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ in the source tree
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import engine  # noqa: E402
+import procs  # noqa: E402
+import profiling  # noqa: E402
+import report  # noqa: E402
+
+SRC = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def say(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def machine():
+    model = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem_kb = int(f.readline().split()[1])
+
+    def version(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return (r.stdout + r.stderr).strip().splitlines()[0]
+        except (OSError, IndexError, subprocess.SubprocessError):
+            return "unknown"
+    with open("/proc/loadavg") as f:
+        load = " ".join(f.read().split()[:3])
+    return {
+        "load": load,
+        "nproc": os.cpu_count(),
+        "cpu": model,
+        "memory": "%.1f GiB" % (mem_kb / 1048576),
+        "kernel": platform.release(),
+        "os": version(["sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"]),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "healthd": version(["git", "-C", SRC, "describe", "--always", "--dirty"]),
+        "libcurl": version(["curl-config", "--version"]),
+        "nginx": version(["nginx", "-v"]),
+        "wrk": version(["wrk", "--version"]),
+    }
+
+
+def detection(ctx, runs):
+    out = os.path.join(ctx.tmp, "detect.json")
+    env = dict(os.environ, HEALTHD_BUILD=ctx.build)
+    p = procs.start(["bash", os.path.join(SRC, "bench", "detect.sh"), out, str(runs)],
+                    os.path.join(ctx.tmp, "detect.log"), env=env, start_new_session=False)
+    rc = p.wait(timeout=300)
+    procs.stop(p)
+    if rc != 0:
+        with open(os.path.join(ctx.tmp, "detect.log")) as f:
+            sys.stderr.write(f.read()[-4000:])
+        raise RuntimeError("detection run failed (exit %d)" % rc)
+    with open(out) as f:
+        d = json.load(f)
+
+    def summary(v):
+        v = sorted(v)
+        return {"runs": len(v), "median": statistics.median(v),
+                "p95": v[min(len(v) - 1, int(0.95 * len(v)))], "min": v[0], "max": v[-1],
+                "all": v}
+    return {"down": summary(d["down_ms"]), "up": summary(d["up_ms"])}
+
+
+class Ctx:
+    pass
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", default="build/std")
+    ap.add_argument("--out", default=os.path.join(SRC, "bench", "results.md"))
+    ap.add_argument("--quick", action="store_true", help="short windows, for trying the bench")
+    ap.add_argument("--render", metavar="JSON", help="only write the results from saved figures")
+    a = ap.parse_args()
+    if a.render:
+        with open(a.render) as f:
+            res = json.load(f)
+        with open(a.out, "w") as f:
+            f.write(report.markdown(res))
+        print(report.summary(res))
+        return
+    ctx = Ctx()
+    ctx.build = os.path.abspath(a.build)
+    ctx.tmp = tempfile.mkdtemp(prefix="healthd-bench.%d." % os.getpid())
+    warmup, window = (2, 5) if a.quick else (5, 20)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    t_start = time.monotonic()
+    res = {"machine": machine(), "window_s": window, "warmup_s": warmup, "engine": []}
+    try:
+        ctx.nginx_port = procs.free_port()
+        nginx = procs.nginx_start(os.path.join(ctx.tmp, "nginx"), ctx.nginx_port)
+        for n in (100, 1000, 10000):
+            say("probe engine, %d checks at 1 s (%d s warm-up, %d s window)" % (n, warmup, window))
+            res["engine"].append(engine.probe_engine(ctx, n, warmup, window))
+            say(report.engine_line(res["engine"][-1]))
+        say("HTTP endpoint: wrk -t1 -c50 -d10s on /health, 1000 checks running")
+        res["http"] = engine.http_endpoint(ctx, 1000, warmup, 5 if a.quick else 10)
+        say(report.http_line(res["http"]))
+        say("detection in the namespace lab (interval 100ms, fall 2)")
+        res["detect"] = detection(ctx, 10 if a.quick else 20)
+        say(report.detect_line(res["detect"]))
+        if res["http"] is None:
+            say("checking once more for the HTTP endpoint")
+            res["http"] = engine.http_endpoint(ctx, 1000, warmup, 5 if a.quick else 10)
+        res["profiles"] = profiling.for_misses(ctx, res, report.misses(res), say)
+        procs.stop(nginx)
+    finally:
+        procs.stop_all()
+        shutil.rmtree(ctx.tmp, ignore_errors=True)
+    res["duration_s"] = time.monotonic() - t_start
+    with open(os.path.splitext(a.out)[0] + ".json", "w") as f:
+        json.dump(res, f, indent=1)
+    with open(a.out, "w") as f:
+        f.write(report.markdown(res))
+    say("wrote %s in %.0f s" % (os.path.relpath(a.out), res["duration_s"]))
+    print(report.summary(res))
+
+
+if __name__ == "__main__":
+    main()

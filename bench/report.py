@@ -1,0 +1,209 @@
+"""Targets, the comparison with them, bench/results.md and the summary."""
+
+# Targets from the benchmark issue, measured on these 2-core machines.
+CPU_US_PER_PROBE = 30.0        # at 1,000 probes/s
+RSS_MB = {1000: 8.0, 10000: 40.0}
+DETECT_SLACK_MS = 30.0         # p95 <= fall x interval + 30 ms
+FALL, INTERVAL_MS = 2, 100
+HTTP_RPS, HTTP_P99_MS, LATE_P99_MS = 100000.0, 1.0, 5.0
+
+
+def _engine(res, n):
+    return next((e for e in res["engine"] if e["checks"] == n), None)
+
+
+def mb(kb):
+    return kb / 1024.0
+
+
+def checks(res):
+    """(figure, value text, target text, met) rows for every target."""
+    rows = []
+    e1k, e10k = _engine(res, 1000), _engine(res, 10000)
+    if e1k:
+        v = e1k["cpu_us_per_probe"]
+        rows.append(("CPU per probe at 1,000 probes/s", "%.1f µs" % v,
+                     "≤ %.0f µs" % CPU_US_PER_PROBE, v <= CPU_US_PER_PROBE, "cpu"))
+    if e10k:
+        v = e10k["probes_per_s"]
+        rows.append(("probes delivered at 10,000 checks, 1 s interval", "%.0f/s" % v,
+                     "≈ 10,000/s", v >= 9900, "scale"))
+    for e in (e1k, e10k):
+        if e:
+            lim = RSS_MB[e["checks"]]
+            rows.append(("peak RSS (VmHWM) at %s checks" % format(e["checks"], ","),
+                         "%.1f MB" % mb(e["hwm_kb"]), "≤ %.0f MB" % lim,
+                         mb(e["hwm_kb"]) <= lim, "rss%d" % e["checks"]))
+    d = res.get("detect")
+    if d:
+        lim = FALL * INTERVAL_MS + DETECT_SLACK_MS
+        for k, what in (("down", "withdrawal"), ("up", "return")):
+            rows.append(("detection p95, %s" % what, "%.0f ms" % d[k]["p95"],
+                         "≤ %.0f ms" % lim, d[k]["p95"] <= lim, "detect"))
+    h = res.get("http")
+    if h:
+        rows.append(("/health requests/s", "%.0f" % h["rps"], "≥ %.0f" % HTTP_RPS,
+                     h["rps"] >= HTTP_RPS, "http"))
+        rows.append(("/health p99 latency", "%.2f ms" % h["p99_ms"],
+                     "≤ %.0f ms" % HTTP_P99_MS, h["p99_ms"] <= HTTP_P99_MS, "http"))
+        late = h["during"]["lateness"]
+        if late:
+            rows.append(("probe lateness p99 under /health load",
+                         "%.2f ms" % late["p99"], "≤ %.0f ms" % LATE_P99_MS,
+                         late["p99"] <= LATE_P99_MS, "lateness"))
+    return rows
+
+
+def misses(res):
+    return sorted({r[4] for r in checks(res) if not r[3]})
+
+
+def _lat(late, k):
+    return "%.2f" % late[k] if late else "-"
+
+
+def engine_line(e):
+    return ("%5d checks: %6.0f probes/s, %5.1f µs CPU/probe, RSS %.1f MB (peak %.1f), "
+            "lateness p50 %s ms p99 %s ms" %
+            (e["checks"], e["probes_per_s"], e["cpu_us_per_probe"] or 0, mb(e["rss_kb"]),
+             mb(e["hwm_kb"]), _lat(e["lateness"], "p50"), _lat(e["lateness"], "p99")))
+
+
+def http_line(h):
+    if h is None:
+        return "HTTP endpoint: not measured: no HTTP endpoint"
+    return ("/health: %.0f req/s, p99 %.2f ms; probe lateness p99 %s ms meanwhile" %
+            (h["rps"], h["p99_ms"], _lat(h["during"]["lateness"], "p99")))
+
+
+def detect_line(d):
+    return ("detection: withdrawn median %.0f ms p95 %.0f ms; back median %.0f ms p95 %.0f ms"
+            % (d["down"]["median"], d["down"]["p95"], d["up"]["median"], d["up"]["p95"]))
+
+
+def summary(res):
+    lines = ["healthd bench (%s, %s cores):" % (res["machine"]["cpu"], res["machine"]["nproc"])]
+    lines += ["  " + engine_line(e) for e in res["engine"]]
+    lines.append("  " + detect_line(res["detect"]))
+    lines.append("  " + http_line(res.get("http")))
+    for name, val, target, ok, _ in checks(res):
+        lines.append("  %-4s %s: %s (target %s)" % ("ok" if ok else "MISS", name, val, target))
+    return "\n".join(lines)
+
+
+def _machine_md(m):
+    out = ["| | |", "|---|---|"]
+    for k in ("nproc", "cpu", "memory", "kernel", "os", "date", "load", "healthd", "libcurl",
+              "nginx", "wrk"):
+        out.append("| %s | %s |" % ("load average at start" if k == "load" else k, m.get(k)))
+    return out
+
+
+def _engine_md(res):
+    out = ["| checks | probes/s | failed | new conns/s | CPU µs/probe (stat) "
+           "| CPU µs/probe (schedstat) | CPU share | RSS MB (anon + file) | peak RSS MB "
+           "| lateness p50 ms | p99 ms | max ms |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for e in res["engine"]:
+        late = e["lateness"]
+        out.append("| %s | %.0f | %s | %.0f | %.1f | %s | %.1f%% | %.1f (%.1f + %.1f) | %.1f "
+                   "| %s | %s | %s |"
+                   % (format(e["checks"], ","), e["probes_per_s"],
+                      "-" if e["probes_failed"] is None else e["probes_failed"],
+                      e["connects_per_s"], e["cpu_us_per_probe"] or 0,
+            "%.1f" % e["cpu_sched_us_per_probe"] if e["cpu_sched_us_per_probe"] else "-",
+            100 * e["cpu_share"], mb(e["rss_kb"]), mb(e.get("anon_kb", 0)),
+            mb(e.get("file_kb", 0)), mb(e["hwm_kb"]),
+            _lat(late, "p50"), _lat(late, "p99"), _lat(late, "max")))
+    slow = [e for e in res["engine"] if e["lateness"] is None]
+    for e in slow:
+        out += ["", "At %s checks `healthctl status --json` took %.0f s or more (limit %d s): "
+                "the loop was too busy to answer, so the window's lateness and failures "
+                "are not known; probes/s come from nginx's own request counter." %
+                (format(e["checks"], ","), e["status_s"], 30)]
+    return out
+
+
+def _detect_md(d):
+    out = ["| | runs | median ms | p95 ms | min ms | max ms |", "|---|---:|---:|---:|---:|---:|"]
+    for k, what in (("down", "service stopped → route gone at the upstream"),
+                    ("up", "service listening → route back at the upstream")):
+        s = d[k]
+        out.append("| %s | %d | %.1f | %.1f | %.1f | %.1f |" %
+                   (what, s["runs"], s["median"], s["p95"], s["min"], s["max"]))
+    out.append("")
+    out.append("All runs (ms), withdrawal: " + ", ".join("%.0f" % v for v in d["down"]["all"]))
+    out.append("")
+    out.append("All runs (ms), return: " + ", ".join("%.0f" % v for v in d["up"]["all"]))
+    return out
+
+
+def _http_md(h):
+    if h is None:
+        return ["not measured: no HTTP endpoint (nothing answered GET /health on the "
+                "configured `http: listen` address)."]
+    late = h["during"]["lateness"]
+    out = ["| requests/s | p50 ms | p90 ms | p99 ms | non-2xx | probes/s meanwhile "
+           "| probe lateness p50 ms | p99 ms | max ms |",
+           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+           "| %.0f | %.2f | %.2f | %.2f | %d | %.0f | %s | %s | %s |" % (
+               h["rps"], h["p50_ms"], h["p90_ms"], h["p99_ms"], h["non_2xx"],
+               h["during"]["probes_per_s"], _lat(late, "p50"), _lat(late, "p99"),
+               _lat(late, "max")),
+           "", "GET /health answered %s before the load. wrk's output:" % h["status_code"],
+           "", "```", h["wrk_output"].rstrip(), "```"]
+    return out
+
+
+METHOD = """\
+How: `make bench` (bench/bench.py). nginx 1.22 runs one worker with keep-alive
+and `return 200` on a free loopback port; each run starts its own BIRD (no BGP,
+only the include file healthd owns, on a socket in the run's directory) and
+healthd with one service of N HTTP checks at a 1 s interval, all probing that
+nginx. After the first probes (spread over one interval) and a %(warmup_s)d s
+warm-up, the window is %(window_s)d s: nginx's request counter (stub_status)
+gives the probes delivered and the new connections; `healthctl status
+--json` snapshots just before and after it give the failed probes and the
+scheduler's lateness histogram for the window; CPU is the
+difference of utime+stime in /proc/PID/stat over the same window (schedstat's
+on-CPU time is given beside it: it has ns resolution, stat has 10 ms). RSS is
+VmRSS at the end of the window, peak RSS is VmHWM. Lateness is how long after
+its due time a probe's timer callback ran (healthd's `scheduler.lateness_ms`,
+log-linear buckets within 12.5%%; libuv timers have 1 ms resolution, so up to
+1 ms of it is the timer's rounding). nginx shares the two cores with healthd."""
+
+DETECT_METHOD = """\
+How: the namespace lab of tests/integration (node BIRD + healthd + the web
+service in one namespace, the upstream BIRD as eBGP peer in another).
+`interval: 100ms`, `timeout: 100ms`, `fall: 2`, `rise: 2`, `hold_down: 0s` and
+dampening off, so the figures are detection plus propagation alone. The clock
+starts when the web service is stopped (SIGTERM) or when it prints that it
+listens; the upstream's table is read over its control socket every 5 ms.
+Each start and stop comes after a random 0.2-0.4 s pause, so it falls anywhere
+in the probe period."""
+
+
+def markdown(res):
+    m = res["machine"]
+    out = ["# healthd benchmark results", "",
+           "Written by `make bench` in %.0f s. Machine:" % res["duration_s"], ""]
+    out += _machine_md(m)
+    out += ["", "## Targets", "", "| figure | measured | target | |", "|---|---:|---:|---|"]
+    for name, val, target, ok, _ in checks(res):
+        out.append("| %s | %s | %s | %s |" % (name, val, target, "met" if ok else "**missed**"))
+    if res.get("http") is None:
+        out.append("| /health requests/s, p99, lateness meanwhile | not measured: no HTTP "
+                   "endpoint | ≥ 100,000, ≤ 1 ms, ≤ 5 ms | - |")
+    out += ["", "## Probe engine", "", METHOD % res, ""]
+    out += _engine_md(res)
+    out += ["", "## Detection", "", DETECT_METHOD, ""]
+    out += _detect_md(res["detect"])
+    out += ["", "## HTTP endpoint", "",
+            "`wrk -t1 -c50 -d10s --latency http://127.0.0.1:PORT/health` while healthd "
+            "runs 1,000 checks at 1 s against the same nginx; lateness is the probe "
+            "timers' during the wrk run.", ""]
+    out += _http_md(res.get("http"))
+    for p in res.get("profiles", []):
+        out += ["", "## Profile: " + p["title"], "", p["why"], "", "```", p["text"].rstrip(),
+                "```"]
+    return "\n".join(out) + "\n"
