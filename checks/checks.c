@@ -11,9 +11,16 @@
 
 #include "checks/checks.h"
 
+/* Several multi handles on the one loop: libcurl looks for a reusable
+ * connection by walking every cached connection to the same host, so one
+ * multi holding thousands of keep-alive connections to one server costs
+ * O(checks) per probe. A check always lands in the same shard (by its easy
+ * handle), so it keeps reusing its connection. */
+#define CHECK_CURL_SHARDS 32
+
 struct check_engine {
 	uv_loop_t *loop;
-	struct check_curl *curl;
+	struct check_curl *curl[CHECK_CURL_SHARDS];
 };
 
 /* The only registry: adding a type adds a line here. */
@@ -87,12 +94,17 @@ int check_engine_new(uv_loop_t *loop, struct check_engine **out)
 		goto fail;
 	}
 	e->loop = loop;
-	rc = check_curl_new(loop, &e->curl);
-	if (rc < 0)
-		goto fail;
+	for (int i = 0; i < CHECK_CURL_SHARDS; i++) {
+		rc = check_curl_new(loop, &e->curl[i]);
+		if (rc < 0)
+			goto fail;
+	}
 	*out = e;
 	return 0;
 fail:
+	if (e)
+		for (int i = 0; i < CHECK_CURL_SHARDS; i++)
+			check_curl_close(e->curl[i]);
 	free(e);
 	curl_global_cleanup();
 	return rc;
@@ -102,7 +114,8 @@ void check_engine_close(struct check_engine *e)
 {
 	if (!e)
 		return;
-	check_curl_close(e->curl);
+	for (int i = 0; i < CHECK_CURL_SHARDS; i++)
+		check_curl_close(e->curl[i]);
 	free(e);
 	/* Balances check_engine_new; curl's globals go with the last engine. */
 	curl_global_cleanup();
@@ -113,9 +126,13 @@ uv_loop_t *check_engine_loop(struct check_engine *e)
 	return e->loop;
 }
 
-struct check_curl *check_engine_curl(struct check_engine *e)
+struct check_curl *check_engine_curl(struct check_engine *e, const void *easy)
 {
-	return e->curl;
+	uintptr_t h = (uintptr_t)easy;
+
+	h ^= h >> 17;
+	h *= 0x9E3779B97F4A7C15ull;
+	return e->curl[(h >> 32) % CHECK_CURL_SHARDS];
 }
 
 /* ---- one check ---- */

@@ -108,13 +108,13 @@ void check_freed(struct check *c);
 /* Monotonic microseconds (one clock for every probe). */
 uint64_t check_now_us(void);
 /* For curl_uv.c: the engine's curl half. */
-struct check_curl *check_engine_curl(struct check_engine *e);
+/* The shard of the engine's curl state that EASY belongs to. */
+struct check_curl *check_engine_curl(struct check_engine *e, const void *easy);
 
 /* ---- curl_uv.c: libcurl multi_socket driven by libuv ---- */
 
 struct CURLM;
-/* The engine's multi handle; add easy handles with check_curl_add(). */
-void *check_engine_curlm(struct check_engine *e);
+/* Add easy handles with check_curl_add(). */
 /* Add an easy handle; on completion cb(easy, CURLcode, arg) runs from
  * the loop. */
 typedef void (*check_curl_done_cb)(void *easy, int curlcode, void *arg);

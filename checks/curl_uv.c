@@ -1,6 +1,6 @@
 /*
  * libcurl's multi_socket API driven by the libuv loop: one CURLM per
- * engine, a uv_poll_t per socket curl asks about, one uv_timer_t for the
+ * engine shard, a uv_poll_t per socket curl asks about, one uv_timer_t for the
  * timeout curl asks for. Memory tied to a handle goes in its close callback.
  */
 #include <errno.h>
@@ -219,6 +219,10 @@ int check_curl_new(uv_loop_t *loop, struct check_curl **out)
 	curl_multi_setopt(cc->multi, CURLMOPT_SOCKETDATA, cc);
 	curl_multi_setopt(cc->multi, CURLMOPT_TIMERFUNCTION, on_timer);
 	curl_multi_setopt(cc->multi, CURLMOPT_TIMERDATA, cc);
+	/* Handles leave the multi between probes, so curl's default cache size
+	 * (4 x handles added) would close the idle keep-alive connections of
+	 * every check not in flight: keep one per check. */
+	curl_multi_setopt(cc->multi, CURLMOPT_MAXCONNECTS, 100000L);
 	*out = cc;
 	return 0;
 }
@@ -249,15 +253,10 @@ void check_curl_close(struct check_curl *cc)
 	uv_close((uv_handle_t *)&cc->timer, curl_closed);
 }
 
-void *check_engine_curlm(struct check_engine *e)
-{
-	return check_engine_curl(e)->multi;
-}
-
 int check_curl_add(struct check_engine *e, void *easy, check_curl_done_cb cb,
 		   void *arg)
 {
-	struct check_curl *cc = check_engine_curl(e);
+	struct check_curl *cc = check_engine_curl(e, easy);
 	struct curl_xfer *x;
 
 	if (cc->closing)
@@ -285,7 +284,7 @@ int check_curl_add(struct check_engine *e, void *easy, check_curl_done_cb cb,
 
 void check_curl_remove(struct check_engine *e, void *easy)
 {
-	struct check_curl *cc = check_engine_curl(e);
+	struct check_curl *cc = check_engine_curl(e, easy);
 	struct curl_xfer *x = xfer_find(cc, easy);
 
 	if (!x)
