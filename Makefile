@@ -66,6 +66,12 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TLIB_OBJ) $(BUILD)/libhealthd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcriterion -lm
 
+# Runs in a qemu guest against the kernel's WireGuard (t_wg_kernel.sh), so
+# only the libraries it uses are linked: they are copied into the initramfs.
+$(BUILD)/kernel/wg_kernel_probe: $(BUILD)/obj/tests/kernel/wg_kernel_probe.o $(BUILD)/libhealthd.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS) -lm
+
 # The whole suite: unit tests, then integration tests in network namespaces.
 check:
 	@scripts/deps.sh all
@@ -74,7 +80,7 @@ check:
 unit: $(BUILD)/healthd $(BUILD)/healthctl $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
-integration: $(BUILD)/healthd $(BUILD)/healthctl
+integration: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/kernel/wg_kernel_probe
 	@HEALTHD_BUILD=$(BUILD) tests/integration/run.sh
 
 # The unit suites under valgrind memcheck: any error or leak fails.

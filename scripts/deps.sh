@@ -10,6 +10,8 @@ build_pkgs=(
 )
 test_pkgs=(
   bird2 iproute2 curl python3 procps wireguard-go wireguard-tools nftables
+  # t_wg_kernel.sh: a qemu guest with Debian's kernel (about 7 s to install)
+  qemu-system-x86 busybox-static
 )
 # make bench: the HTTP server it probes and the load generator.
 bench_pkgs=(

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every tests/integration/t_*.sh (or the ones named), each in its own
 # bash process, and closes with "integration: N passed, N failed".
-# A test passes when it exits 0; its "measured:" lines are shown either way,
+# A test passes when it exits 0; its "measured:" and "note:" lines (e.g. a
+# skip) are shown either way,
 # and on failure its reason ("FAIL:" and "timed out" lines) and log tail.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -34,7 +35,7 @@ for t in "${tests[@]}"; do
 	if [ "$rc" -eq 0 ]; then
 		pass=$((pass + 1))
 		printf 'PASS %-20s %6d ms\n' "$name" "$ms"
-		grep -E '^ *measured:' "$log" | sed 's/^/     /' || true
+		grep -E '^ *(measured|note):' "$log" | sed 's/^ */     /' || true
 	else
 		failn=$((failn + 1))
 		failed+=("$name")
@@ -43,7 +44,7 @@ for t in "${tests[@]}"; do
 		# else the test's last words, before lab_down's log tails
 		[ -n "$why" ] || why="exit $rc: $(sed '/^--- last lines of /,$d' "$log" | tail -n 1)"
 		printf 'FAIL %-20s %6d ms  %s\n' "$name" "$ms" "$why"
-		grep -E '^ *measured:' "$log" | sed 's/^/     /' || true
+		grep -E '^ *(measured|note):' "$log" | sed 's/^ */     /' || true
 		echo "     --- last lines of $log"
 		tail -n "${INTEG_TAIL:-40}" "$log" | sed 's/^/     /'
 	fi
