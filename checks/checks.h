@@ -189,6 +189,11 @@ struct nl_sock;
 int check_wg_nl_get(uv_loop_t *loop, const char *ifname, check_wg_cb cb,
 		    void *arg, struct check_wg_nl **out);
 void check_wg_nl_cancel(struct check_wg_nl *n);
+/* One WG_CMD_GET_DEVICE reply message (struct nlmsghdr on, len bytes)
+ * merged into dev by peer key, as the dump reads it. 0; or -EPROTO /
+ * -ENOMEM with err set. */
+int check_wg_nl_parse(const void *msg, size_t len, struct check_wg_device *dev,
+		      char *err, size_t errlen);
 /* For tests: called with each new socket once it is connected, to
  * override its send and receive (nl_cb_overwrite_send/recv); NULL: none. */
 void check_wg_nl_set_socket_hook(void (*hook)(struct nl_sock *sk, void *arg),

@@ -144,8 +144,22 @@ static bool endpoint_ok(const struct nlattr *a)
 	return false;
 }
 
+static int nl_err(char *err, size_t errlen, int rc, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int nl_err(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 /* One nest of WGDEVICE_A_PEERS; only the attributes present are set. */
-static int peer_nest(struct check_wg_nl *n, struct nlattr *nest)
+static int peer_nest(struct check_wg_device *dev, struct nlattr *nest,
+		     char *err, size_t errlen)
 {
 	struct nlattr *tb[WGPEER_A_MAX + 1];
 	struct check_wg_peer *p;
@@ -153,13 +167,14 @@ static int peer_nest(struct check_wg_nl *n, struct nlattr *nest)
 
 	if (nla_parse_nested(tb, WGPEER_A_MAX, nest, NULL) < 0 ||
 	    !tb[WGPEER_A_PUBLIC_KEY] || nla_len(tb[WGPEER_A_PUBLIC_KEY]) != CHECK_WG_KEY_LEN)
-		return fail(n, -EPROTO, "netlink: a peer without a 32-byte public key");
-	if (!(p = check_wg_device_peer(&n->dev, nla_data(tb[WGPEER_A_PUBLIC_KEY]))))
-		return fail(n, -ENOMEM, "netlink: more than %d peers, or out of memory",
-			    CHECK_WG_MAX_PEERS);
+		return nl_err(err, errlen, -EPROTO, "netlink: a peer without a 32-byte public key");
+	if (!(p = check_wg_device_peer(dev, nla_data(tb[WGPEER_A_PUBLIC_KEY]))))
+		return nl_err(err, errlen, -ENOMEM, "netlink: more than %d peers, or out of memory",
+			      CHECK_WG_MAX_PEERS);
 	if ((a = tb[WGPEER_A_ENDPOINT])) {
 		if (!endpoint_ok(a))
-			return fail(n, -EPROTO, "netlink: a peer endpoint is not a sockaddr_in/in6");
+			return nl_err(err, errlen, -EPROTO,
+				      "netlink: a peer endpoint is not a sockaddr_in/in6");
 		memset(&p->endpoint, 0, sizeof(p->endpoint));
 		memcpy(&p->endpoint, nla_data(a),
 		       ((const struct sockaddr *)nla_data(a))->sa_family == AF_INET
@@ -169,7 +184,8 @@ static int peer_nest(struct check_wg_nl *n, struct nlattr *nest)
 		int64_t ts[2];
 
 		if (nla_len(a) != (int)sizeof(ts))
-			return fail(n, -EPROTO, "netlink: a handshake time of %d bytes", nla_len(a));
+			return nl_err(err, errlen, -EPROTO, "netlink: a handshake time of %d bytes",
+				      nla_len(a));
 		memcpy(ts, nla_data(a), sizeof(ts));
 		p->handshake_sec = ts[0];
 		p->handshake_nsec = ts[1] >= 0 && ts[1] < 1000000000 ? (uint32_t)ts[1] : 0;
@@ -180,23 +196,36 @@ static int peer_nest(struct check_wg_nl *n, struct nlattr *nest)
 		p->tx_bytes = nla_get_u64(a);
 	if ((a = tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]) && nla_len(a) == 2)
 		p->keepalive_s = nla_get_u16(a);
-	return NL_OK;
+	return 0;
+}
+
+int check_wg_nl_parse(const void *msg, size_t len, struct check_wg_device *dev,
+		      char *err, size_t errlen)
+{
+	/* libnl trusts nlmsg_len: it must lie within what was received */
+	struct nlmsghdr *nlh = (struct nlmsghdr *)msg;
+	struct nlattr *tb[WGDEVICE_A_MAX + 1], *nest;
+	int rem, rc;
+
+	if (len < sizeof(*nlh) || nlh->nlmsg_len < sizeof(*nlh) || nlh->nlmsg_len > len ||
+	    genlmsg_parse(nlh, 0, tb, WGDEVICE_A_MAX, NULL) < 0)
+		return nl_err(err, errlen, -EPROTO, "netlink: malformed WG_CMD_GET_DEVICE reply");
+	if (!tb[WGDEVICE_A_PEERS])
+		return 0;
+	nla_for_each_nested(nest, tb[WGDEVICE_A_PEERS], rem) {
+		if ((rc = peer_nest(dev, nest, err, errlen)) < 0)
+			return rc;
+	}
+	return 0;
 }
 
 static int device_reply(struct check_wg_nl *n, struct nl_msg *msg)
 {
-	struct nlattr *tb[WGDEVICE_A_MAX + 1], *nest;
-	int rem, rc;
+	struct nlmsghdr *nlh = nlmsg_hdr(msg);
+	char detail[sizeof(n->detail)];
+	int rc = check_wg_nl_parse(nlh, nlh->nlmsg_len, &n->dev, detail, sizeof(detail));
 
-	if (genlmsg_parse(nlmsg_hdr(msg), 0, tb, WGDEVICE_A_MAX, NULL) < 0)
-		return fail(n, -EPROTO, "netlink: malformed WG_CMD_GET_DEVICE reply");
-	if (!tb[WGDEVICE_A_PEERS])
-		return NL_OK;
-	nla_for_each_nested(nest, tb[WGDEVICE_A_PEERS], rem) {
-		if ((rc = peer_nest(n, nest)) != NL_OK)
-			return rc;
-	}
-	return NL_OK;
+	return rc < 0 ? fail(n, rc, "%s", detail) : NL_OK;
 }
 
 static int on_valid(struct nl_msg *msg, void *arg)

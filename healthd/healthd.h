@@ -209,5 +209,10 @@ int httpd_new(struct hd *hd, uv_loop_t *loop, const struct config *cfg,
 	      struct httpd **out, char *err, size_t errlen);
 /* Closes the listeners and every connection; memory goes with the handles. */
 void httpd_close(struct httpd *h);
+/* For tests: one daemon with no socket and no loop; the caller hands it
+ * connections (MHD_add_connection) and runs it (MHD_run). */
+struct MHD_Daemon;
+int httpd_new_unbound(struct hd *hd, struct httpd **out, struct MHD_Daemon **mhd);
+void httpd_free_unbound(struct httpd *h);
 
 #endif

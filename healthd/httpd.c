@@ -298,6 +298,25 @@ static void listener_close(struct httpd_listener *l)
 	uv_close((uv_handle_t *)&l->timer, listener_closed);
 }
 
+/* The same options for every daemon; fd < 0: connections come only from
+ * MHD_add_connection. */
+static struct MHD_Daemon *start_mhd(struct httpd_listener *l, unsigned flags, int fd)
+{
+	struct MHD_OptionItem ops[] = {
+		{ MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONN_LIMIT, NULL },
+		{ MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_CONN_TIMEOUT_S, NULL },
+		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_CONN_MEMORY, NULL },
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, l },
+		{ fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_END, fd, NULL },
+		{ MHD_OPTION_END, 0, NULL },
+	};
+
+	if (fd < 0)
+		flags |= MHD_USE_NO_LISTEN_SOCKET;
+	return MHD_start_daemon(flags | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, l,
+				MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
+}
+
 static int listener_start(struct httpd *h, uv_loop_t *loop, const char *addr,
 			  struct httpd_listener **out, char *err, size_t errlen)
 {
@@ -312,14 +331,7 @@ static int listener_start(struct httpd *h, uv_loop_t *loop, const char *addr,
 	fd = rc = bind_addr(addr, &v6, err, errlen);
 	if (rc < 0)
 		goto fail;
-	l->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | (v6 ? MHD_USE_IPv6 : 0),
-				  0, NULL, NULL, on_request, l,
-				  MHD_OPTION_LISTEN_SOCKET, fd,
-				  MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONN_LIMIT,
-				  MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_CONN_TIMEOUT_S,
-				  MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)HTTPD_CONN_MEMORY,
-				  MHD_OPTION_EXTERNAL_LOGGER, mhd_log, l,
-				  MHD_OPTION_END);
+	l->mhd = start_mhd(l, MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), fd);
 	if (!l->mhd) {
 		snprintf(err, errlen, "http.listen %s: cannot start the HTTP server", addr);
 		rc = -EIO;
@@ -410,4 +422,44 @@ void httpd_close(struct httpd *h)
 		return;
 	for (size_t i = 0; i < h->n_ls; i++)
 		listener_close(h->ls[i]);
+}
+
+int httpd_new_unbound(struct hd *hd, struct httpd **out, struct MHD_Daemon **mhd)
+{
+	struct httpd *h = calloc(1, sizeof(*h));
+	struct httpd_listener *l = NULL;
+
+	*out = NULL;
+	if (!h || !(h->ls = calloc(2, sizeof(*h->ls))) || make_responses(h) < 0 ||
+	    !(l = calloc(1, sizeof(*l))) || !(l->addr = strdup("unbound")))
+		goto fail;
+	h->hd = hd;
+	l->h = h;
+	if (!(l->mhd = start_mhd(l, 0, -1)))
+		goto fail;
+	h->ls[0] = l;
+	h->n_ls = h->live = 1;
+	*mhd = l->mhd;
+	*out = h;
+	return 0;
+fail:
+	if (l)
+		free(l->addr);
+	free(l);
+	if (h)
+		httpd_free(h);
+	return -ENOMEM;
+}
+
+void httpd_free_unbound(struct httpd *h)
+{
+	struct httpd_listener *l;
+
+	if (!h)
+		return;
+	l = h->ls[0];
+	MHD_stop_daemon(l->mhd);
+	free(l->addr);
+	free(l);
+	httpd_free(h);
 }
