@@ -145,24 +145,48 @@ static bool same_config(const char *a, const char *b)
 	}
 }
 
-static char *read_text(const char *path)
+/* The whole file; "" when it does not exist. 0 or -errno. */
+static int read_file(const char *path, char **out)
 {
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t len = 0;
-
-	if (!f)
-		return strdup("");
-	FILE *m = open_memstream(&buf, &len);
+	FILE *f = fopen(path, "re"), *m;
 	char chunk[4096];
-	size_t n;
+	size_t n, len = 0;
 
+	*out = NULL;
+	if (!f) {
+		if (errno != ENOENT)
+			return -errno;
+		*out = strdup("");
+		return *out ? 0 : -ENOMEM;
+	}
+	m = open_memstream(out, &len);
 	while (m && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
 		fwrite(chunk, 1, n, m);
 	if (m)
 		fclose(m);
 	fclose(f);
-	return buf;
+	return *out ? 0 : -ENOMEM;
+}
+
+/* The state word healthd wrote for SERVICE into TEXT: 1 when found. */
+static int state_in(const char *text, const char *service, char *state, size_t len)
+{
+	char head[160];
+
+	for (int fam = 4; fam <= 6; fam += 2) {
+		snprintf(head, sizeof(head), "protocol static healthd_%s_v%d ", service, fam);
+		const char *p = strstr(text, head);
+		if (!p)
+			continue;
+		const char *end = strstr(p + 1, "\nprotocol ");
+		const char *st = strstr(p, "# healthd-state: ");
+		if (!st || (end && st > end))
+			continue;
+		st += strlen("# healthd-state: ");
+		snprintf(state, len, "%.*s", (int)strcspn(st, " \t\r\n"), st);
+		return 1;
+	}
+	return 0;
 }
 
 static void render_work(uv_work_t *req)
@@ -619,7 +643,8 @@ static struct sync_svc *find_svc(struct bird_sync *s, const char *name)
 	return NULL;
 }
 
-static int build_table(struct bird_sync *s, const struct config *cfg)
+/* text: the include file as it is now, read once by the caller. */
+static int build_table(struct bird_sync *s, const struct config *cfg, const char *text)
 {
 	struct sync_svc *n = calloc(cfg->n_services ? cfg->n_services : 1, sizeof(*n));
 
@@ -634,8 +659,7 @@ static int build_table(struct bird_sync *s, const struct config *cfg)
 		} else {
 			svc_setup(&n[i], &cfg->services[i]);
 			/* Until told otherwise, want what the file says. */
-			if (bird_sync_file_state(s->include, n[i].name, n[i].state,
-						 sizeof(n[i].state)) <= 0) {
+			if (!state_in(text, n[i].name, n[i].state, sizeof(n[i].state))) {
 				snprintf(n[i].state, sizeof(n[i].state), "withdrawn");
 				/* The file must say so even while BIRD is unreachable. */
 				s->render_dirty = true;
@@ -686,11 +710,14 @@ int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
 	s->loop = loop;
 	s->cbs = *cbs;
 	s->arg = arg;
-	if (copy_settings(s, cfg) < 0 || build_table(s, cfg) < 0)
+	if (copy_settings(s, cfg) < 0)
 		goto fail;
 	/* BIRD is taken to have loaded the file as it is now. */
-	s->file_text = read_text(s->include);
-	s->bird_text = s->file_text ? strdup(s->file_text) : NULL;
+	if (read_file(s->include, &s->file_text) < 0 && !(s->file_text = strdup("")))
+		goto fail;
+	if (build_table(s, cfg, s->file_text) < 0)
+		goto fail;
+	s->bird_text = strdup(s->file_text);
 	uv_timer_init(loop, &s->reconcile_timer);
 	uv_timer_init(loop, &s->batch_timer);
 	s->reconcile_timer.data = s->batch_timer.data = s;
@@ -705,6 +732,7 @@ int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
 	*out = s;
 	return 0;
 fail:
+	free(s->file_text);
 	free(s->svcs);
 	free(s->socket);
 	free(s->include);
@@ -716,11 +744,17 @@ fail:
 void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg)
 {
 	bool new_socket = strcmp(s->socket, cfg->bird.socket) != 0;
+	char *text = NULL;
+	int rc = copy_settings(s, cfg);
 
-	if (copy_settings(s, cfg) < 0 || build_table(s, cfg) < 0) {
+	if (rc == 0 && read_file(s->include, &text) < 0)
+		text = strdup("");      /* unreadable: new services start withdrawn */
+	if (rc < 0 || !text || build_table(s, cfg, text) < 0) {
+		free(text);
 		slog(s, 3, NULL, "reload: out of memory, BIRD settings unchanged");
 		return;
 	}
+	free(text);
 	if (new_socket) {
 		bird_client_close(s->client);
 		s->client = NULL;
@@ -830,46 +864,12 @@ void bird_sync_close(struct bird_sync *s)
 int bird_sync_file_state(const char *include_path, const char *service,
 			 char *state, size_t len)
 {
-	char head[160], *buf = NULL;
-	FILE *f = fopen(include_path, "re");
-	size_t cap = 0, n = 0;
-	int rc = 0;
+	char *text;
+	int rc = read_file(include_path, &text);
 
-	if (!f)
-		return errno == ENOENT ? 0 : -errno;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			char *nb = realloc(buf, cap + 65536);
-			if (!nb) {
-				rc = -ENOMEM;
-				goto out;
-			}
-			buf = nb;
-			cap += 65536;
-		}
-		size_t r = fread(buf + n, 1, 4096, f);
-		n += r;
-		if (r == 0)
-			break;
-	}
-	buf[n] = '\0';
-	for (int fam = 4; fam <= 6; fam += 2) {
-		snprintf(head, sizeof(head), "protocol static healthd_%s_v%d ", service, fam);
-		char *p = strstr(buf, head);
-		if (!p)
-			continue;
-		char *end = strstr(p + 1, "\nprotocol ");
-		char *st = strstr(p, "# healthd-state: ");
-		if (!st || (end && st > end))
-			continue;
-		st += strlen("# healthd-state: ");
-		size_t k = strcspn(st, " \t\r\n");
-		snprintf(state, len, "%.*s", (int)k, st);
-		rc = 1;
-		break;
-	}
-out:
-	free(buf);
-	fclose(f);
+	if (rc < 0)
+		return rc;
+	rc = state_in(text, service, state, len);
+	free(text);
 	return rc;
 }

@@ -510,13 +510,15 @@ Test(bird_sync, bird_unreachable_at_start)
 
 /* ---- 8., 9. failures ---- */
 
+/* An include file from before healthd: every protocol up. */
+static const char preset[] =
+	"protocol static " V4 " { ipv4; route " WEB_V4_ROUTE " blackhole; }\n"
+	"protocol static " V6 " { ipv6; route " WEB_V6_ROUTE " blackhole; }\n"
+	"protocol static " DNS " { ipv4; route 203.0.113.53/32 blackhole; }\n";
+
 Test(bird_sync, include_not_writable_still_disables)
 {
 	char bad[200];
-	static const char preset[] =
-		"protocol static " V4 " { ipv4; route " WEB_V4_ROUTE " blackhole; }\n"
-		"protocol static " V6 " { ipv6; route " WEB_V6_ROUTE " blackhole; }\n"
-		"protocol static " DNS " { ipv4; route 203.0.113.53/32 blackhole; }\n";
 
 	cr_assert_eq(birdlab_init(&lab, lab_body), 0);
 	cr_assert_eq(birdlab_write_include(&lab, preset), 0);
@@ -543,10 +545,6 @@ Test(bird_sync, include_not_writable_still_disables)
 Test(bird_sync, failed_include_write_is_retried)
 {
 	char dir[200], path[240];
-	static const char preset[] =
-		"protocol static " V4 " { ipv4; route " WEB_V4_ROUTE " blackhole; }\n"
-		"protocol static " V6 " { ipv6; route " WEB_V6_ROUTE " blackhole; }\n"
-		"protocol static " DNS " { ipv4; route 203.0.113.53/32 blackhole; }\n";
 
 	cr_assert_eq(birdlab_init(&lab, lab_body), 0);
 	cr_assert_eq(birdlab_write_include(&lab, preset), 0);
