@@ -206,13 +206,6 @@ static const char *jstr(json_t *o, const char *key)
 	return s ? s : "-";
 }
 
-static void since_text(char *buf, size_t len, json_t *o)
-{
-	const char *s = jstr(o, "since");
-
-	snprintf(buf, len, "%s", s);
-}
-
 /* A check's "peers" array (from its type's status hook), a line each:
  * name or key, state, then every other scalar member as key=value. */
 static void peers_text(FILE *f, json_t *peers)
@@ -245,7 +238,7 @@ static void peers_text(FILE *f, json_t *peers)
 
 char *hd_status_text(json_t *snap)
 {
-	char *out = NULL, since[48];
+	char *out = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&out, &len);
 	json_t *b = json_object_get(snap, "bird"), *svc;
@@ -269,9 +262,8 @@ char *hd_status_text(json_t *snap)
 		json_t *chk, *pfx;
 		size_t j;
 
-		since_text(since, sizeof(since), svc);
 		fprintf(f, "\nservice %-12s %-9s since %s\n", jstr(svc, "name"),
-			jstr(svc, "state"), since);
+			jstr(svc, "state"), jstr(svc, "since"));
 		fprintf(f, "  reason:   %s\n", jstr(svc, "reason"));
 		fprintf(f, "  prefixes:");
 		json_array_foreach(json_object_get(svc, "prefixes"), j, pfx)
