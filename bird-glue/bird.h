@@ -131,20 +131,31 @@ int bird_write_atomic(const char *path, const char *text, char *err, size_t errl
 /* ---- sync.c: make BIRD match the desired announcements ---- */
 
 /*
- * Per service, healthd states what it wants (announce or not, and the
- * communities). bird_sync renders the include file (off the loop thread,
- * via uv_queue_work), then sends `disable`/`enable` at once; a community
- * change or a missing protocol goes out as one batched `configure`. A
- * reconcile pass (`show protocols "healthd_*"`) every reconcile_ms, and on
- * every (re)connect, repairs drift. Nothing is sent before the first
- * reconcile has told what BIRD has: that is what healthd adopts.
+ * Per service, healthd states what it wants: withdrawn, or announced in
+ * one of the states that carry communities (up, degraded, draining). Each
+ * such state is a static protocol of its own (table.h), so a change of
+ * state is `enable` of the new protocol, then `disable` of the old one:
+ * the prefix never leaves the upstream on a community change, and
+ * `configure` (which also applies whatever else the operator changed in
+ * bird.conf) is sent only when the set of protocols changes.
+ *
+ * Commands go out at once; the include file follows from a thread of its
+ * own and always states the desired state, so a BIRD `configure` or
+ * restart keeps it. A reconcile pass (`show protocols "healthd_*"`, parsed
+ * whole) every reconcile_ms and on every (re)connect repairs drift.
+ * Nothing is sent before the first pass has told what BIRD has: that is
+ * what healthd adopts. Every failure backs off, doubling to a cap.
  */
+#define BIRD_PROTO_NAME_MAX 64      /* BIRD's own limit on a symbol */
+
 struct bird_sync;
 
 struct bird_sync_cbs {
-	/* BIRD's state of a service at first contact (announced = every
-	 * protocol of the service exists and is up). */
-	void (*adopt)(void *arg, const char *service, bool exists, bool announced);
+	/* BIRD's state of a service at first contact: exists = every
+	 * protocol of the service is there; announced = each family has one
+	 * of them up, variant (enum cfg_comm_set) the state it announces. */
+	void (*adopt)(void *arg, const char *service, bool exists, bool announced,
+		      int variant);
 	/* level: LOG-style 3 err, 4 warning, 5 notice, 6 info, 7 debug */
 	void (*log)(void *arg, int level, const char *service, const char *msg);
 };
@@ -157,21 +168,46 @@ struct bird_sync_stats {
 	uint64_t configures;
 	uint64_t repairs;
 	uint64_t render_errors;
+	uint64_t purged;
+	size_t protocols;           /* in the table, leaving ones included */
+	size_t unknown;             /* healthd_* protocols BIRD runs, not ours */
+	uint64_t backoff_ms;        /* the longest back-off now in force */
 	char last_error[256];
+	char problem[256];          /* what keeps BIRD from matching, "" if nothing */
+};
+
+/* One protocol of a service, for status. */
+struct bird_proto_view {
+	char name[BIRD_PROTO_NAME_MAX];
+	const char *variant;        /* "up", "degraded", "draining" */
+	bool want;                  /* desired enabled */
+	bool leaving;
+	const char *bird;           /* "up", "down", "missing", "unknown" */
 };
 
 int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
 		  const struct bird_sync_cbs *cbs, void *arg,
 		  struct bird_sync **out);
-/* Reload: new socket/include/services. Services not in cfg are dropped
- * from the include file. */
+/* Reload: new socket/include/services. Protocols not in cfg are disabled,
+ * then dropped from the include file once BIRD no longer runs them. */
 void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg);
-/* state: a word for the include file's comment ("up", "degraded", ...). */
+/* variant: enum cfg_comm_set, the state's communities; state: a word for
+ * the include file's comment ("up", "degraded", ...). */
 void bird_sync_set(struct bird_sync *s, const char *service, bool announce,
-		   const char *state, const struct cfg_community *comms, size_t n);
+		   int variant, const char *state);
 void bird_sync_stats(const struct bird_sync *s, struct bird_sync_stats *out);
 /* True when nothing is pending: file written, BIRD acknowledged. */
 bool bird_sync_idle(const struct bird_sync *s);
+/* The service's protocols (at most max written); returns how many it has. */
+size_t bird_sync_protocols(const struct bird_sync *s, const char *service,
+			   struct bird_proto_view *out, size_t max);
+/* True when BIRD runs what the service wants announced; else why says
+ * what is missing ("BIRD does not run healthd_web_v4", ...). */
+bool bird_sync_announcing(const struct bird_sync *s, const char *service,
+			  char *why, size_t len);
+/* The i-th healthd_* protocol BIRD runs that no service owns; NULL past
+ * the end. */
+const char *bird_sync_unknown(const struct bird_sync *s, size_t i, bool *up);
 void bird_sync_close(struct bird_sync *s);
 
 /*

@@ -3,53 +3,33 @@
  *
  * The include file always states the desired state (BIRD reverts CLI
  * `disable` on every configure and restart, so the file is what makes a
- * withdrawal stick); `disable`/`enable` make it take effect at once; a
- * reconcile pass repairs whatever drifted. Commands go out one at a time
- * so every reply is matched to what we believe BIRD has.
+ * withdrawal stick); `disable`/`enable` make it take effect at once,
+ * without waiting for the file; a reconcile pass repairs whatever drifted.
+ * Commands go out one at a time and name their protocol, so every reply is
+ * matched to the table as it is when the reply comes, reloads included.
+ *
+ * Order of work in kick(): withdrawals first (the fastest path), then
+ * enables, then the disables that finish a change of state (only once the
+ * new protocol is up, so the prefix never leaves), then `configure` when
+ * the set of protocols changed, then the reconcile pass.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
-#include "bird-glue/bird.h"
+#include "bird-glue/table.h"
 
-#define SYNC_BATCH_MS 20   /* community changes this close go out as one configure */
-#define SYNC_MAX_COMMS 64
+#define SYNC_SHOW "show protocols \"healthd_*\""
+#define BACKOFF_MIN_MS 1000
+#define BACKOFF_MAX_MS 30000
 
-enum bstate { B_UNKNOWN = -1, B_MISSING = 0, B_DOWN = 1, B_UP = 2 };
-
-struct sync_static {
-	char name[96];
-	int family;
-	bool used;                 /* the service has prefixes of this family */
-	enum bstate bird;          /* what we believe BIRD has */
-};
-
-struct sync_svc {
-	char name[CFG_NAME_MAX];
-	const struct cfg_service *cfg;
-	bool announce;
-	char state[16];
-	struct cfg_community comms[SYNC_MAX_COMMS];
-	size_t n_comms;
-	uint64_t gen;              /* desired generation */
-	uint64_t file_gen;         /* generation the file holds (or failed to) */
-	struct sync_static st[2];
-};
-
-struct render_job {
-	uv_work_t req;
-	struct bird_sync *sync;
-	char *path;
-	char *text;
-	uint64_t gen;
-	int rc;
-	char err[256];
+struct unknown_proto {
+	char name[BIRD_PROTO_NAME_MAX];
+	bool up;
+	struct backoff bo;
 };
 
 struct bird_sync {
@@ -59,276 +39,153 @@ struct bird_sync {
 	char *node;
 	uint64_t timeout_ms;
 	uint64_t reconcile_ms;
+	bool purge;
 	struct bird_client *client;
-	struct sync_svc *svcs;
-	size_t n_svcs;
+	struct bird_writer *writer;
+	struct sync_table t;
 	struct bird_sync_cbs cbs;
 	void *arg;
 	uv_timer_t reconcile_timer;
-	uv_timer_t batch_timer;
-	uint64_t gen;
-	bool render_busy;
+	uv_timer_t retry_timer;    /* the end of the earliest back-off */
 	bool render_dirty;
 	bool render_failing;       /* the last write failed: retried each reconcile */
 	bool cmd_busy;
 	bool need_configure;
-	bool configure_held;       /* BIRD refused: wait for the next reconcile */
-	bool batch_armed;
+	bool verify_configure;     /* the next pass tells if BIRD loaded our file */
 	bool reconcile_due;
+	bool adopting;             /* inside the adopt callbacks: send nothing */
 	bool closing;
 	int open_handles;
+	struct backoff bo_configure, bo_show;
 	char *file_text;           /* what the include file holds */
 	char *refused_text;        /* what BIRD refused to load, if anything */
 	char *bird_text;           /* what BIRD last loaded from it */
+	struct unknown_proto *unknown;
+	size_t n_unknown;
+	char last_refusal[256];    /* a refusal is logged once, not per retry */
 	struct bird_sync_stats stats;
 };
 
 static void kick(struct bird_sync *s);
+static void on_retry(uv_timer_t *t);
 
-static void slog(struct bird_sync *s, int level, const char *svc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-static void slog(struct bird_sync *s, int level, const char *svc, const char *fmt, ...)
+static void vslog(struct bird_sync *s, int level, const char *svc, bool problem,
+		  const char *fmt, va_list ap)
 {
 	char msg[512];
-	va_list ap;
 
-	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (level <= 4)
 		snprintf(s->stats.last_error, sizeof(s->stats.last_error), "%.255s", msg);
+	if (problem)
+		snprintf(s->stats.problem, sizeof(s->stats.problem), "%.255s", msg);
 	if (s->cbs.log)
 		s->cbs.log(s->arg, level, svc, msg);
 }
 
-/* ---- the include file, written on the thread pool ---- */
-
-/* Lines that `disable`/`enable` already took care of. */
-static bool runtime_only(const char *line, size_t len)
+__attribute__((format(printf, 4, 5)))
+static void slog(struct bird_sync *s, int level, const char *svc, const char *fmt, ...)
 {
-	return memmem(line, len, "disabled yes;", 13) || memmem(line, len, "# healthd-state:", 16) ||
-	       (len && line[0] == '#');
+	va_list ap;
+
+	va_start(ap, fmt);
+	vslog(s, level, svc, false, fmt, ap);
+	va_end(ap);
 }
 
-static const char *next_line(const char *p, size_t *len)
+/* A failure that keeps BIRD from matching: shown in status until it is
+ * over; logged at `level` the first time, quietly on every retry. */
+__attribute__((format(printf, 5, 6)))
+static void problem(struct bird_sync *s, bool first, int level, const char *svc,
+		    const char *fmt, ...)
 {
-	while (*p) {
-		const char *nl = strchr(p, '\n');
-		size_t l = nl ? (size_t)(nl - p) : strlen(p);
+	va_list ap;
 
-		if (!runtime_only(p, l)) {
-			*len = l;
-			return p;
-		}
-		p += l + (nl ? 1 : 0);
-	}
-	*len = 0;
-	return p;
+	va_start(ap, fmt);
+	vslog(s, first ? level : 7, svc, true, fmt, ap);
+	va_end(ap);
 }
 
-/* Equal but for what is runtime state: then no `configure` is needed. */
-static bool same_config(const char *a, const char *b)
-{
-	if (!a || !b)
-		return false;
-	for (;;) {
-		size_t la, lb;
+/* ---- back-off ---- */
 
-		a = next_line(a, &la);
-		b = next_line(b, &lb);
-		if (!*a || !*b)
-			return !*a && !*b;
-		if (la != lb || memcmp(a, b, la))
-			return false;
-		a += la + (a[la] ? 1 : 0);
-		b += lb + (b[lb] ? 1 : 0);
-	}
+static bool bo_ready(const struct bird_sync *s, const struct backoff *b)
+{
+	return uv_now(s->loop) >= b->until_ms;
 }
 
-/* The whole file; "" when it does not exist. 0 or -errno. */
-static int read_file(const char *path, char **out)
+/* Returns true for the first failure since the last success. */
+static bool bo_fail(struct bird_sync *s, struct backoff *b)
 {
-	FILE *f = fopen(path, "re"), *m;
-	char chunk[4096];
-	size_t n, len = 0;
+	bool first = b->delay_ms == 0;
+	uint64_t now = uv_now(s->loop);
 
-	*out = NULL;
-	if (!f) {
-		if (errno != ENOENT)
-			return -errno;
-		*out = strdup("");
-		return *out ? 0 : -ENOMEM;
-	}
-	m = open_memstream(out, &len);
-	while (m && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		fwrite(chunk, 1, n, m);
-	if (m)
-		fclose(m);
-	fclose(f);
-	return *out ? 0 : -ENOMEM;
+	b->delay_ms = first ? BACKOFF_MIN_MS : b->delay_ms * 2;
+	if (b->delay_ms > BACKOFF_MAX_MS)
+		b->delay_ms = BACKOFF_MAX_MS;
+	b->until_ms = now + b->delay_ms;
+	if (b->delay_ms > s->stats.backoff_ms)
+		s->stats.backoff_ms = b->delay_ms;
+	if (!uv_is_active((uv_handle_t *)&s->retry_timer) ||
+	    uv_timer_get_due_in(&s->retry_timer) > b->delay_ms)
+		uv_timer_start(&s->retry_timer, on_retry, b->delay_ms, 0);
+	return first;
 }
 
-/* The state word healthd wrote for SERVICE into TEXT: 1 when found. */
-static int state_in(const char *text, const char *service, char *state, size_t len)
+static void bo_ok(struct backoff *b)
 {
-	char head[160];
-
-	for (int fam = 4; fam <= 6; fam += 2) {
-		snprintf(head, sizeof(head), "protocol static healthd_%s_v%d ", service, fam);
-		const char *p = strstr(text, head);
-		if (!p)
-			continue;
-		const char *end = strstr(p + 1, "\nprotocol ");
-		const char *st = strstr(p, "# healthd-state: ");
-		if (!st || (end && st > end))
-			continue;
-		st += strlen("# healthd-state: ");
-		snprintf(state, len, "%.*s", (int)strcspn(st, " \t\r\n"), st);
-		return 1;
-	}
-	return 0;
+	b->delay_ms = b->until_ms = 0;
 }
 
-static void render_work(uv_work_t *req)
-{
-	struct render_job *j = req->data;
-
-	j->rc = bird_write_atomic(j->path, j->text, j->err, sizeof(j->err));
-}
-
-static void maybe_free(struct bird_sync *s);
-
-static void render_done(uv_work_t *req, int status)
-{
-	struct render_job *j = req->data;
-	struct bird_sync *s = j->sync;
-
-	s->render_busy = false;
-	if (!s->closing) {
-		if (status < 0)
-			slog(s, 3, NULL, "writing %s: %s", j->path, uv_strerror(status));
-		else if (j->rc < 0) {
-			s->stats.render_errors++;
-			/* logged once; the retries stay quiet until one succeeds */
-			slog(s, s->render_failing ? 7 : 3, NULL,
-			     "include file not written, BIRD will still be told: %s", j->err);
-		} else if (s->render_failing) {
-			slog(s, 5, NULL, "include file %s written again", j->path);
-		}
-		s->render_failing = status < 0 || j->rc < 0;
-		/* Even a failed write releases the commands: the withdrawal must
-		 * still reach BIRD over the socket. */
-		for (size_t i = 0; i < s->n_svcs; i++)
-			if (s->svcs[i].gen <= j->gen)
-				s->svcs[i].file_gen = s->svcs[i].gen;
-		if (status == 0 && j->rc == 0) {
-			free(s->file_text);
-			s->file_text = j->text;
-			j->text = NULL;
-			if (!same_config(s->file_text, s->bird_text))
-				s->need_configure = true;
-		}
-	}
-	free(j->path);
-	free(j->text);
-	free(j);
-	if (s->closing)
-		maybe_free(s);
-	else
-		kick(s);
-}
-
-static struct sync_svc *find_static(struct bird_sync *s, const char *name, size_t len)
-{
-	for (size_t i = 0; i < s->n_svcs; i++)
-		for (int f = 0; f < 2; f++)
-			if (strlen(s->svcs[i].st[f].name) == len &&
-			    !strncmp(s->svcs[i].st[f].name, name, len))
-				return &s->svcs[i];
-	return NULL;
-}
-
-/* TEXT (what BIRD last accepted) with today's `disabled` and state lines:
- * the file to keep while BIRD refuses what we would write. */
-static char *restate(struct bird_sync *s, const char *text)
-{
-	char *out = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&out, &len);
-	const char *p = text;
-
-	if (!f)
-		return NULL;
-	while (*p) {
-		const char *nl = strchr(p, '\n');
-		size_t l = nl ? (size_t)(nl - p) + 1 : strlen(p);
-
-		if (!memmem(p, l, "disabled yes;", 13) && !memmem(p, l, "# healthd-state:", 16))
-			fwrite(p, 1, l, f);
-		if (l > 16 && !strncmp(p, "protocol static ", 16)) {
-			const char *name = p + 16;
-			struct sync_svc *v = find_static(s, name, strcspn(name, " {\n"));
-
-			if (v)
-				fprintf(f, "\t# healthd-state: %s\n%s", v->state,
-					v->announce ? "" : "\tdisabled yes;\n");
-		}
-		p += l;
-	}
-	fclose(f);
-	return out;
-}
+/* ---- the include file ---- */
 
 static void start_render(struct bird_sync *s)
 {
-	struct bird_static st[2 * (s->n_svcs ? s->n_svcs : 1)];
-	struct cfg_communities comms[s->n_svcs ? s->n_svcs : 1];
-	size_t n = 0;
+	char *text = table_render(&s->t, s->node);
 
-	for (size_t i = 0; i < s->n_svcs; i++) {
-		struct sync_svc *v = &s->svcs[i];
-
-		comms[i].items = v->comms;
-		comms[i].n = v->n_comms;
-		for (int f = 0; f < 2; f++) {
-			if (!v->st[f].used)
-				continue;
-			memset(&st[n], 0, sizeof(st[n]));
-			snprintf(st[n].name, sizeof(st[n].name), "%s", v->st[f].name);
-			st[n].family = v->st[f].family;
-			st[n].prefixes = v->cfg->prefixes;
-			st[n].n_prefixes = v->cfg->n_prefixes;
-			st[n].communities = &comms[i];
-			st[n].disabled = !v->announce;
-			st[n].state = v->state;
-			n++;
-		}
-	}
-	struct render_job *j = calloc(1, sizeof(*j));
-	if (!j)
+	if (!text) {
+		if (!s->render_failing)
+			slog(s, 3, NULL, "cannot render %s: %s", s->include,
+			     errno == EINVAL ? "a name or community BIRD would reject"
+					     : strerror(errno));
+		s->render_failing = true;
+		s->render_dirty = false;
 		return;
-	j->sync = s;
-	j->gen = s->gen;
-	j->path = strdup(s->include);
-	j->text = bird_render_text(st, n, s->node);
+	}
 	/* Never write back what BIRD refused: keep what it runs, restated. */
-	if (j->text && s->refused_text && s->bird_text &&
-	    same_config(j->text, s->refused_text)) {
-		free(j->text);
-		j->text = restate(s, s->bird_text);
-	}
-	j->req.data = j;
-	if (!j->path || !j->text ||
-	    uv_queue_work(s->loop, &j->req, render_work, render_done) < 0) {
-		slog(s, 3, NULL, "cannot render %s: %s", s->include,
-		     errno == EINVAL ? "a name or community BIRD would reject" : strerror(errno));
-		free(j->path);
-		free(j->text);
-		free(j);
-		return;
+	if (s->refused_text && s->bird_text && table_same_config(text, s->refused_text)) {
+		free(text);
+		if (!(text = table_restate(&s->t, s->bird_text)))
+			return;
 	}
 	s->render_dirty = false;
-	s->render_busy = true;
+	if (s->file_text && !s->render_failing && !strcmp(text, s->file_text)) {
+		free(text);
+		return;
+	}
+	if (writer_submit(s->writer, s->include, text) < 0)
+		s->render_dirty = true;
+}
+
+static void on_written(void *arg, char *text, int rc, const char *err)
+{
+	struct bird_sync *s = arg;
+
+	if (rc < 0) {
+		s->stats.render_errors++;
+		/* logged once; the retries stay quiet until one succeeds */
+		slog(s, s->render_failing ? 7 : 3, NULL,
+		     "include file not written, BIRD will still be told: %s", err);
+		free(text);
+	} else {
+		if (s->render_failing)
+			slog(s, 5, NULL, "include file %s written again", s->include);
+		free(s->file_text);
+		s->file_text = text;
+		if (!table_same_config(s->file_text, s->bird_text))
+			s->need_configure = true;
+	}
+	s->render_failing = rc < 0;
+	kick(s);
 }
 
 /* ---- commands ---- */
@@ -336,13 +193,10 @@ static void start_render(struct bird_sync *s)
 struct cmd {
 	struct bird_sync *sync;
 	enum { CMD_SHOW, CMD_CONFIGURE, CMD_TOGGLE } kind;
-	struct sync_svc *svc;
-	int fam;
 	bool enable;
+	char name[BIRD_PROTO_NAME_MAX];
 	char *text;             /* configure: the file BIRD is asked to load */
 };
-
-static void send_cmd(struct bird_sync *s, struct cmd *c, const char *text);
 
 static void free_cmd(struct cmd *c)
 {
@@ -350,59 +204,240 @@ static void free_cmd(struct cmd *c)
 	free(c);
 }
 
-static bool svc_written(const struct sync_svc *v)
+static struct unknown_proto *find_unknown(struct bird_sync *s, const char *name)
 {
-	return v->file_gen >= v->gen;
+	for (size_t i = 0; i < s->n_unknown; i++)
+		if (!strcmp(s->unknown[i].name, name))
+			return &s->unknown[i];
+	return NULL;
+}
+
+static size_t count_missing(const struct bird_sync *s, const char **example)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->t.n_protos; i++)
+		if (!s->t.protos[i].leaving && s->t.protos[i].bird == B_MISSING) {
+			if (!n)
+				*example = s->t.protos[i].name;
+			n++;
+		}
+	return n;
+}
+
+/* Rows BIRD listed that no service owns: kept for status and purge. */
+static void note_unknown(struct bird_sync *s, const struct bird_proto *rows, size_t n)
+{
+	struct unknown_proto *u = NULL;
+	size_t k = 0;
+
+	for (size_t i = 0; i < n; i++)
+		k += !table_proto(&s->t, rows[i].name);
+	if (k && !(u = calloc(k, sizeof(*u))))
+		return;
+	k = 0;
+	for (size_t i = 0; i < n; i++) {
+		const struct unknown_proto *was;
+
+		if (table_proto(&s->t, rows[i].name))
+			continue;
+		snprintf(u[k].name, sizeof(u[k].name), "%s", rows[i].name);
+		u[k].up = rows[i].state == BIRD_PROTO_UP;
+		if ((was = find_unknown(s, rows[i].name)))
+			u[k].bo = was->bo;
+		else
+			slog(s, 4, NULL, "BIRD runs %s, which no configured service owns (%s)%s",
+			     u[k].name, u[k].up ? "up" : "down",
+			     s->purge && u[k].up ? ": disabling it (bird.purge)" : "");
+		k++;
+	}
+	free(s->unknown);
+	s->unknown = u;
+	s->n_unknown = k;
+	s->stats.unknown = k;
+}
+
+static void adopt_all(struct bird_sync *s)
+{
+	s->adopting = true;
+	for (size_t i = 0; i < s->t.n_svcs; i++) {
+		const struct sync_svc *v = &s->t.svcs[i];
+		bool exists = true, announced = true, any = false;
+		int variant = CFG_COMM_UP;
+
+		for (int f = 0; f < 2; f++) {
+			bool up = false, used = false;
+
+			for (int k = 0; k < CFG_COMM_SETS; k++) {
+				int idx = v->proto[f][k];
+
+				if (idx < 0)
+					continue;
+				used = true;
+				exists &= s->t.protos[idx].bird != B_MISSING;
+				if (s->t.protos[idx].bird == B_UP && !up) {
+					up = true;
+					if (k != CFG_COMM_UP)
+						variant = k;
+				}
+			}
+			if (used) {
+				announced &= up;
+				any = true;
+			}
+		}
+		if (s->cbs.adopt)
+			s->cbs.adopt(s->arg, v->name, exists && any, announced && any, variant);
+	}
+	s->adopting = false;
+	s->render_dirty = true;   /* the file in this version's words */
 }
 
 static void on_show(struct bird_sync *s, const struct bird_reply *r)
 {
-	struct bird_proto rows[256];
-	size_t total = 0;
-	int n = bird_parse_protocols(r, rows, 256, &total);
+	struct bird_proto *rows = calloc(r->n_lines + 1, sizeof(*rows));
+	int n = rows ? bird_parse_protocols(r, rows, r->n_lines, NULL) : -ENOMEM;
+	const char *example = NULL;
 
 	if (n < 0) {
-		slog(s, 4, NULL, "BIRD's reply to show protocols not understood (code %d: %s)",
-		     r->code, r->text);
+		bool first = bo_fail(s, &s->bo_show);
+
+		s->stats.command_errors++;
+		problem(s, first, 4, NULL, "BIRD's reply to %s not usable (%04d %s): retrying in %llu s",
+			SYNC_SHOW, r->code, r->text, (unsigned long long)s->bo_show.delay_ms / 1000);
+		s->reconcile_due = true;
+		free(rows);
 		return;
 	}
-	for (size_t i = 0; i < s->n_svcs; i++) {
-		struct sync_svc *v = &s->svcs[i];
-		bool exists = true, up = true;
-
-		for (int f = 0; f < 2; f++) {
-			struct sync_static *t = &v->st[f];
-			enum bstate now = B_MISSING;
-
-			if (!t->used)
-				continue;
-			for (int k = 0; k < n; k++)
-				if (!strcmp(rows[k].name, t->name))
-					now = rows[k].state == BIRD_PROTO_UP ? B_UP : B_DOWN;
-			exists &= now != B_MISSING;
-			up &= now == B_UP;
-			if (s->stats.adopted && now != B_MISSING && t->bird != B_UNKNOWN &&
-			    now != t->bird && (now == B_UP) != v->announce) {
-				s->stats.repairs++;
-				slog(s, 4, v->name, "%s is %s in BIRD but should be %s: repairing",
-				     t->name, now == B_UP ? "up" : "down",
-				     v->announce ? "up" : "disabled");
-			}
-			if (now == B_MISSING && s->stats.adopted)
-				s->need_configure = true;
-			t->bird = now;
-		}
-		if (!s->stats.adopted && s->cbs.adopt)
-			s->cbs.adopt(s->arg, v->name, exists, exists && up);
+	bo_ok(&s->bo_show);
+	enum bstate *now = malloc((s->t.n_protos + 1) * sizeof(*now));
+	if (!now) {
+		free(rows);
+		return;
 	}
+	for (size_t i = 0; i < s->t.n_protos; i++)
+		now[i] = B_MISSING;
+	for (int k = 0; k < n; k++) {
+		struct sync_proto *p = table_proto(&s->t, rows[k].name);
+
+		if (p)
+			now[p - s->t.protos] = rows[k].state == BIRD_PROTO_UP ? B_UP : B_DOWN;
+	}
+	note_unknown(s, rows, (size_t)n);
+	free(rows);
+	for (size_t i = 0; i < s->t.n_protos; i++) {
+		struct sync_proto *p = &s->t.protos[i];
+
+		if (s->stats.adopted && now[i] != B_MISSING && p->bird != B_UNKNOWN &&
+		    now[i] != p->bird && (now[i] == B_UP) != p->want) {
+			s->stats.repairs++;
+			slog(s, 4, p->svc, "%s is %s in BIRD but should be %s: repairing", p->name,
+			     now[i] == B_UP ? "up" : "down", p->want ? "up" : "disabled");
+		}
+		if (p->leaving && now[i] != B_UP && p->bird != now[i])
+			s->render_dirty = true;    /* it may leave the file now */
+		p->bird = now[i];
+	}
+	free(now);
+	table_drop_gone(&s->t);
 	if (!s->stats.adopted) {
 		s->stats.adopted = true;
-		s->render_dirty = true;   /* the file in this version's words */
-		for (size_t i = 0; i < s->n_svcs; i++)
-			for (int f = 0; f < 2; f++)
-				if (s->svcs[i].st[f].used && s->svcs[i].st[f].bird == B_MISSING)
-					s->need_configure = true;
+		adopt_all(s);
 	}
+	size_t missing = count_missing(s, &example);
+	if (!missing) {
+		if (s->bo_configure.delay_ms && !s->last_refusal[0])
+			slog(s, 5, NULL, "BIRD runs every protocol of %s again", s->include);
+		if (!s->last_refusal[0])
+			bo_ok(&s->bo_configure);
+	} else if (s->verify_configure) {
+		/* BIRD took the configure, yet lacks what the file defines. */
+		bool first = bo_fail(s, &s->bo_configure);
+
+		problem(s, first, 3, NULL,
+			"BIRD does not run %zu of healthd's protocols (%s) after configure: "
+			"does bird.conf include %s, and is that the file healthd writes? "
+			"retrying in %llu s", missing, example, s->include,
+			(unsigned long long)s->bo_configure.delay_ms / 1000);
+	}
+	if (missing)
+		s->need_configure = true;
+	s->verify_configure = false;
+}
+
+static void on_configure(struct bird_sync *s, struct cmd *c, const struct bird_reply *r)
+{
+	if (bird_code_ok(r->code)) {
+		free(s->bird_text);
+		s->bird_text = c->text;
+		c->text = NULL;
+		s->need_configure = !table_same_config(s->file_text, s->bird_text);
+		s->last_refusal[0] = '\0';
+		/* What the new config made is learnt from the pass below. */
+		for (size_t i = 0; i < s->t.n_protos; i++)
+			s->t.protos[i].bird = B_UNKNOWN;
+		s->verify_configure = true;
+		s->reconcile_due = true;
+		slog(s, 6, NULL, "BIRD reconfigured (%04d %s)", r->code, r->text);
+		return;
+	}
+	s->stats.command_errors++;
+	bool first = bo_fail(s, &s->bo_configure) || strncmp(s->last_refusal, r->text,
+							       sizeof(s->last_refusal) - 1);
+	snprintf(s->last_refusal, sizeof(s->last_refusal), "%s", r->text);
+	problem(s, first, 3, NULL, "BIRD refused configure, retrying in %llu s: %04d %s",
+		(unsigned long long)s->bo_configure.delay_ms / 1000, r->code, r->text);
+	/* The refusal names our file: put back what BIRD runs. */
+	if (strstr(r->text, s->include) && c->text && s->bird_text) {
+		free(s->refused_text);
+		s->refused_text = c->text;
+		c->text = NULL;
+		s->render_dirty = true;
+		if (first)
+			slog(s, 3, NULL, "%s restored to the last version BIRD accepted",
+			     s->include);
+	}
+}
+
+static void on_toggle(struct bird_sync *s, struct cmd *c, const struct bird_reply *r)
+{
+	struct sync_proto *p = table_proto(&s->t, c->name);
+	struct unknown_proto *u = p ? NULL : find_unknown(s, c->name);
+	struct backoff *bo = p ? &p->bo : u ? &u->bo : NULL;
+	/* "0009-NAME: disabled" then "0000": the first block tells. */
+	int code = r->n_lines ? r->lines[0].code : r->code;
+
+	if (!bo)
+		return;         /* left the table meanwhile */
+	if (code >= 8 && code <= 11) {
+		bool up = code == 10 || code == 11;
+
+		bo_ok(bo);
+		if (u) {
+			u->up = up;
+			s->stats.purged += !up;
+		} else {
+			if (p->leaving && !up)
+				s->render_dirty = true;
+			p->bird = up ? B_UP : B_DOWN;
+		}
+		slog(s, 6, p ? p->svc : NULL, "BIRD: %s", r->lines[0].text);
+		return;
+	}
+	if (code == 8003) {
+		if (p) {
+			p->bird = B_MISSING;
+			s->need_configure |= !p->leaving;
+		} else {
+			u->up = false;
+		}
+		return;
+	}
+	s->stats.command_errors++;
+	bool first = bo_fail(s, bo);
+	problem(s, first, 3, p ? p->svc : NULL, "BIRD refused %s %s, retrying in %llu s: %04d %s",
+		c->enable ? "enable" : "disable", c->name,
+		(unsigned long long)bo->delay_ms / 1000, r->code, r->text);
 }
 
 static void on_reply(void *arg, int err, const struct bird_reply *r)
@@ -418,10 +453,13 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 	if (err < 0) {
 		s->stats.command_errors++;
 		if (err != -ENOTCONN)
-			slog(s, 4, c->svc ? c->svc->name : NULL, "BIRD command failed: %s",
-			     strerror(-err));
-		if (c->kind == CMD_TOGGLE)
-			c->svc->st[c->fam].bird = B_UNKNOWN;
+			slog(s, 4, NULL, "BIRD command failed: %s", strerror(-err));
+		if (c->kind == CMD_TOGGLE) {
+			struct sync_proto *p = table_proto(&s->t, c->name);
+
+			if (p)
+				p->bird = B_UNKNOWN;
+		}
 		if (c->kind == CMD_SHOW)
 			s->reconcile_due = true;
 		free_cmd(c);
@@ -432,159 +470,124 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 		on_show(s, r);
 		break;
 	case CMD_CONFIGURE:
-		if (bird_code_ok(r->code)) {
-			s->need_configure = false;
-			free(s->bird_text);
-			s->bird_text = c->text;
-			c->text = NULL;
-			/* BIRD now runs the file, whose `disabled` lines match the
-			 * desired states; the reconcile below checks it. */
-			for (size_t i = 0; i < s->n_svcs; i++)
-				for (int f = 0; f < 2; f++)
-					if (s->svcs[i].st[f].used)
-						s->svcs[i].st[f].bird = s->svcs[i].announce ? B_UP : B_DOWN;
-			s->reconcile_due = true;    /* learn what the new config made */
-			slog(s, 6, NULL, "BIRD reconfigured (%04d %s)", r->code, r->text);
-		} else {
-			s->stats.command_errors++;
-			s->configure_held = true;
-			slog(s, 3, NULL, "BIRD refused configure, retrying at the next reconcile: %04d %s",
-			     r->code, r->text);
-			/* The refusal names our file: put back what BIRD runs. */
-			if (strstr(r->text, s->include) && c->text && s->bird_text) {
-				free(s->refused_text);
-				s->refused_text = c->text;
-				c->text = NULL;
-				s->render_dirty = true;
-				slog(s, 3, NULL, "%s restored to the last version BIRD accepted",
-				     s->include);
-			}
-		}
+		on_configure(s, c, r);
 		break;
-	case CMD_TOGGLE: {
-		struct sync_static *t = &c->svc->st[c->fam];
-		/* "0009-NAME: disabled" then "0000": the first block tells. */
-		int code = r->n_lines ? r->lines[0].code : r->code;
-
-		if (code >= 8 && code <= 11) {
-			t->bird = (code == 10 || code == 11) ? B_UP : B_DOWN;
-			slog(s, 6, c->svc->name, "BIRD: %s", r->lines[0].text);
-		} else if (code == 8003) {
-			t->bird = B_MISSING;
-			s->need_configure = true;
-		} else {
-			s->stats.command_errors++;
-			t->bird = B_UNKNOWN;
-			slog(s, 3, c->svc->name, "BIRD refused %s %s: %04d %s",
-			     c->enable ? "enable" : "disable", t->name, r->code, r->text);
-		}
+	case CMD_TOGGLE:
+		on_toggle(s, c, r);
 		break;
-	}
 	}
 	free_cmd(c);
 	kick(s);
 }
 
-static void send_cmd(struct bird_sync *s, struct cmd *c, const char *text)
+static bool send_cmd(struct bird_sync *s, int kind, const char *name, bool enable)
 {
+	struct cmd *c = calloc(1, sizeof(*c));
+	char line[BIRD_PROTO_NAME_MAX + 16];
+
+	if (!c)
+		return false;
 	c->sync = s;
+	c->kind = kind;
+	c->enable = enable;
+	if (kind == CMD_TOGGLE) {
+		snprintf(c->name, sizeof(c->name), "%s", name);
+		snprintf(line, sizeof(line), "%s \"%s\"", enable ? "enable" : "disable", name);
+	} else if (kind == CMD_CONFIGURE) {
+		c->text = s->file_text ? strdup(s->file_text) : NULL;
+		s->stats.configures++;
+		snprintf(line, sizeof(line), "configure");
+	} else {
+		s->reconcile_due = false;
+		snprintf(line, sizeof(line), "%s", SYNC_SHOW);
+	}
 	s->cmd_busy = true;
 	s->stats.commands++;
-	if (bird_client_send(s->client, text, on_reply, c) < 0) {
+	if (bird_client_send(s->client, line, on_reply, c) < 0) {
 		s->cmd_busy = false;
 		free_cmd(c);
-	}
-}
-
-static bool all_written(const struct bird_sync *s)
-{
-	if (s->render_busy || s->render_dirty)
 		return false;
-	for (size_t i = 0; i < s->n_svcs; i++)
-		if (!svc_written(&s->svcs[i]))
-			return false;
+	}
 	return true;
 }
 
-/* Withdrawals first (fastest path), then configure, then enables: an
- * announce whose communities changed goes out with them, in one update. */
-static bool next_toggle(struct bird_sync *s, bool enables)
+/* urgent: withdrawals (the service is not announced, or the protocol is
+ * not ours any more); else the disables that end a change of state, once
+ * the protocol that replaces it is up. */
+static bool next_disable(struct bird_sync *s, bool urgent)
 {
-	for (size_t i = 0; i < s->n_svcs; i++) {
-		struct sync_svc *v = &s->svcs[i];
+	for (size_t i = 0; i < s->t.n_protos; i++) {
+		struct sync_proto *p = &s->t.protos[i];
+		const struct sync_svc *v;
 
-		if (!svc_written(v))
+		if (p->bird != B_UP || p->want || !bo_ready(s, &p->bo))
 			continue;
-		for (int f = 0; f < 2; f++) {
-			struct sync_static *t = &v->st[f];
-			char text[160];
+		v = p->leaving ? NULL : table_svc(&s->t, p->svc);
+		if (urgent != (!v || !v->announce)) {
+			const struct sync_proto *w = v ? table_wanted(&s->t, v, p->family == AF_INET6) : NULL;
 
-			if (!t->used || t->bird == B_UNKNOWN || t->bird == B_MISSING)
+			if (urgent || !w || w->bird != B_UP)
 				continue;
-			if ((t->bird == B_UP) == v->announce || v->announce != enables)
-				continue;
-			struct cmd *c = calloc(1, sizeof(*c));
-			if (!c)
-				return false;
-			c->kind = CMD_TOGGLE;
-			c->svc = v;
-			c->fam = f;
-			c->enable = v->announce;
-			snprintf(text, sizeof(text), "%s \"%s\"",
-				 v->announce ? "enable" : "disable", t->name);
-			send_cmd(s, c, text);
-			return true;
 		}
+		return send_cmd(s, CMD_TOGGLE, p->name, false);
+	}
+	for (size_t i = 0; urgent && s->purge && i < s->n_unknown; i++)
+		if (s->unknown[i].up && bo_ready(s, &s->unknown[i].bo))
+			return send_cmd(s, CMD_TOGGLE, s->unknown[i].name, false);
+	return false;
+}
+
+static bool next_enable(struct bird_sync *s)
+{
+	for (size_t i = 0; i < s->t.n_protos; i++) {
+		struct sync_proto *p = &s->t.protos[i];
+
+		if (p->want && p->bird == B_DOWN && bo_ready(s, &p->bo))
+			return send_cmd(s, CMD_TOGGLE, p->name, true);
 	}
 	return false;
 }
 
-static void send_new(struct bird_sync *s, int kind, const char *text)
+static void check_settled(struct bird_sync *s)
 {
-	struct cmd *c = calloc(1, sizeof(*c));
-
-	if (!c)
-		return;
-	c->kind = kind;
-	if (kind == CMD_SHOW) {
-		s->reconcile_due = false;
-	} else if (kind == CMD_CONFIGURE) {
-		c->text = s->file_text ? strdup(s->file_text) : NULL;
-		s->stats.configures++;
+	if (s->stats.problem[0] && bird_sync_idle(s)) {
+		slog(s, 5, NULL, "BIRD matches the desired state again (was: %.200s)",
+		     s->stats.problem);
+		s->stats.problem[0] = '\0';
+		s->stats.backoff_ms = 0;
 	}
-	send_cmd(s, c, text);
 }
 
 static void kick(struct bird_sync *s)
 {
-	if (s->closing)
+	if (s->closing || s->adopting)
 		return;
-	if (s->render_dirty && !s->render_busy)
+	if (s->render_dirty && !writer_busy(s->writer))
 		start_render(s);
 	if (!bird_client_connected(s->client) || s->cmd_busy)
 		return;
 	if (!s->stats.adopted) {
-		send_new(s, CMD_SHOW, "show protocols \"healthd_*\"");
+		if (bo_ready(s, &s->bo_show))
+			send_cmd(s, CMD_SHOW, NULL, false);
 		return;
 	}
-	if (next_toggle(s, false))
+	if (next_disable(s, true) || next_enable(s) || next_disable(s, false))
 		return;
-	if (s->need_configure && !s->configure_held && !s->batch_armed && all_written(s)) {
-		send_new(s, CMD_CONFIGURE, "configure");
+	if (s->need_configure && bo_ready(s, &s->bo_configure) && !s->render_dirty &&
+	    !writer_busy(s->writer)) {
+		send_cmd(s, CMD_CONFIGURE, NULL, false);
 		return;
 	}
-	if ((!s->need_configure || s->configure_held) && next_toggle(s, true))
+	if (s->reconcile_due && bo_ready(s, &s->bo_show)) {
+		send_cmd(s, CMD_SHOW, NULL, false);
 		return;
-	if (s->reconcile_due)
-		send_new(s, CMD_SHOW, "show protocols \"healthd_*\"");
+	}
+	check_settled(s);
 }
 
-static void on_batch(uv_timer_t *t)
+static void on_retry(uv_timer_t *t)
 {
-	struct bird_sync *s = t->data;
-
-	s->batch_armed = false;
-	kick(s);
+	kick(t->data);
 }
 
 static void on_reconcile(uv_timer_t *t)
@@ -592,7 +595,6 @@ static void on_reconcile(uv_timer_t *t)
 	struct bird_sync *s = t->data;
 
 	s->reconcile_due = true;
-	s->configure_held = false;
 	/* a stale file would undo the state at BIRD's next configure or restart */
 	if (s->render_failing)
 		s->render_dirty = true;
@@ -607,74 +609,15 @@ static void on_state(void *arg, bool connected, const char *why)
 	if (connected) {
 		slog(s, 5, NULL, "connected to BIRD at %s", s->socket);
 		s->reconcile_due = true;
-		s->configure_held = false;
 	} else {
 		slog(s, 4, NULL, "BIRD unreachable: %s", why ? why : "connection lost");
-		for (size_t i = 0; i < s->n_svcs; i++)
-			for (int f = 0; f < 2; f++)
-				s->svcs[i].st[f].bird = B_UNKNOWN;
+		for (size_t i = 0; i < s->t.n_protos; i++)
+			s->t.protos[i].bird = B_UNKNOWN;
 	}
 	kick(s);
 }
 
-/* ---- the table of services ---- */
-
-static void svc_setup(struct sync_svc *v, const struct cfg_service *cfg)
-{
-	v->cfg = cfg;
-	snprintf(v->name, sizeof(v->name), "%s", cfg->name);
-	for (int f = 0; f < 2; f++) {
-		struct sync_static *t = &v->st[f];
-
-		t->family = f == 0 ? AF_INET : AF_INET6;
-		snprintf(t->name, sizeof(t->name), "healthd_%s_v%c", cfg->name,
-			 f == 0 ? '4' : '6');
-		t->used = false;
-		for (size_t i = 0; i < cfg->n_prefixes; i++)
-			t->used |= cfg->prefixes[i].family == t->family;
-	}
-}
-
-static struct sync_svc *find_svc(struct bird_sync *s, const char *name)
-{
-	for (size_t i = 0; i < s->n_svcs; i++)
-		if (!strcmp(s->svcs[i].name, name))
-			return &s->svcs[i];
-	return NULL;
-}
-
-/* text: the include file as it is now, read once by the caller. */
-static int build_table(struct bird_sync *s, const struct config *cfg, const char *text)
-{
-	struct sync_svc *n = calloc(cfg->n_services ? cfg->n_services : 1, sizeof(*n));
-
-	if (!n)
-		return -ENOMEM;
-	for (size_t i = 0; i < cfg->n_services; i++) {
-		struct sync_svc *old = find_svc(s, cfg->services[i].name);
-
-		if (old) {
-			n[i] = *old;
-			svc_setup(&n[i], &cfg->services[i]);
-		} else {
-			svc_setup(&n[i], &cfg->services[i]);
-			/* Until told otherwise, want what the file says. */
-			if (!state_in(text, n[i].name, n[i].state, sizeof(n[i].state))) {
-				snprintf(n[i].state, sizeof(n[i].state), "withdrawn");
-				/* The file must say so even while BIRD is unreachable. */
-				s->render_dirty = true;
-			}
-			n[i].announce = strcmp(n[i].state, "withdrawn") != 0;
-			for (int f = 0; f < 2; f++)
-				n[i].st[f].bird = B_UNKNOWN;
-		}
-		n[i].gen = n[i].file_gen = ++s->gen;
-	}
-	free(s->svcs);
-	s->svcs = n;
-	s->n_svcs = cfg->n_services;
-	return 0;
-}
+/* ---- life cycle ---- */
 
 static int copy_settings(struct bird_sync *s, const struct config *cfg)
 {
@@ -695,6 +638,22 @@ static int copy_settings(struct bird_sync *s, const struct config *cfg)
 	s->node = node;
 	s->timeout_ms = cfg->bird.timeout_ms;
 	s->reconcile_ms = cfg->bird.reconcile_ms;
+	s->purge = cfg->bird.purge;
+	return 0;
+}
+
+/* text: the include file as it is now, read once by the caller. */
+static int swap_table(struct bird_sync *s, const struct config *cfg, const char *text)
+{
+	struct sync_table t;
+	bool lacks;
+
+	if (table_build(&t, &s->t, cfg, text, &lacks) < 0)
+		return -ENOMEM;
+	table_free(&s->t);
+	s->t = t;
+	s->stats.protocols = t.n_protos;
+	s->render_dirty = true;
 	return 0;
 }
 
@@ -713,14 +672,15 @@ int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
 	if (copy_settings(s, cfg) < 0)
 		goto fail;
 	/* BIRD is taken to have loaded the file as it is now. */
-	if (read_file(s->include, &s->file_text) < 0 && !(s->file_text = strdup("")))
+	if (table_read_file(s->include, &s->file_text) < 0 && !(s->file_text = strdup("")))
 		goto fail;
-	if (build_table(s, cfg, s->file_text) < 0)
+	if (!(s->bird_text = strdup(s->file_text)) || swap_table(s, cfg, s->file_text) < 0)
 		goto fail;
-	s->bird_text = strdup(s->file_text);
+	if ((rc = writer_new(loop, on_written, s, &s->writer)) < 0)
+		goto fail;
 	uv_timer_init(loop, &s->reconcile_timer);
-	uv_timer_init(loop, &s->batch_timer);
-	s->reconcile_timer.data = s->batch_timer.data = s;
+	uv_timer_init(loop, &s->retry_timer);
+	s->reconcile_timer.data = s->retry_timer.data = s;
 	s->open_handles = 2;
 	rc = bird_client_new(loop, s->socket, s->timeout_ms, on_state, s, &s->client);
 	if (rc < 0) {
@@ -732,8 +692,9 @@ int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
 	*out = s;
 	return 0;
 fail:
+	table_free(&s->t);
 	free(s->file_text);
-	free(s->svcs);
+	free(s->bird_text);
 	free(s->socket);
 	free(s->include);
 	free(s->node);
@@ -747,9 +708,9 @@ void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg)
 	char *text = NULL;
 	int rc = copy_settings(s, cfg);
 
-	if (rc == 0 && read_file(s->include, &text) < 0)
+	if (rc == 0 && table_read_file(s->include, &text) < 0)
 		text = strdup("");      /* unreadable: new services start withdrawn */
-	if (rc < 0 || !text || build_table(s, cfg, text) < 0) {
+	if (rc < 0 || !text || swap_table(s, cfg, text) < 0) {
 		free(text);
 		slog(s, 3, NULL, "reload: out of memory, BIRD settings unchanged");
 		return;
@@ -760,6 +721,8 @@ void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg)
 		s->client = NULL;
 		s->cmd_busy = false;
 		s->stats.connected = false;
+		for (size_t i = 0; i < s->t.n_protos; i++)
+			s->t.protos[i].bird = B_UNKNOWN;
 		if (bird_client_new(s->loop, s->socket, s->timeout_ms, on_state, s,
 				    &s->client) < 0) {
 			slog(s, 3, NULL, "cannot create a BIRD client for %s", s->socket);
@@ -769,40 +732,33 @@ void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg)
 	uv_timer_start(&s->reconcile_timer, on_reconcile, s->reconcile_ms, s->reconcile_ms);
 	free(s->refused_text);      /* a new config deserves a new try */
 	s->refused_text = NULL;
-	s->render_dirty = true;
+	s->last_refusal[0] = '\0';
+	bo_ok(&s->bo_configure);
+	s->reconcile_due = true;
 	kick(s);
 }
 
 void bird_sync_set(struct bird_sync *s, const char *service, bool announce,
-		   const char *state, const struct cfg_community *comms, size_t n)
+		   int variant, const char *state)
 {
-	struct sync_svc *v = find_svc(s, service);
-	bool comms_changed;
+	struct sync_svc *v = table_svc(&s->t, service);
 
-	if (!v)
+	if (!v || variant < 0 || variant >= CFG_COMM_SETS)
 		return;
-	if (n > SYNC_MAX_COMMS)
-		n = SYNC_MAX_COMMS;
-	comms_changed = n != v->n_comms ||
-			(n && memcmp(v->comms, comms, n * sizeof(*comms)) != 0);
-	if (!comms_changed && announce == v->announce && !strcmp(state, v->state))
+	if (announce == v->announce && variant == v->variant && !strcmp(state, v->state))
 		return;
-	bool was_announced = v->announce;
-
 	v->announce = announce;
+	v->variant = variant;
 	snprintf(v->state, sizeof(v->state), "%s", state);
-	if (n)
-		memcpy(v->comms, comms, n * sizeof(*comms));
-	v->n_comms = n;
-	v->gen = ++s->gen;
-	s->render_dirty = true;
-	/* Community changes close together go out in one configure. */
-	if (comms_changed && announce && was_announced) {
-		if (!s->batch_armed) {
-			s->batch_armed = true;
-			uv_timer_start(&s->batch_timer, on_batch, SYNC_BATCH_MS, 0);
-		}
+	for (int f = 0; f < 2; f++) {
+		const struct sync_proto *w = table_wanted(&s->t, v, f);
+
+		for (int k = 0; k < CFG_COMM_SETS; k++)
+			if (v->proto[f][k] >= 0)
+				s->t.protos[v->proto[f][k]].want =
+					announce && &s->t.protos[v->proto[f][k]] == w;
 	}
+	s->render_dirty = true;
 	kick(s);
 }
 
@@ -814,24 +770,87 @@ void bird_sync_stats(const struct bird_sync *s, struct bird_sync_stats *out)
 
 bool bird_sync_idle(const struct bird_sync *s)
 {
-	if (!s->stats.adopted || s->cmd_busy || s->need_configure || !all_written(s))
+	if (!s->stats.adopted || s->cmd_busy || s->need_configure || s->render_dirty ||
+	    writer_busy(s->writer))
 		return false;
-	for (size_t i = 0; i < s->n_svcs; i++)
-		for (int f = 0; f < 2; f++) {
-			const struct sync_static *t = &s->svcs[i].st[f];
+	for (size_t i = 0; i < s->t.n_protos; i++) {
+		const struct sync_proto *p = &s->t.protos[i];
 
-			if (t->used && (t->bird == B_UNKNOWN || t->bird == B_MISSING ||
-					(t->bird == B_UP) != s->svcs[i].announce))
-				return false;
-		}
+		if (p->leaving || p->bird == B_UNKNOWN || p->bird == B_MISSING ||
+		    (p->bird == B_UP) != p->want)
+			return false;
+	}
+	for (size_t i = 0; s->purge && i < s->n_unknown; i++)
+		if (s->unknown[i].up)
+			return false;
 	return true;
+}
+
+size_t bird_sync_protocols(const struct bird_sync *s, const char *service,
+			   struct bird_proto_view *out, size_t max)
+{
+	static const char *const words[] = { "up", "degraded", "draining" };
+	size_t n = 0;
+
+	for (size_t i = 0; i < s->t.n_protos; i++) {
+		const struct sync_proto *p = &s->t.protos[i];
+
+		if (strcmp(p->svc, service))
+			continue;
+		if (n < max) {
+			snprintf(out[n].name, sizeof(out[n].name), "%s", p->name);
+			out[n].variant = words[p->variant];
+			out[n].want = p->want;
+			out[n].leaving = p->leaving;
+			out[n].bird = bstate_str(p->bird);
+		}
+		n++;
+	}
+	return n;
+}
+
+bool bird_sync_announcing(const struct bird_sync *s, const char *service,
+			  char *why, size_t len)
+{
+	const struct sync_svc *v = table_svc(&s->t, service);
+
+	if (!v) {
+		snprintf(why, len, "not configured");
+		return false;
+	}
+	if (!bird_client_connected(s->client)) {
+		snprintf(why, len, "BIRD unreachable");
+		return false;
+	}
+	for (int f = 0; f < 2; f++) {
+		const struct sync_proto *w = table_wanted(&s->t, v, f);
+		bool up = false;
+
+		for (int k = 0; w && k < CFG_COMM_SETS; k++)
+			up |= v->proto[f][k] >= 0 && s->t.protos[v->proto[f][k]].bird == B_UP;
+		if (w && !up) {
+			snprintf(why, len, "BIRD does not run %s (%s)", w->name, bstate_str(w->bird));
+			return false;
+		}
+	}
+	return true;
+}
+
+const char *bird_sync_unknown(const struct bird_sync *s, size_t i, bool *up)
+{
+	if (i >= s->n_unknown)
+		return NULL;
+	if (up)
+		*up = s->unknown[i].up;
+	return s->unknown[i].name;
 }
 
 static void maybe_free(struct bird_sync *s)
 {
-	if (s->open_handles > 0 || s->render_busy)
+	if (s->open_handles > 0)
 		return;
-	free(s->svcs);
+	table_free(&s->t);
+	free(s->unknown);
 	free(s->socket);
 	free(s->include);
 	free(s->node);
@@ -855,8 +874,10 @@ void bird_sync_close(struct bird_sync *s)
 	if (s->client)
 		bird_client_close(s->client);
 	s->client = NULL;
+	writer_close(s->writer);
+	s->writer = NULL;
 	uv_close((uv_handle_t *)&s->reconcile_timer, on_timer_closed);
-	uv_close((uv_handle_t *)&s->batch_timer, on_timer_closed);
+	uv_close((uv_handle_t *)&s->retry_timer, on_timer_closed);
 }
 
 /* ---- reading back what we wrote ---- */
@@ -865,11 +886,11 @@ int bird_sync_file_state(const char *include_path, const char *service,
 			 char *state, size_t len)
 {
 	char *text;
-	int rc = read_file(include_path, &text);
+	int rc = table_read_file(include_path, &text);
 
 	if (rc < 0)
 		return rc;
-	rc = state_in(text, service, state, len);
+	rc = table_state_in(text, service, state, len);
 	free(text);
 	return rc;
 }

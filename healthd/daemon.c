@@ -148,15 +148,20 @@ static void wake_fire(uv_timer_t *t)
 	apply(t->data, false);
 }
 
+/* The protocol a state announces through: its communities' set. */
+static int state_variant(enum svc_state st)
+{
+	return st == SVC_DEGRADED ? CFG_COMM_DEGRADED :
+	       st == SVC_DRAINING ? CFG_COMM_DRAINING : CFG_COMM_UP;
+}
+
 static void publish(struct hd_service *hs)
 {
-	struct cfg_community comms[64];
 	struct svc *s = &hs->svc;
-	size_t n = svc_communities(s, s->state, comms, 64);
 
 	if (hs->hd->sync)
 		bird_sync_set(hs->hd->sync, s->cfg->name, svc_state_announced(s->state),
-			      svc_state_str(s->state), comms, n);
+			      state_variant(s->state), svc_state_str(s->state));
 }
 
 static void apply(struct hd_service *hs, bool force)
@@ -259,7 +264,8 @@ static void adopt_from_file(struct hd *hd, struct hd_service *hs)
 
 /* ---- BIRD sync callbacks ---- */
 
-static void on_adopt(void *arg, const char *service, bool exists, bool announced)
+static void on_adopt(void *arg, const char *service, bool exists, bool announced,
+		     int variant)
 {
 	struct hd *hd = arg;
 	struct hd_service *hs = find_service(hd, service);
@@ -270,8 +276,12 @@ static void on_adopt(void *arg, const char *service, bool exists, bool announced
 	if (!hs->svc.decided) {
 		enum svc_state st = SVC_WITHDRAWN;
 
+		/* BIRD tells the state by the protocol it runs; the file tells
+		 * it where the state has no communities of its own. */
 		if (announced)
-			st = hs->svc.state == SVC_WITHDRAWN ? SVC_UP : hs->svc.state;
+			st = variant == CFG_COMM_DEGRADED ? SVC_DEGRADED :
+			     variant == CFG_COMM_DRAINING ? SVC_DRAINING :
+			     hs->svc.state == SVC_WITHDRAWN ? SVC_UP : hs->svc.state;
 		snprintf(why, sizeof(why), "adopted from BIRD (%s)",
 			 !exists ? "not configured" : announced ? "announced" : "disabled");
 		svc_adopt(&hs->svc, st, why, hd_now_ms(hd), time(NULL));
