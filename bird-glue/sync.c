@@ -573,8 +573,9 @@ static void kick(struct bird_sync *s)
 	}
 	if (next_disable(s, true) || next_enable(s) || next_disable(s, false))
 		return;
+	/* configure loads the file: only once it states what we want */
 	if (s->need_configure && bo_ready(s, &s->bo_configure) && !s->render_dirty &&
-	    !writer_busy(s->writer)) {
+	    !s->render_failing && !writer_busy(s->writer)) {
 		send_cmd(s, CMD_CONFIGURE, NULL, false);
 		return;
 	}

@@ -35,7 +35,7 @@ struct seen {
 
 struct want {
 	bool on;
-	char comms[128];        /* "A:B A:B:C" */
+	int variant;            /* enum cfg_comm_set */
 };
 
 struct ctx {
@@ -67,10 +67,11 @@ static int svc_index(const char *name)
 	return -1;
 }
 
-static void set_svc(int i, bool on, const char *comms);
+static void set_svc(int i, bool on, int variant);
 
-static void on_adopt(void *arg, const char *service, bool exists, bool announced)
+static void on_adopt(void *arg, const char *service, bool exists, bool announced, int variant)
 {
+	(void)variant;
 	struct ctx *t = arg;
 	int i = svc_index(service);
 
@@ -81,7 +82,7 @@ static void on_adopt(void *arg, const char *service, bool exists, bool announced
 	if (t->reapply) {
 		struct want w = t->want[i];
 
-		set_svc(i, w.on, w.comms);
+		set_svc(i, w.on, w.variant);
 	}
 }
 
@@ -242,22 +243,19 @@ static struct bird_sync_stats stats(void)
 
 /* ---- driving sync ---- */
 
-static void set_svc(int i, bool on, const char *comms)
-{
-	struct cfg_community c[8];
-	char words[128], *save = NULL;
-	size_t n = 0;
+static const char *const variant_word[] = { "up", "degraded", "draining" };
 
-	snprintf(T.want[i].comms, sizeof(T.want[i].comms), "%s", comms ? comms : "");
+static void set_svc(int i, bool on, int variant)
+{
 	T.want[i].on = on;
-	snprintf(words, sizeof(words), "%s", T.want[i].comms);
-	for (char *w = strtok_r(words, " ", &save); w && n < 8; w = strtok_r(NULL, " ", &save))
-		cr_assert_eq(cfg_parse_community(w, &c[n++]), 0, "%s", w);
-	bird_sync_set(T.sync, svc_names[i], on, on ? "up" : "withdrawn", c, n);
+	T.want[i].variant = variant;
+	bird_sync_set(T.sync, svc_names[i], on, variant, on ? variant_word[variant] : "withdrawn");
 }
 
-/* reconcile: a duration; include: NULL for the lab's file. */
-static void load_cfg(const char *include, const char *reconcile)
+/* reconcile: a duration; include: NULL for the lab's file; up: web's `up`
+ * communities (NULL: the default); extra: more services. */
+static void load_cfg_with(const char *include, const char *reconcile, const char *up,
+			  const char *extra)
 {
 	char *yaml, err[512];
 	const char *check = "    checks:\n      - name: port\n        type: tcp\n"
@@ -270,15 +268,21 @@ static void load_cfg(const char *include, const char *reconcile)
 		       "services:\n"
 		       "  - name: web\n"
 		       "    prefixes: [\"" WEB_V4_ROUTE "\", \"" WEB_V6_ROUTE "\"]\n"
-		       "    communities:\n      up: [\"65000:100\"]\n%s"
+		       "    communities:\n      up: [%s]\n      degraded: [\"65000:666\"]\n%s"
 		       "  - name: dns\n"
-		       "    prefixes: [\"203.0.113.53/32\"]\n%s",
-		       lab.sock, include ? include : lab.include, reconcile, check, check);
+		       "    prefixes: [\"203.0.113.53/32\"]\n%s%s",
+		       lab.sock, include ? include : lab.include, reconcile,
+		       up ? up : "\"65000:100\", \"65000:1:2\"", check, check, extra ? extra : "");
 	cr_assert_gt(len, 0);
 	cfg_free(T.cfg);
 	T.cfg = cfg_load_string("sync.yaml", yaml, (size_t)len, err, sizeof(err));
 	free(yaml);
 	cr_assert_not_null(T.cfg, "%s", err);
+}
+
+static void load_cfg(const char *include, const char *reconcile)
+{
+	load_cfg_with(include, reconcile, NULL, NULL);
 }
 
 static void start_sync(void)
@@ -304,17 +308,17 @@ static void lab_and_sync(const char *reconcile)
 	load_cfg(NULL, reconcile);
 	start_sync();
 	RUN_UNTIL(T.n_adopts == N_SVCS, 5000, "adoption");
-	set_svc(0, false, NULL);
-	set_svc(1, false, NULL);
+	set_svc(0, false, 0);
+	set_svc(1, false, 0);
 	RUN_UNTIL(idle() && web_is('D') && proto_state(DNS, NULL, 0) == 'D', 5000,
 		  "the services withdrawn in BIRD");
 }
 
-/* Announce web with comms and wait until BIRD carries them. */
-static void announce_web(const char *comms, const char *bird_text)
+/* Announce web in a state and wait until BIRD carries the state's text. */
+static void announce_web(int variant, const char *bird_text)
 {
-	set_svc(0, true, comms);
-	RUN_UNTIL(idle() && web_is('U') && route_has(WEB_V4_ROUTE, bird_text) &&
+	set_svc(0, true, variant);
+	RUN_UNTIL(idle() && route_has(WEB_V4_ROUTE, bird_text) &&
 		  route_has(WEB_V6_ROUTE, bird_text), 5000, "web announced");
 }
 
@@ -333,8 +337,8 @@ Test(bird_sync, adopts_empty_bird_then_configures_withdrawn)
 	}
 	cr_assert_eq(proto_state(V4, NULL, 0), 'M', "nothing sent before adoption");
 
-	set_svc(0, false, NULL);
-	set_svc(1, false, NULL);
+	set_svc(0, false, 0);
+	set_svc(1, false, 0);
 	RUN_UNTIL(idle() && web_is('D') && proto_state(DNS, NULL, 0) == 'D', 5000,
 		  "the protocols in BIRD, disabled");
 	const char *text = slurp(lab.include);
@@ -353,12 +357,12 @@ Test(bird_sync, adopts_empty_bird_then_configures_withdrawn)
 Test(bird_sync, announce_then_withdraw)
 {
 	lab_and_sync("200ms");
-	announce_web("65000:100 65000:1:2", "(65000,100)");
+	announce_web(CFG_COMM_UP, "(65000,100)");
 	cr_assert(route_has(WEB_V4_ROUTE, "(65000, 1, 2)"), "the large community too");
 	cr_assert_eq(proto_state(DNS, NULL, 0), 'D', "dns was not touched");
-	cr_assert(file_has(lab.include, "# healthd-state: up"));
+	RUN_UNTIL(file_has(lab.include, "# healthd-state: up"), 5000, "the file");
 
-	set_svc(0, false, "65000:100");
+	set_svc(0, false, 0);
 	RUN_UNTIL(idle() && web_is('D'), 5000, "web withdrawn");
 	cr_assert(route_absent(WEB_V4_ROUTE));
 	cr_assert(route_absent(WEB_V6_ROUTE));
@@ -370,38 +374,78 @@ Test(bird_sync, announce_then_withdraw)
 	cr_assert_eq(stats().command_errors, 0, "%s", T.logs);
 }
 
-/* ---- 3. communities ---- */
+/* ---- 3. states: enable the new protocol, then disable the old ---- */
 
 static void later_dns(uv_timer_t *t)
 {
 	(void)t;
-	set_svc(1, true, "65000:53");
+	set_svc(1, true, CFG_COMM_UP);
 	T.later_done = true;
 }
 
-Test(bird_sync, community_change_is_one_batched_configure)
+/* Was the route ever absent while we looked? */
+static bool v4_gap;
+static bool degraded_watch(const char *text)
 {
-	lab_and_sync("200ms");
-	announce_web("65000:100", "(65000,100)");
-	uint64_t c0 = stats().configures;
+	char cmd[128], out[8192];
+	int code;
 
-	set_svc(0, true, "65000:200");
-	RUN_UNTIL(idle() && route_has(WEB_V4_ROUTE, "(65000,200)") &&
-		  route_has(WEB_V6_ROUTE, "(65000,200)"), 5000, "the new community");
-	cr_assert_not(route_has(WEB_V4_ROUTE, "(65000,100)"), "the old one is gone");
-	cr_assert_eq(stats().configures, c0 + 1);
+	snprintf(cmd, sizeof(cmd), "show route %s all", WEB_V4_ROUTE);
+	code = birdlab_cmd(&lab, cmd, out, sizeof(out));
+	v4_gap |= code == 8001;
+	return code == 0 && strstr(out, text);
+}
+
+Test(bird_sync, state_change_is_enable_then_disable_without_configure)
+{
+	char out[4096];
+
+	lab_and_sync("200ms");
+	announce_web(CFG_COMM_UP, "(65000,100)");
+	uint64_t c0 = stats().configures;
+	cr_assert_eq(proto_state(V4 "_degraded", NULL, 0), 'D', "each state has its protocol");
+	cr_assert_eq(proto_state(V4 "_draining", NULL, 0), 'D');
+	cr_assert_eq(proto_state("healthd_dns_v4_degraded", NULL, 0), 'M',
+		     "dns has no degraded communities, so no protocol");
+	cr_assert_eq(proto_state("healthd_dns_v4_draining", NULL, 0), 'D');
+
+	/* A protocol the operator added to bird.conf but did not configure:
+	 * no state change may load it. */
+	FILE *f = fopen(lab.conf, "a");
+	cr_assert_not_null(f);
+	fputs("protocol static operator_extra { ipv4; route 198.51.100.0/24 blackhole; }\n", f);
+	fclose(f);
+
+	v4_gap = false;
+	set_svc(0, true, CFG_COMM_DEGRADED);
+	RUN_UNTIL(idle() && degraded_watch("(65000,666)"), 5000, "degraded");
+	cr_assert_eq(proto_state(V4 "_degraded", NULL, 0), 'U');
+	cr_assert_eq(proto_state(V4, NULL, 0), 'D', "the up protocol handed over");
+	cr_assert(route_has(WEB_V6_ROUTE, "(65000,666)"));
+	cr_assert_not(v4_gap, "the prefix never left BIRD's table");
+
+	set_svc(0, true, CFG_COMM_DRAINING);
+	RUN_UNTIL(idle() && degraded_watch("(65535,0)"), 5000, "draining");
+	cr_assert_not(route_has(WEB_V4_ROUTE, "(65000,666)"));
+	cr_assert_not(v4_gap, "the prefix never left BIRD's table");
+
+	set_svc(0, false, 0);
+	RUN_UNTIL(idle() && route_absent(WEB_V4_ROUTE) && route_absent(WEB_V6_ROUTE), 5000,
+		  "withdrawn");
+	cr_assert_eq(proto_state(V4 "_draining", NULL, 0), 'D');
+
+	set_svc(0, true, CFG_COMM_UP);
+	uv_timer_start(&T.later, later_dns, 5, 0);
+	RUN_UNTIL(T.later_done && idle() && route_has(WEB_V4_ROUTE, "(65000,100)") &&
+		  route_has("203.0.113.53/32", "blackhole"), 5000, "recovered");
+	cr_assert_eq(stats().configures, c0, "no configure for any state change:\n%s", T.logs);
+	cr_assert_eq(birdlab_cmd(&lab, "show protocols \"operator_extra\"", out, sizeof(out)), 8003,
+		     "the operator's half-done edit was not applied: %s", out);
+	cr_assert_eq(stats().command_errors, 0, "%s", T.logs);
 	uint64_t cmds = stats().commands;
 	RUN_UNTIL(stats().commands >= cmds + 2, 5000, "two reconcile passes");
-	cr_assert_eq(stats().configures, c0 + 1, "no configure without a change");
-	cr_assert(web_is('U'), "a community change does not toggle");
-
-	/* Two services changing 5 ms apart: one configure. */
-	set_svc(0, true, "65000:300");
-	uv_timer_start(&T.later, later_dns, 5, 0);
-	RUN_UNTIL(T.later_done && idle() && route_has(WEB_V4_ROUTE, "(65000,300)") &&
-		  route_has("203.0.113.53/32", "(65000,53)"), 5000, "both changes");
-	cr_assert_eq(stats().configures, c0 + 2, "batched into one configure");
-	cr_assert_eq(stats().command_errors, 0, "%s", T.logs);
+	cr_assert_eq(stats().configures, c0, "no configure without a change");
+	cr_assert_eq(stats().repairs, 0, "%s", T.logs);
 }
 
 /* ---- 4. restart of healthd ---- */
@@ -411,7 +455,7 @@ Test(bird_sync, restart_adopts_without_a_command)
 	char since4[64], since6[64], now[64];
 
 	lab_and_sync("200ms");
-	announce_web("65000:100", "(65000,100)");
+	announce_web(CFG_COMM_UP, "(65000,100)");
 	cr_assert_eq(proto_state(V4, since4, sizeof(since4)), 'U');
 	cr_assert_eq(proto_state(V6, since6, sizeof(since6)), 'U');
 
@@ -491,8 +535,8 @@ Test(bird_sync, bird_unreachable_at_start)
 	cr_assert_eq(birdlab_init(&lab, lab_body), 0);
 	load_cfg(NULL, "200ms");
 	start_sync();
-	set_svc(0, false, NULL);
-	set_svc(1, false, NULL);
+	set_svc(0, false, 0);
+	set_svc(1, false, 0);
 	RUN_UNTIL(file_has(lab.include, "protocol static " V4 " {\n\t# healthd-state: "
 				  "withdrawn\n\tdisabled yes;\n") &&
 		  file_has(lab.include, "protocol static " DNS " {"), 5000, "the include file");
@@ -529,12 +573,12 @@ Test(bird_sync, include_not_writable_still_disables)
 	T.reapply = true;
 	T.want[0].on = T.want[1].on = true;
 	start_sync();
-	RUN_UNTIL(T.n_adopts == N_SVCS && idle(), 5000, "adoption");
+	RUN_UNTIL(T.n_adopts == N_SVCS, 5000, "adoption");
 	cr_assert(T.seen[0].announced);
 	cr_assert(web_is('U'), "adopted as it was");
 
-	set_svc(0, false, NULL);
-	RUN_UNTIL(idle() && web_is('D'), 5000, "the disable");
+	set_svc(0, false, 0);
+	RUN_UNTIL(web_is('D'), 5000, "the disable");
 	cr_assert_gt(stats().render_errors, 0);
 	cr_assert(strstr(T.logs, bad), "the log names %s:\n%s", bad, T.logs);
 	cr_assert_eq(proto_state(DNS, NULL, 0), 'U', "dns untouched");
@@ -555,12 +599,23 @@ Test(bird_sync, failed_include_write_is_retried)
 	T.reapply = true;
 	T.want[0].on = T.want[1].on = true;
 	start_sync();
-	RUN_UNTIL(T.n_adopts == N_SVCS && idle(), 5000, "adoption");
-	set_svc(0, false, NULL);
-	RUN_UNTIL(idle() && web_is('D'), 5000, "the disable");
+	RUN_UNTIL(T.n_adopts == N_SVCS, 5000, "adoption");
+	set_svc(0, false, 0);
+	RUN_UNTIL(web_is('D'), 5000, "the disable");
 	cr_assert_gt(stats().render_errors, 0);
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	RUN_UNTIL(file_has(path, "disabled yes;"), 5000, "the include file to be written");
+	/* BIRD includes another file: the protocols the new one defines never
+	 * come, and healthd says so instead of sending configure after
+	 * configure. */
+	RUN_UNTIL(strstr(stats().problem, "does bird.conf include"), 5000, "the diagnosis");
+	cr_assert(strstr(stats().problem, path), "%s", stats().problem);
+	uint64_t c = stats().configures, until = uv_now(&T.loop) + 4000;
+	RUN_UNTIL(uv_now(&T.loop) >= until, 6000, "4 s");
+	cr_assert_leq(stats().configures - c, 3, "backed off: %llu configures in 4 s",
+		      (unsigned long long)(stats().configures - c));
+	cr_assert_not(idle());
+	cr_assert(web_is('D'), "the withdrawal holds");
 	cr_assert(strstr(T.logs, "written again"), "the recovery is logged:\n%s", T.logs);
 }
 
@@ -582,31 +637,45 @@ static void rewrite(const char *path, const char *text)
 	fclose(f);
 }
 
+/* A reload whose routes change needs a configure; BIRD refuses it for a
+ * fault in the operator's bird.conf: retried with back-off, logged once. */
 Test(bird_sync, refused_configure_is_retried)
 {
 	char conf[8192];
 
 	lab_and_sync("200ms");
-	announce_web("65000:100", "(65000,100)");
+	announce_web(CFG_COMM_UP, "(65000,100)");
 	snprintf(conf, sizeof(conf), "%s", slurp(lab.conf));
 	append(lab.conf, "this is not a bird config\n");
 
-	set_svc(0, true, "65000:200");
+	load_cfg_with(NULL, "200ms", "\"65000:200\"", NULL);
+	bird_sync_reconfig(T.sync, T.cfg);
 	RUN_UNTIL(stats().command_errors > 0 && strstr(T.logs, "8002"), 5000, "the refusal");
 	cr_assert(strstr(T.logs, "8002 ") && strstr(T.logs, lab.conf), "BIRD's text:\n%s",
 		  T.logs);
 	cr_assert(strstr(stats().last_error, "8002"), "%s", stats().last_error);
+	cr_assert(strstr(stats().problem, "refused configure"), "%s", stats().problem);
 	cr_assert_not(idle());
 	cr_assert(stats().connected);
 	cr_assert(web_is('U'), "the old config stays active");
 	cr_assert(route_has(WEB_V4_ROUTE, "(65000,100)"));
 
+	/* Retries back off: over 3 s at most a few configures, one log line. */
 	uint64_t c = stats().configures;
+	uint64_t until = uv_now(&T.loop) + 3000;
+	RUN_UNTIL(uv_now(&T.loop) >= until, 5000, "3 s of refusals");
+	cr_assert_leq(stats().configures - c, 2, "backed off: %llu configures in 3 s",
+		      (unsigned long long)(stats().configures - c));
+	const char *first = strstr(T.logs, "<3> -: BIRD refused configure");
+	cr_assert_not_null(first, "%s", T.logs);
+	cr_assert_null(strstr(first + 1, "<3> -: BIRD refused configure"), "logged once:\n%s",
+		       T.logs);
+
 	rewrite(lab.conf, conf);
 	RUN_UNTIL(idle() && route_has(WEB_V4_ROUTE, "(65000,200)") &&
-		  route_has(WEB_V6_ROUTE, "(65000,200)"), 5000, "the retry");
-	cr_assert_gt(stats().configures, c, "retried at a reconcile");
+		  route_has(WEB_V6_ROUTE, "(65000,200)"), 10000, "the retry");
 	cr_assert(web_is('U'));
+	cr_assert_str_eq(stats().problem, "", "the problem is over");
 }
 
 /* When the refusal names the include file, the file goes back to what BIRD
@@ -616,7 +685,7 @@ Test(bird_sync, refused_include_is_restored)
 	char conf[8192], *inc;
 
 	lab_and_sync("200ms");
-	announce_web("65000:100", "(65000,100)");
+	announce_web(CFG_COMM_UP, "(65000,100)");
 	/* The operator's config now claims a name our file defines: BIRD
 	 * reports the clash in our file. */
 	snprintf(conf, sizeof(conf), "%s", slurp(lab.conf));
@@ -627,7 +696,8 @@ Test(bird_sync, refused_include_is_restored)
 		 (int)(inc - conf), conf, inc);
 	rewrite(lab.conf, patched);
 
-	set_svc(0, true, "65000:200");
+	load_cfg_with(NULL, "200ms", "\"65000:200\"", NULL);
+	bird_sync_reconfig(T.sync, T.cfg);
 	RUN_UNTIL(strstr(T.logs, "restored to the last version BIRD accepted"), 5000,
 		  "the restore");
 	cr_assert(strstr(T.logs, lab.include), "the refusal names the include file:\n%s", T.logs);
@@ -637,7 +707,7 @@ Test(bird_sync, refused_include_is_restored)
 	cr_assert(route_has(WEB_V4_ROUTE, "(65000,100)"), "BIRD still runs the old routes");
 
 	/* A withdrawal meanwhile still reaches BIRD and the restored file. */
-	set_svc(0, false, NULL);
+	set_svc(0, false, 0);
 	RUN_UNTIL(web_is('D') && file_has(lab.include, "disabled yes;"), 5000,
 		  "the withdrawal with the restored file");
 	cr_assert_not(file_has(lab.include, "(65000,200)"));
