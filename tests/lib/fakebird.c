@@ -137,6 +137,9 @@ static void on_command(struct fb_conn *k)
 	case FAKEBIRD_SLOW:
 		conn_send(k, FAKEBIRD_SLOW_REPLY);
 		break;
+	case FAKEBIRD_DENY:
+		conn_send(k, "8007 Access denied\n");
+		break;
 	}
 }
 

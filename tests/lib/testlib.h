@@ -50,6 +50,7 @@ enum fakebird_mode {
 	FAKEBIRD_CLOSE_MID,     /* welcome, then half a reply and close */
 	FAKEBIRD_SLOW,          /* everything one byte per loop turn */
 	FAKEBIRD_BAD_WELCOME,   /* "9001 ..." instead of the welcome */
+	FAKEBIRD_DENY,          /* welcome, then "8007 Access denied" to anything */
 };
 
 /* The reply FAKEBIRD_SLOW gives to every command. */

@@ -578,8 +578,8 @@ Test(bird_sync, include_not_writable_still_disables)
 	cr_assert(web_is('U'), "adopted as it was");
 
 	set_svc(0, false, 0);
-	RUN_UNTIL(web_is('D'), 5000, "the disable");
-	cr_assert_gt(stats().render_errors, 0);
+	RUN_UNTIL(web_is('D') && stats().render_errors > 0, 5000,
+		  "the disable, and the failed write after it");
 	cr_assert(strstr(T.logs, bad), "the log names %s:\n%s", bad, T.logs);
 	cr_assert_eq(proto_state(DNS, NULL, 0), 'U', "dns untouched");
 }
@@ -601,8 +601,8 @@ Test(bird_sync, failed_include_write_is_retried)
 	start_sync();
 	RUN_UNTIL(T.n_adopts == N_SVCS, 5000, "adoption");
 	set_svc(0, false, 0);
-	RUN_UNTIL(web_is('D'), 5000, "the disable");
-	cr_assert_gt(stats().render_errors, 0);
+	RUN_UNTIL(web_is('D') && stats().render_errors > 0, 5000,
+		  "the disable, and the failed write after it");
 	cr_assert_eq(mkdir(dir, 0755), 0);
 	RUN_UNTIL(file_has(path, "disabled yes;"), 5000, "the include file to be written");
 	/* BIRD includes another file: the protocols the new one defines never
@@ -711,4 +711,133 @@ Test(bird_sync, refused_include_is_restored)
 	RUN_UNTIL(web_is('D') && file_has(lab.include, "disabled yes;"), 5000,
 		  "the withdrawal with the restored file");
 	cr_assert_not(file_has(lab.include, "(65000,200)"));
+}
+
+/* ---- 10. reloads, removals, scale, a BIRD that refuses everything ---- */
+
+static void load_dns_only(const char *reconcile)
+{
+	char *yaml, err[512];
+	int len = asprintf(&yaml,
+			   "node: lab1\n"
+			   "bird:\n  socket: %s\n  include: %s\n  timeout: 2s\n  reconcile: %s\n"
+			   "services:\n"
+			   "  - name: dns\n"
+			   "    prefixes: [\"203.0.113.53/32\"]\n"
+			   "    checks:\n      - name: port\n        type: tcp\n"
+			   "        host: 127.0.0.1\n        port: 9\n",
+			   lab.sock, lab.include, reconcile);
+
+	cr_assert_gt(len, 0);
+	cfg_free(T.cfg);
+	T.cfg = cfg_load_string("sync.yaml", yaml, (size_t)len, err, sizeof(err));
+	free(yaml);
+	cr_assert_not_null(T.cfg, "%s", err);
+}
+
+static void run_for(uint64_t ms)
+{
+	uint64_t until = uv_now(&T.loop) + ms;
+
+	RUN_UNTIL(uv_now(&T.loop) >= until, ms + 1000, "time to pass");
+}
+
+/* A reload frees the service table while BIRD has not answered a command:
+ * the answer must find its protocol by name (this was a use-after-free). */
+Test(bird_sync, reload_while_a_command_is_in_flight)
+{
+	lab_and_sync("5s");
+	announce_web(CFG_COMM_UP, "(65000,100)");
+	cr_assert_eq(kill(lab.pid, SIGSTOP), 0);
+	set_svc(0, false, 0);           /* `disable` goes out; no answer yet */
+	run_for(50);
+	for (int i = 0; i < 6; i++) {
+		if (i % 2)
+			load_cfg_with(NULL, "5s", NULL, NULL);
+		else
+			load_dns_only("5s");
+		bird_sync_reconfig(T.sync, T.cfg);
+		run_for(20);
+	}
+	cr_assert_eq(kill(lab.pid, SIGCONT), 0);
+	RUN_UNTIL(idle() && web_is('D'), 5000, "the answers, matched by name");
+	cr_assert(route_absent(WEB_V4_ROUTE));
+	cr_assert_eq(stats().command_errors, 0, "%s", T.logs);
+}
+
+/* A service that leaves the config is disabled first, then dropped from
+ * the file and from BIRD. */
+Test(bird_sync, removed_service_is_disabled_then_dropped)
+{
+	lab_and_sync("200ms");
+	announce_web(CFG_COMM_UP, "(65000,100)");
+	uint64_t c = stats().configures;
+
+	load_dns_only("200ms");
+	bird_sync_reconfig(T.sync, T.cfg);
+	RUN_UNTIL(route_absent(WEB_V4_ROUTE) && route_absent(WEB_V6_ROUTE), 5000, "withdrawn");
+	RUN_UNTIL(idle() && proto_state(V4, NULL, 0) == 'M' && proto_state(V6, NULL, 0) == 'M',
+		  5000, "web gone from BIRD");
+	cr_assert_not(file_has(lab.include, "healthd_web"), "%s", slurp(lab.include));
+	cr_assert_eq(stats().configures, c + 1, "one configure drops it");
+	cr_assert(strstr(T.logs, "BIRD: healthd_web_v4: disabled"), "disabled before the drop:\n%s",
+		  T.logs);
+}
+
+/* BIRD refuses the configure that would drop the removed service, naming
+ * our file: it stays disabled, and the restored file never enables it. */
+Test(bird_sync, removed_service_stays_disabled_when_configure_is_refused)
+{
+	char conf[8192], patched[8300], *inc;
+
+	lab_and_sync("200ms");
+	announce_web(CFG_COMM_UP, "(65000,100)");
+	snprintf(conf, sizeof(conf), "%s", slurp(lab.conf));
+	inc = strstr(conf, "include");
+	cr_assert_not_null(inc);
+	snprintf(patched, sizeof(patched), "%.*sdefine healthd_dns_v4 = 1;\n%s",
+		 (int)(inc - conf), conf, inc);
+	rewrite(lab.conf, patched);
+
+	load_dns_only("200ms");
+	bird_sync_reconfig(T.sync, T.cfg);
+	RUN_UNTIL(web_is('D') && strstr(T.logs, "restored to the last version BIRD accepted"),
+		  5000, "the disable and the refusal");
+	RUN_UNTIL(file_has(lab.include, "protocol static " V4 " {\n\t# healthd-state: withdrawn\n"
+				  "\tdisabled yes;\n"), 5000, "the restored file, web disabled");
+	cr_assert(file_has(lab.include, "protocol static " V6 " {\n\t# healthd-state: withdrawn\n"
+				  "\tdisabled yes;\n"), "%s", slurp(lab.include));
+	run_for(1500);                  /* a retry or two, and reconcile passes */
+	cr_assert(web_is('D'), "still disabled");
+	cr_assert(route_absent(WEB_V4_ROUTE));
+
+	rewrite(lab.conf, conf);
+	RUN_UNTIL(idle() && proto_state(V4, NULL, 0) == 'M', 10000, "the drop, once BIRD agrees");
+	cr_assert_not(file_has(lab.include, "healthd_web"));
+}
+
+/* A BIRD that answers every command with 8007 gets a few commands a
+ * second at first, then fewer: never a loop. */
+Test(bird_sync, a_bird_that_refuses_everything_is_not_flooded)
+{
+	struct fakebird *fb;
+	char sock[96];
+
+	cr_assert_eq(birdlab_init(&lab, lab_body), 0);
+	snprintf(sock, sizeof(sock), "%.80s/deny.ctl", lab.dir);
+	cr_assert_eq(fakebird_start(&T.loop, sock, FAKEBIRD_DENY, &fb), 0);
+	snprintf(lab.sock, sizeof(lab.sock), "%s", sock);
+	load_cfg(NULL, "200ms");
+	start_sync();
+	run_for(1000);
+	unsigned first = fakebird_commands(fb);
+	run_for(4000);
+	unsigned later = fakebird_commands(fb) - first;
+	cr_assert_leq(first, 3, "%u commands in the first second", first);
+	cr_assert_leq(later, 4, "%u commands in the next 4 s", later);
+	cr_assert(strstr(stats().problem, "8007"), "%s", stats().problem);
+	cr_assert_eq(T.n_adopts, 0, "nothing adopted from a refusal");
+	bird_sync_close(T.sync);
+	T.sync = NULL;
+	fakebird_close(fb);
 }
