@@ -313,6 +313,7 @@ static const struct cfg_key bird_keys[] = {
 	CFG_STR("include", struct config, bird.include),
 	CFG_DUR("timeout", struct config, bird.timeout_ms, 1, CFG_MIN(5)),
 	CFG_DUR("reconcile", struct config, bird.reconcile_ms, 10, CFG_HOUR(1)),
+	CFG_BOOL("purge", struct config, bird.purge),
 	{ 0 },
 };
 static const struct cfg_key control_keys[] = {

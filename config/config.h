@@ -147,6 +147,7 @@ struct config {
 		char *include;      /* /etc/bird/healthd.conf */
 		uint64_t timeout_ms;   /* 2s */
 		uint64_t reconcile_ms; /* 5s */
+		bool purge;         /* disable healthd_* protocols no service owns */
 	} bird;
 	struct {
 		char *socket;       /* /run/healthd/healthd.sock */

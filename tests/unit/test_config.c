@@ -243,6 +243,7 @@ ParameterizedTestParameters(config, broken)
 		{ "reconcile_long", P TCP "bird:\n  reconcile: 61m\n", "t.yaml:10:14: bird.reconcile: must be at most 1h, found 61m" },
 		{ "bird_timeout_long", P TCP "bird:\n  timeout: 301s\n", "t.yaml:10:12: bird.timeout: must be at most 5m, found 301s" },
 		{ "bird_socket_long", P TCP "bird:\n  socket: /run/bird/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.ctl\n", "t.yaml:10:11: bird.socket: '/run/bird/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.ctl' is 108 bytes, longer than the 107 a unix socket path may have" },
+		{ "bird_purge", P TCP "bird:\n  purge: yes\n", "t.yaml:10:10: bird.purge: expected true or false, found 'yes'" },
 		{ "control_socket_long", P TCP "control:\n  socket: /run/healthd/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n", "t.yaml:10:11: control.socket: '/run/healthd/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock' is 108 bytes" },
 		{ "control_socket_empty", P TCP "control:\n  socket: \"\"\n", "t.yaml:10:11: control.socket: must not be empty" },
 		{ "reconcile_short", P TCP "bird:\n  reconcile: 5ms\n", "t.yaml:10:14: bird.reconcile: must be at least 10ms, found 5ms" },
@@ -580,7 +581,7 @@ Test(config, accepted_upper_bounds)
 		 "    drain: 168h\n    hold_down: 24h\n"
 		 "    dampening:\n      half_life: 24h\n      max_suppress: 1440m\n"
 		 "      penalty: 1000000\n      suppress: 1e6\n      reuse: 999999.5\n"
-		 "bird:\n  timeout: 5m\n  reconcile: 1h\n  socket: %s\n"
+		 "bird:\n  timeout: 5m\n  reconcile: 1h\n  socket: %s\n  purge: true\n"
 		 "control:\n  socket: %s\n", sock, sock);
 	struct config *cfg = load(yaml);
 	const struct cfg_service *s = &cfg->services[0];
@@ -599,7 +600,22 @@ Test(config, accepted_upper_bounds)
 	cr_assert_eq(cfg->bird.reconcile_ms, 3600000);
 	cr_assert_eq(strlen(cfg->bird.socket), CFG_UNIX_PATH_MAX);
 	cr_assert_eq(strlen(cfg->control.socket), CFG_UNIX_PATH_MAX);
+	cr_assert(cfg->bird.purge);
 	assert_round_trip(cfg, "upper bounds");
+	cfg_free(cfg);
+}
+
+Test(config, purge_defaults_to_false)
+{
+	struct config *cfg = load(P TCP);
+	struct config *off = load(P TCP "bird:\n  purge: false\n");
+
+	cr_assert_not(cfg->bird.purge);
+	cr_assert_not(off->bird.purge);
+	char *out = print_str(cfg);
+	cr_assert_not_null(strstr(out, "\n  reconcile: 5s\n  purge: false\ncontrol:\n"), "%s", out);
+	free(out);
+	cfg_free(off);
 	cfg_free(cfg);
 }
 
