@@ -421,8 +421,8 @@ static int ignore(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg
 static const struct cfg_key check_keys[] = {
 	CFG_FN("name", check_name, 0),
 	CFG_FN("type", ignore, 0),
-	CFG_DUR("interval", struct cfg_check, interval_ms, 10),
-	CFG_DUR("timeout", struct cfg_check, timeout_ms, 1),
+	CFG_DUR("interval", struct cfg_check, interval_ms, 10, CFG_HOUR(24)),
+	CFG_DUR("timeout", struct cfg_check, timeout_ms, 1, CFG_HOUR(1)),
 	CFG_UINT("rise", struct cfg_check, rise, 1, 100),
 	CFG_UINT("fall", struct cfg_check, fall, 1, 100),
 	CFG_FN("on_fail", check_on_fail, 0),
@@ -437,11 +437,38 @@ static const struct cfg_key check_keys[] = {
 	CFG_FN("interface", check_interface, 0),
 	CFG_FN("peers", check_peers, 0),
 	CFG_FN("min_peers", check_min_peers, 0),
-	CFG_DUR("max_handshake_age", struct cfg_check, max_handshake_age_ms, 1000),
-	CFG_DUR("max_rx_idle", struct cfg_check, max_rx_idle_ms, 0),
+	CFG_DUR("max_handshake_age", struct cfg_check, max_handshake_age_ms, CFG_SEC(1),
+		CFG_HOUR(24)),
+	CFG_DUR("max_rx_idle", struct cfg_check, max_rx_idle_ms, 0, CFG_HOUR(24)),
 	CFG_FN("uapi_dir", check_uapi_dir, 0),
 	{ 0 },
 };
+
+/* A probe must end before the next one is due: timeout <= interval, once
+ * defaults are applied. The error points at whichever of the two the check
+ * sets itself, else at the check (both came from defaults). */
+static int check_timeout_fits(struct cfg_ctx *c, yaml_node_t *m,
+			      const struct cfg_check *k)
+{
+	char t[32], i[32];
+	const char *key = "timeout";
+	yaml_node_t *at;
+	size_t old;
+
+	if (k->timeout_ms <= k->interval_ms)
+		return 0;
+	if (!(at = cfg_map_get(c, m, key)) && !(at = cfg_map_get(c, m, key = "interval"))) {
+		at = m;
+		key = "timeout";
+	}
+	cfg_format_duration(t, sizeof(t), k->timeout_ms);
+	cfg_format_duration(i, sizeof(i), k->interval_ms);
+	old = cfg_push_key(c, key);
+	cfg_fail(c, at, "check %s: timeout %s is longer than interval %s%s", k->name, t, i,
+		 at == m ? " (both from defaults)" : "");
+	cfg_pop(c, old);
+	return -EINVAL;
+}
 
 int cfg_load_check(struct cfg_ctx *c, yaml_node_t *m, struct cfg_check *k)
 {
@@ -481,6 +508,6 @@ int cfg_load_check(struct cfg_ctx *c, yaml_node_t *m, struct cfg_check *k)
 	for (const char *const *r = t->required; *r; r++)
 		if (!cfg_map_get(c, m, *r))
 			return cfg_missing(c, m, *r, t->type);
-	return 0;
+	return check_timeout_fits(c, m, k);
 }
 

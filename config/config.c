@@ -173,10 +173,10 @@ static int svc_checks(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 }
 
 static const struct cfg_key dampening_keys[] = {
-	CFG_DUR("half_life", struct cfg_dampening, half_life_ms, 1000),
+	CFG_DUR("half_life", struct cfg_dampening, half_life_ms, CFG_SEC(1), CFG_HOUR(24)),
 	CFG_NUM("suppress", struct cfg_dampening, suppress),
 	CFG_NUM("reuse", struct cfg_dampening, reuse),
-	CFG_DUR("max_suppress", struct cfg_dampening, max_suppress_ms, 1),
+	CFG_DUR("max_suppress", struct cfg_dampening, max_suppress_ms, 1, CFG_HOUR(24)),
 	CFG_NUM("penalty", struct cfg_dampening, penalty),
 	{ 0 },
 };
@@ -208,8 +208,8 @@ static const struct cfg_key service_keys[] = {
 	CFG_FN("name", svc_name, 0),
 	CFG_FN("prefixes", svc_prefixes, 0),
 	CFG_FN("communities", svc_communities, 0),
-	CFG_DUR("drain", struct cfg_service, drain_ms, 0),
-	CFG_DUR("hold_down", struct cfg_service, hold_down_ms, 0),
+	CFG_DUR("drain", struct cfg_service, drain_ms, 0, CFG_DRAIN_MAX_MS),
+	CFG_DUR("hold_down", struct cfg_service, hold_down_ms, 0, CFG_HOUR(24)),
 	CFG_FN("dampening", svc_dampening, 0),
 	CFG_STR("maintenance_file", struct cfg_service, maintenance_file),
 	CFG_FN("on_stop", svc_on_stop, 0),
@@ -292,15 +292,32 @@ static int http_listen(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return rc;
 }
 
+/* healthd binds control.socket and connects to bird.socket: each must fit
+ * sockaddr_un.sun_path with its NUL. */
+static int unix_path(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		     const struct cfg_key *kk)
+{
+	char **path = (char **)((char *)obj + kk->off);
+	int rc = cfg_get_str(c, v, path);
+
+	if (rc)
+		return rc;
+	if (strlen(*path) > CFG_UNIX_PATH_MAX)
+		return cfg_fail(c, v, "'%s' is %zu bytes, longer than the %d a unix socket path may have",
+				*path, strlen(*path), CFG_UNIX_PATH_MAX);
+	return 0;
+}
+
 static const struct cfg_key bird_keys[] = {
-	CFG_STR("socket", struct config, bird.socket),
+	CFG_FN("socket", unix_path, offsetof(struct config, bird.socket)),
 	CFG_STR("include", struct config, bird.include),
-	CFG_DUR("timeout", struct config, bird.timeout_ms, 1),
-	CFG_DUR("reconcile", struct config, bird.reconcile_ms, 10),
+	CFG_DUR("timeout", struct config, bird.timeout_ms, 1, CFG_MIN(5)),
+	CFG_DUR("reconcile", struct config, bird.reconcile_ms, 10, CFG_HOUR(1)),
+	CFG_BOOL("purge", struct config, bird.purge),
 	{ 0 },
 };
 static const struct cfg_key control_keys[] = {
-	CFG_STR("socket", struct config, control.socket),
+	CFG_FN("socket", unix_path, offsetof(struct config, control.socket)),
 	{ 0 },
 };
 static const struct cfg_key http_keys[] = {
@@ -308,8 +325,8 @@ static const struct cfg_key http_keys[] = {
 	{ 0 },
 };
 static const struct cfg_key defaults_keys[] = {
-	CFG_DUR("interval", struct config, defaults.interval_ms, 10),
-	CFG_DUR("timeout", struct config, defaults.timeout_ms, 1),
+	CFG_DUR("interval", struct config, defaults.interval_ms, 10, CFG_HOUR(24)),
+	CFG_DUR("timeout", struct config, defaults.timeout_ms, 1, CFG_HOUR(1)),
 	CFG_UINT("rise", struct config, defaults.rise, 1, 100),
 	CFG_UINT("fall", struct config, defaults.fall, 1, 100),
 	{ 0 },

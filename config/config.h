@@ -14,6 +14,17 @@
 
 #define CFG_NAME_MAX 48 /* service and check names: [a-z0-9_] */
 
+/* The longest duration any key takes (8760h, 365 days): cfg_parse_duration
+ * refuses more, so sums with a clock never overflow. Keys have their own,
+ * smaller limits (config.c, check_keys.c). */
+#define CFG_DURATION_MAX_MS (365ULL * 24 * 3600 * 1000)
+/* `drain` and `healthctl drain --for`: 168h, a week of maintenance. */
+#define CFG_DRAIN_MAX_MS (7ULL * 24 * 3600 * 1000)
+/* penalty, suppress and reuse are at most this. */
+#define CFG_DAMPENING_MAX 1000000.0
+/* A unix socket path: sizeof(sockaddr_un.sun_path) - 1. */
+#define CFG_UNIX_PATH_MAX 107
+
 enum cfg_on_fail {
 	CFG_ON_FAIL_WITHDRAW,
 	CFG_ON_FAIL_DEGRADE,
@@ -136,7 +147,7 @@ struct config {
 		char *include;      /* /etc/bird/healthd.conf */
 		uint64_t timeout_ms;   /* 2s */
 		uint64_t reconcile_ms; /* 5s */
-		bool purge;            /* disable healthd_* protocols no service owns */
+		bool purge;         /* disable healthd_* protocols no service owns */
 	} bird;
 	struct {
 		char *socket;       /* /run/healthd/healthd.sock */
@@ -182,7 +193,10 @@ const char *cfg_on_stop_str(enum cfg_on_stop s);
 
 /* ---- parse.c: value parsers, also used by healthctl ---- */
 
+/* 0; -EINVAL: not a duration; -ERANGE: more than CFG_DURATION_MAX_MS. */
 int cfg_parse_duration(const char *s, uint64_t *ms);
+/* The same, and -ERANGE above max ms. */
+int cfg_parse_duration_max(const char *s, uint64_t max, uint64_t *ms);
 /* -EDOM: host bits set; p then holds the normalised prefix. */
 int cfg_parse_prefix(const char *s, struct cfg_prefix *p);
 int cfg_parse_community(const char *s, struct cfg_community *c);

@@ -45,10 +45,16 @@ struct cfg_key {
 
 #define CFG_FN(n, f, arg)         { n, f, CFG_K_FN, arg, 0, 0 }
 #define CFG_STR(n, T, f)          { n, NULL, CFG_K_STR, offsetof(T, f), 0, 0 }
-#define CFG_DUR(n, T, f, lo)      { n, NULL, CFG_K_DUR, offsetof(T, f), lo, 0 }
+/* A duration from lo to hi ms. */
+#define CFG_DUR(n, T, f, lo, hi)  { n, NULL, CFG_K_DUR, offsetof(T, f), lo, hi }
 #define CFG_UINT(n, T, f, lo, hi) { n, NULL, CFG_K_UINT, offsetof(T, f), lo, hi }
 #define CFG_BOOL(n, T, f)         { n, NULL, CFG_K_BOOL, offsetof(T, f), 0, 0 }
-/* A double greater than 0. */
+/* Durations in the key tables' limits. */
+#define CFG_SEC(n)  ((uint64_t)(n) * 1000)
+#define CFG_MIN(n)  ((uint64_t)(n) * 60000)
+#define CFG_HOUR(n) ((uint64_t)(n) * 3600000)
+
+/* A double greater than 0 and at most CFG_DAMPENING_MAX. */
 #define CFG_NUM(n, T, f)          { n, NULL, CFG_K_NUM, offsetof(T, f), 0, 0 }
 
 /* May refuse a key that the table knows (see cfg_walk_map). */
@@ -98,8 +104,9 @@ int cfg_get_str(struct cfg_ctx *c, yaml_node_t *n, char **out);
 int cfg_get_uint(struct cfg_ctx *c, yaml_node_t *n, uint64_t lo, uint64_t hi,
 		 uint64_t *out);
 int cfg_get_duration(struct cfg_ctx *c, yaml_node_t *n, uint64_t min,
-		     uint64_t *ms);
-int cfg_get_number(struct cfg_ctx *c, yaml_node_t *n, double *out);
+		     uint64_t max, uint64_t *ms);
+/* Greater than 0 and at most max. */
+int cfg_get_number(struct cfg_ctx *c, yaml_node_t *n, double max, double *out);
 int cfg_get_enum(struct cfg_ctx *c, yaml_node_t *n, const char *const *names,
 		 int *out);
 

@@ -43,19 +43,43 @@ int cfg_parse_duration(const char *s, uint64_t *ms)
 	};
 	uint64_t v;
 	int rc;
-	const char *p = parse_uint(s, UINT64_MAX, &v, &rc);
+	/* Digits beyond the maximum are refused before the unit is read, so
+	 * neither the number nor its product with the unit can overflow. */
+	const char *p = parse_uint(s, CFG_DURATION_MAX_MS, &v, &rc);
 
-	if (!p)
+	if (!p) {
+		/* still "not a duration" when what follows the digits is junk */
+		if (rc == -ERANGE) {
+			p = s + strspn(s, "0123456789");
+			for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+				if (strcmp(p, units[i].unit) == 0)
+					return -ERANGE;
+			return -EINVAL;
+		}
 		return rc;
+	}
 	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++) {
 		if (strcmp(p, units[i].unit) != 0)
 			continue;
-		if (v > UINT64_MAX / units[i].ms)
+		if (v > CFG_DURATION_MAX_MS / units[i].ms)
 			return -ERANGE;
 		*ms = v * units[i].ms;
 		return 0;
 	}
 	return -EINVAL;
+}
+
+int cfg_parse_duration_max(const char *s, uint64_t max, uint64_t *ms)
+{
+	uint64_t v;
+	int rc = cfg_parse_duration(s, &v);
+
+	if (rc)
+		return rc;
+	if (v > max)
+		return -ERANGE;
+	*ms = v;
+	return 0;
 }
 
 static void prefix_text(struct cfg_prefix *p)

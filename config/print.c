@@ -263,6 +263,7 @@ void cfg_print(FILE *out, const struct config *cfg)
 	put_key_str(out, 2, "include", cfg->bird.include);
 	put_duration(out, 2, "timeout", cfg->bird.timeout_ms);
 	put_duration(out, 2, "reconcile", cfg->bird.reconcile_ms);
+	fprintf(out, "  purge: %s\n", cfg->bird.purge ? "true" : "false");
 	fputs("control:\n", out);
 	put_key_str(out, 2, "socket", cfg->control.socket);
 	fputs("http:\n", out);

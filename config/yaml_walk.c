@@ -217,22 +217,26 @@ int cfg_get_uint(struct cfg_ctx *c, yaml_node_t *n, uint64_t lo, uint64_t hi,
 }
 
 int cfg_get_duration(struct cfg_ctx *c, yaml_node_t *n, uint64_t min,
-			uint64_t *ms)
+		     uint64_t max, uint64_t *ms)
 {
-	char buf[32];
+	char lo[32], hi[32];
 	int rc = cfg_want_scalar(c, n, "a duration");
 
 	if (rc)
 		return rc;
+	cfg_format_duration(lo, sizeof(lo), min);
+	cfg_format_duration(hi, sizeof(hi), max);
 	rc = cfg_parse_duration(cfg_sval(n), ms);
 	if (rc == -ERANGE)
-		return cfg_fail(c, n, "duration '%s' is too large", cfg_sval(n));
+		return cfg_fail(c, n, "duration '%s' is too large (at most %s)",
+				cfg_sval(n), hi);
 	if (rc)
 		return cfg_fail(c, n, "'%s' is not a duration (an integer and ms, s, m or h, e.g. 250ms)",
 				cfg_sval(n));
-	cfg_format_duration(buf, sizeof(buf), min);
 	if (*ms < min)
-		return cfg_fail(c, n, "must be at least %s, found %s", buf, cfg_sval(n));
+		return cfg_fail(c, n, "must be at least %s, found %s", lo, cfg_sval(n));
+	if (*ms > max)
+		return cfg_fail(c, n, "must be at most %s, found %s", hi, cfg_sval(n));
 	return 0;
 }
 
@@ -255,8 +259,9 @@ int cfg_get_enum(struct cfg_ctx *c, yaml_node_t *n, const char *const *names,
 	return cfg_fail(c, n, "'%s' is not one of %s", cfg_sval(n), list);
 }
 
-/* A plain decimal greater than 0: no sign, hex, inf or nan. */
-int cfg_get_number(struct cfg_ctx *c, yaml_node_t *n, double *out)
+/* A plain decimal greater than 0 and at most max: no sign, hex, inf or
+ * nan. */
+int cfg_get_number(struct cfg_ctx *c, yaml_node_t *n, double max, double *out)
 {
 	const char *s;
 	char *end;
@@ -271,6 +276,8 @@ int cfg_get_number(struct cfg_ctx *c, yaml_node_t *n, double *out)
 	    *end || errno || !isfinite(*out) || !(*out > 0))
 		return cfg_fail(c, n, "expected a number greater than 0, found '%s'",
 				s);
+	if (*out > max)
+		return cfg_fail(c, n, "must be at most %.0f, found '%s'", max, s);
 	return 0;
 }
 
@@ -287,7 +294,7 @@ static int set_value(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	case CFG_K_STR:
 		return cfg_get_str(c, v, (char **)field);
 	case CFG_K_DUR:
-		return cfg_get_duration(c, v, k->min, (uint64_t *)field);
+		return cfg_get_duration(c, v, k->min, k->max, (uint64_t *)field);
 	case CFG_K_UINT:
 		if ((rc = cfg_get_uint(c, v, k->min, k->max, &u)))
 			return rc;
@@ -301,7 +308,7 @@ static int set_value(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 		*(bool *)field = strcmp(cfg_sval(v), "true") == 0;
 		return 0;
 	case CFG_K_NUM:
-		return cfg_get_number(c, v, (double *)field);
+		return cfg_get_number(c, v, CFG_DAMPENING_MAX, (double *)field);
 	}
 	return -EINVAL;
 }

@@ -155,7 +155,18 @@ int ctl_request_parse(char *line, struct ctl_request *req, char *err, size_t err
 			snprintf(err, errlen, "usage: drain SERVICE [DURATION] | undrain SERVICE");
 			return -EINVAL;
 		}
-		if (arg2 && (req->cmd == CTL_UNDRAIN || cfg_parse_duration(arg2, &req->for_ms) < 0)) {
+		int rc = arg2 && req->cmd == CTL_DRAIN
+			 ? cfg_parse_duration_max(arg2, CFG_DRAIN_MAX_MS, &req->for_ms) : 0;
+
+		if (rc == -ERANGE) {
+			char max[32];
+
+			cfg_format_duration(max, sizeof(max), CFG_DRAIN_MAX_MS);
+			snprintf(err, errlen, "drain duration '%.64s' is too long (at most %s)",
+				 arg2, max);
+			return -EINVAL;
+		}
+		if (rc < 0 || (arg2 && req->cmd == CTL_UNDRAIN)) {
 			snprintf(err, errlen, "bad duration '%.64s' (e.g. 30s, 5m)", arg2);
 			return -EINVAL;
 		}

@@ -468,6 +468,10 @@ int hd_reload(struct hd *hd, char *err, size_t errlen)
 	struct hd_service **nv;
 
 	hd->reloads++;
+	if (ncfg && hd_lock_include(ncfg->bird.include, err, errlen) < 0) {
+		cfg_free(ncfg);
+		ncfg = NULL;
+	}
 	if (!ncfg) {
 		hd->reload_failures++;
 		snprintf(hd->last_reload_error, sizeof(hd->last_reload_error), "%s", err);

@@ -249,8 +249,19 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(cmd, "drain") && (nargs == 1 || (nargs == 3 && !strcmp(args[1], "--for")))) {
 		uint64_t ms;
-		if (nargs == 3 && cfg_parse_duration(args[2], &ms) < 0) {
-			fprintf(stderr, "healthctl: bad duration '%s' (e.g. 30s, 5m)\n", args[2]);
+		int rc = nargs == 3 ? cfg_parse_duration_max(args[2], CFG_DRAIN_MAX_MS, &ms) : 0;
+
+		if (rc == -ERANGE) {
+			char max[32];
+
+			cfg_format_duration(max, sizeof(max), CFG_DRAIN_MAX_MS);
+			fprintf(stderr, "healthctl: drain --for '%s': too long (at most %s)\n",
+				args[2], max);
+			return EX_USAGE_;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "healthctl: drain --for '%s': not a duration (e.g. 30s, 5m)\n",
+				args[2]);
 			return EX_USAGE_;
 		}
 		snprintf(line, sizeof(line), "drain %s%s%s", args[0], nargs == 3 ? " " : "",

@@ -191,6 +191,16 @@ int ctl_server_new(struct hd *hd, uv_loop_t *loop, const char *path,
 		   struct ctl_server **out, char *err, size_t errlen);
 void ctl_server_close(struct ctl_server *c);
 
+/* ---- lock.c: one healthd per control socket and include file ---- */
+
+/* flock control.socket.lock and bird.include.lock, or fail with "another
+ * healthd (pid N) holds LOCKFILE: ..." in err. Call before anything touches
+ * the socket or the file; the locks are the process's until it exits. */
+int hd_lock_start(const struct config *cfg, char *err, size_t errlen);
+/* Reload: move the include file's lock to a changed bird.include; on error
+ * the old lock stays. Does nothing unless hd_lock_start took the locks. */
+int hd_lock_include(const char *include, char *err, size_t errlen);
+
 /* ---- metrics.c: Prometheus text exposition ---- */
 
 /* The metrics page (malloc'ed, *len set), NULL when out of memory. */

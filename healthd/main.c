@@ -88,6 +88,13 @@ int main(int argc, char **argv)
 	}
 	for (size_t i = 0; i < cfg->n_warnings; i++)
 		log_warn("%s", cfg->warnings[i]);
+	/* Before hd_new, which unlinks the control socket and writes the
+	 * include file: a second healthd must leave the first one's alone. */
+	if (hd_lock_start(cfg, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		cfg_free(cfg);
+		return 1;
+	}
 
 	uv_loop_t loop;
 	struct hd *hd;

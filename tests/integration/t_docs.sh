@@ -218,7 +218,11 @@ wait_for 5 "healthd_web_v4 in BIRD" sh -c "birdc -s '$R/run/bird/bird.ctl' show 
 [ "$(stat -c '%u:%g %a' "$INC")" = "$HUID:$BGID 640" ] ||
 	fail "include file is $(stat -c '%u:%g %a' "$INC"), want $HUID:$BGID 640"
 grep -q 'healthd_web_v4' "$INC"
-[ "$(find "$R/var/lib/healthd" -mindepth 1 | wc -l)" -eq 1 ] || fail "temporary files left beside the include"
+[ "$(find "$R/var/lib/healthd" -mindepth 1 ! -name bird.conf.lock | wc -l)" -eq 1 ] ||
+	fail "temporary files left beside the include"
+# the locks of healthd(8) ONE INSTANCE, writable by user healthd where the unit lets it write
+grep -qxE '[0-9]+' "$R/var/lib/healthd/bird.conf.lock" || fail "no pid in the include file's lock"
+grep -qxE '[0-9]+' "$R/run/healthd/healthd.sock.lock" || fail "no pid in the control socket's lock"
 [ "$(stat -c '%u %a' "$R/run/healthd/healthd.sock")" = "$HUID 660" ]
 "$R/usr/sbin/healthctl" -s "$R/run/healthd/healthd.sock" status --json | grep -q '"name": "web"'
 

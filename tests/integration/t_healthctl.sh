@@ -16,6 +16,11 @@ lab_config > "$LAB_DIR/healthd.yaml"
 # not running: exit 1 with a clear message
 expect_rc 1 lab_healthctl status
 grep -q "cannot reach healthd at $LAB_DIR/healthd.sock" "$LAB_DIR/err"
+# a drain too long is refused before healthctl connects: usage (2), not
+# unreachable (1), and the message names the value and the limit
+expect_rc 2 "$HEALTHCTL_BIN" -s "$LAB_DIR/healthd.sock" drain web --for 18446744073709551615ms
+grep -qF "healthctl: drain --for '18446744073709551615ms': too long (at most 168h)" "$LAB_DIR/err"
+if grep -q "cannot reach" "$LAB_DIR/err"; then fail "healthctl tried to connect: $(cat "$LAB_DIR/err")"; fi
 
 lab_web_start 8080
 lab_healthd_start
@@ -46,6 +51,18 @@ expect_rc 3 lab_healthctl undrain nosuch
 expect_rc 2 lab_healthctl drain
 expect_rc 2 lab_healthctl frobnicate
 expect_rc 2 lab_healthctl drain web --for 5x
+grep -qF "drain --for '5x': not a duration" "$LAB_DIR/err"
+expect_rc 2 lab_healthctl drain web --for 18446744073709551615ms
+grep -qF "'18446744073709551615ms': too long (at most 168h)" "$LAB_DIR/err"
+expect_rc 2 lab_healthctl drain web --for 169h
+lab_state_is up
+# healthd's own parser refuses the same, for clients other than healthctl
+printf 'drain web 18446744073709551615ms\n' | timeout 2 python3 -c '
+import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
+a=s.makefile("rb").readline()
+assert a.startswith(b"400 ") and b"is too long (at most 168h)" in a, a' "$LAB_DIR/healthd.sock"
+lab_state_is up
 
 expect_rc 0 lab_healthctl reload
 cp "$LAB_DIR/healthd.yaml" "$LAB_DIR/good.yaml"

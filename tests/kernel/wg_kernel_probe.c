@@ -142,7 +142,7 @@ static char *config_text(const struct expect *x)
 		return NULL;
 	fprintf(f, "node: guest\nservices:\n  - name: mesh\n    prefixes: [\"192.0.2.0/24\"]\n"
 		"    checks:\n      - name: wg\n        type: wireguard\n"
-		"        interface: \"%s\"\n        timeout: 5s\n", x->iface);
+		"        interface: \"%s\"\n        interval: 5s\n        timeout: 5s\n", x->iface);
 	if (x->min_peers)
 		fprintf(f, "        min_peers: %s\n", x->min_peers);
 	if (x->n_peers)

@@ -194,7 +194,7 @@ Test(config, example_is_the_documented_node)
 struct broken {
 	char name[48];
 	char yaml[640];
-	char expect[200];      /* a prefix of the error */
+	char expect[320];      /* a prefix of the error */
 };
 
 /* Lines 1-4: one service; a check list follows at line 5, column 9. */
@@ -235,8 +235,17 @@ ParameterizedTestParameters(config, broken)
 		{ "duration_fraction", P TCP "bird:\n  timeout: 1.5s\n", "t.yaml:10:12: bird.timeout: '1.5s' is not a duration" },
 		{ "duration_unit", P TCP "bird:\n  timeout: 2d\n", "t.yaml:10:12: bird.timeout: '2d' is not a duration" },
 		{ "duration_space", P TCP "bird:\n  timeout: 2 s\n", "t.yaml:10:12: bird.timeout: '2 s' is not a duration" },
-		{ "duration_overflow", P TCP "bird:\n  reconcile: 99999999999999999999ms\n", "t.yaml:10:14: bird.reconcile: duration '99999999999999999999ms' is too large" },
-		{ "duration_unit_overflow", P TCP "bird:\n  reconcile: 18446744073709551615h\n", "t.yaml:10:14: bird.reconcile: duration '18446744073709551615h' is too large" },
+		{ "duration_overflow", P TCP "bird:\n  reconcile: 99999999999999999999ms\n", "t.yaml:10:14: bird.reconcile: duration '99999999999999999999ms' is too large (at most 1h)" },
+		{ "duration_unit_overflow", P TCP "bird:\n  reconcile: 18446744073709551615h\n", "t.yaml:10:14: bird.reconcile: duration '18446744073709551615h' is too large (at most 1h)" },
+		{ "duration_u64_max_ms", P TCP "bird:\n  reconcile: 18446744073709551615ms\n", "t.yaml:10:14: bird.reconcile: duration '18446744073709551615ms' is too large (at most 1h)" },
+		{ "duration_past_year", P TCP "bird:\n  reconcile: 8761h\n", "t.yaml:10:14: bird.reconcile: duration '8761h' is too large (at most 1h)" },
+		{ "duration_overflow_junk", P TCP "bird:\n  reconcile: 99999999999999999999xs\n", "t.yaml:10:14: bird.reconcile: '99999999999999999999xs' is not a duration" },
+		{ "reconcile_long", P TCP "bird:\n  reconcile: 61m\n", "t.yaml:10:14: bird.reconcile: must be at most 1h, found 61m" },
+		{ "bird_timeout_long", P TCP "bird:\n  timeout: 301s\n", "t.yaml:10:12: bird.timeout: must be at most 5m, found 301s" },
+		{ "bird_socket_long", P TCP "bird:\n  socket: /run/bird/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.ctl\n", "t.yaml:10:11: bird.socket: '/run/bird/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.ctl' is 108 bytes, longer than the 107 a unix socket path may have" },
+		{ "bird_purge", P TCP "bird:\n  purge: yes\n", "t.yaml:10:10: bird.purge: expected true or false, found 'yes'" },
+		{ "control_socket_long", P TCP "control:\n  socket: /run/healthd/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock\n", "t.yaml:10:11: control.socket: '/run/healthd/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.sock' is 108 bytes" },
+		{ "control_socket_empty", P TCP "control:\n  socket: \"\"\n", "t.yaml:10:11: control.socket: must not be empty" },
 		{ "reconcile_short", P TCP "bird:\n  reconcile: 5ms\n", "t.yaml:10:14: bird.reconcile: must be at least 10ms, found 5ms" },
 		{ "control_unknown", P TCP "control:\n  path: x\n", "t.yaml:10:3: control.path: unknown key" },
 		{ "listen_bare_v6", P TCP "http:\n  listen: [\"::1:9110\"]\n", "t.yaml:10:12: http.listen[0]: '::1:9110' is not ADDR:PORT" },
@@ -277,12 +286,24 @@ ParameterizedTestParameters(config, broken)
 		{ "community_scalar", P TCP "    communities:\n      up: \"1:2\"\n", "t.yaml:10:11: services[0].communities.up: expected a list, found a scalar" },
 		{ "on_stop", P TCP "    on_stop: stop\n", "t.yaml:9:14: services[0].on_stop: 'stop' is not one of keep, drain, withdraw" },
 		{ "drain", P TCP "    drain: 30\n", "t.yaml:9:12: services[0].drain: '30' is not a duration" },
+		{ "drain_overflow", P TCP "    drain: 5124095576030h\n", "t.yaml:9:12: services[0].drain: duration '5124095576030h' is too large (at most 168h)" },
+		{ "drain_long", P TCP "    drain: 169h\n", "t.yaml:9:12: services[0].drain: must be at most 168h, found 169h" },
+		{ "hold_down_long", P TCP "    hold_down: 1441m\n", "t.yaml:9:16: services[0].hold_down: must be at most 24h, found 1441m" },
 		{ "dampening_scalar", P TCP "    dampening: yes\n", "t.yaml:9:16: services[0].dampening: expected a mapping, found a scalar" },
 		{ "dampening_unknown", P TCP "    dampening:\n      halflife: 1m\n", "t.yaml:10:7: services[0].dampening.halflife: unknown key" },
 		{ "dampening_duplicate", P TCP "    dampening:\n      reuse: 1\n      reuse: 2\n", "t.yaml:11:7: services[0].dampening.reuse: duplicate key (first at line 10)" },
 		{ "half_life_short", P TCP "    dampening:\n      half_life: 999ms\n", "t.yaml:10:18: services[0].dampening.half_life: must be at least 1s, found 999ms" },
 		{ "half_life_no_unit", P TCP "    dampening:\n      half_life: 60\n", "t.yaml:10:18: services[0].dampening.half_life: '60' is not a duration" },
 		{ "max_suppress_zero", P TCP "    dampening:\n      max_suppress: 0s\n", "t.yaml:10:21: services[0].dampening.max_suppress: must be at least 1ms, found 0s" },
+		{ "max_suppress_long", P TCP "    dampening:\n      max_suppress: 25h\n", "t.yaml:10:21: services[0].dampening.max_suppress: must be at most 24h, found 25h" },
+		{ "half_life_long", P TCP "    dampening:\n      half_life: 86400001ms\n", "t.yaml:10:18: services[0].dampening.half_life: must be at most 24h, found 86400001ms" },
+		{ "half_life_overflow", P TCP "    dampening:\n      half_life: 18446744073709551615ms\n", "t.yaml:10:18: services[0].dampening.half_life: duration '18446744073709551615ms' is too large (at most 24h)" },
+		{ "penalty_huge", P TCP "    dampening:\n      penalty: 1e308\n", "t.yaml:10:16: services[0].dampening.penalty: must be at most 1000000, found '1e308'" },
+		{ "suppress_huge", P TCP "    dampening:\n      suppress: 1000000.5\n", "t.yaml:10:17: services[0].dampening.suppress: must be at most 1000000, found '1000000.5'" },
+		{ "reuse_huge", P TCP "    dampening:\n      reuse: 2e6\n", "t.yaml:10:14: services[0].dampening.reuse: must be at most 1000000, found '2e6'" },
+		{ "penalty_negative_inf", P TCP "    dampening:\n      penalty: -.inf\n", "t.yaml:10:16: services[0].dampening.penalty: expected a number greater than 0, found '-.inf'" },
+		{ "penalty_nan_upper", P TCP "    dampening:\n      penalty: .NaN\n", "t.yaml:10:16: services[0].dampening.penalty: expected a number greater than 0, found '.NaN'" },
+		{ "penalty_underflow", P TCP "    dampening:\n      penalty: 1e-400\n", "t.yaml:10:16: services[0].dampening.penalty: expected a number greater than 0, found '1e-400'" },
 		{ "suppress_zero", P TCP "    dampening:\n      suppress: 0\n", "t.yaml:10:17: services[0].dampening.suppress: expected a number greater than 0, found '0'" },
 		{ "suppress_zero_point", P TCP "    dampening:\n      suppress: 0.0\n", "t.yaml:10:17: services[0].dampening.suppress: expected a number greater than 0, found '0.0'" },
 		{ "suppress_hex", P TCP "    dampening:\n      suppress: 0x10\n", "t.yaml:10:17: services[0].dampening.suppress: expected a number greater than 0, found '0x10'" },
@@ -343,6 +364,18 @@ ParameterizedTestParameters(config, broken)
 		{ "check_fall", P TCP "        fall: 1000\n", "t.yaml:9:15: services[0].checks[0].fall: expected an integer from 1 to 100, found '1000'" },
 		{ "check_interval", P TCP "        interval: 9ms\n", "t.yaml:9:19: services[0].checks[0].interval: must be at least 10ms, found 9ms" },
 		{ "check_timeout", P TCP "        timeout: 0s\n", "t.yaml:9:18: services[0].checks[0].timeout: must be at least 1ms, found 0s" },
+		{ "check_interval_long", P TCP "        interval: 25h\n", "t.yaml:9:19: services[0].checks[0].interval: must be at most 24h, found 25h" },
+		{ "check_timeout_long", P TCP "        interval: 2h\n        timeout: 61m\n", "t.yaml:10:18: services[0].checks[0].timeout: must be at most 1h, found 61m" },
+		{ "check_timeout_overflow", P TCP "        timeout: 18446744073709551615ms\n", "t.yaml:9:18: services[0].checks[0].timeout: duration '18446744073709551615ms' is too large (at most 1h)" },
+		{ "defaults_interval_long", P TCP "defaults:\n  interval: 1441m\n", "t.yaml:10:13: defaults.interval: must be at most 24h, found 1441m" },
+		{ "defaults_timeout_long", P TCP "defaults:\n  timeout: 2h\n", "t.yaml:10:12: defaults.timeout: must be at most 1h, found 2h" },
+		{ "timeout_over_interval", P TCP "        interval: 1s\n        timeout: 1001ms\n", "t.yaml:10:18: services[0].checks[0].timeout: check a: timeout 1001ms is longer than interval 1s" },
+		{ "timeout_over_default_interval", P TCP "        timeout: 5s\n", "t.yaml:9:18: services[0].checks[0].timeout: check a: timeout 5s is longer than interval 1s" },
+		{ "interval_under_default_timeout", P TCP "        interval: 500ms\n", "t.yaml:9:19: services[0].checks[0].interval: check a: timeout 1s is longer than interval 500ms" },
+		{ "timeout_over_interval_defaults", P TCP "defaults:\n  interval: 100ms\n  timeout: 200ms\n", "t.yaml:5:9: services[0].checks[0].timeout: check a: timeout 200ms is longer than interval 100ms (both from defaults)" },
+		{ "timeout_over_interval_second", P TCP "      - name: b\n        type: http\n        url: http://x/\n        interval: 10ms\n", "t.yaml:12:19: services[0].checks[1].interval: check b: timeout 1s is longer than interval 10ms" },
+		{ "wg_handshake_age_long", P WG "        max_handshake_age: 25h\n", "t.yaml:8:28: services[0].checks[0].max_handshake_age: must be at most 24h, found 25h" },
+		{ "wg_rx_idle_long", P WG "        max_rx_idle: 86401s\n", "t.yaml:8:22: services[0].checks[0].max_rx_idle: must be at most 24h, found 86401s" },
 		{ "wg_no_interface", P "      - name: a\n        type: wireguard\n", "t.yaml:5:9: services[0].checks[0].interface: missing required key for type wireguard" },
 		{ "wg_interface_long", P "      - name: a\n        type: wireguard\n        interface: wg0123456789abcd\n", "t.yaml:7:20: services[0].checks[0].interface: 'wg0123456789abcd' is not an interface name" },
 		{ "wg_interface_slash", P "      - name: a\n        type: wireguard\n        interface: wg/0\n", "t.yaml:7:20: services[0].checks[0].interface: 'wg/0' is not an interface name" },
@@ -502,18 +535,18 @@ Test(config, accepted_edge_values)
 {
 	struct config *cfg = load(P
 		"      - name: a\n        type: http\n        url: https://h.example/\n"
-		"        connect_to: \"[::1]:443\"\n        timeout: 5s\n        interval: 10ms\n"
+		"        connect_to: \"[::1]:443\"\n        timeout: 5s\n        interval: 5s\n"
 		"        tls_verify: false\n        expect_status: [200, 204, 599, 100]\n"
 		"        headers:\n          Host: www.example.net\n"
 		"      - name: b\n        type: http\n        url: http://x/\n"
-		"        connect_to: www.example.net:65535\n        timeout: 1ms\n"
+		"        connect_to: www.example.net:65535\n        timeout: 1ms\n        interval: 10ms\n"
 		"      - name: c\n        type: tcp\n        host: \"2001:db8::1\"\n        port: 65535\n"
 		"    drain: 0s\n    hold_down: 1h\n    on_stop: withdraw\n"
 		"http:\n  listen: [\"[::1]:9110\", \"127.0.0.1:9110\"]\n");
 	const struct cfg_service *s = &cfg->services[0];
 
-	cr_assert_eq(s->checks[0].timeout_ms, 5000, "timeout may exceed interval");
-	cr_assert_eq(s->checks[0].interval_ms, 10);
+	cr_assert_eq(s->checks[0].timeout_ms, 5000, "timeout may equal interval");
+	cr_assert_eq(s->checks[0].interval_ms, 5000);
 	cr_assert_str_eq(s->checks[0].connect_to, "[::1]:443");
 	cr_assert_not(s->checks[0].tls_verify);
 	cr_assert_eq(s->checks[0].n_expect_status, 4);
@@ -522,6 +555,7 @@ Test(config, accepted_edge_values)
 	cr_assert_str_eq(s->checks[0].headers[0].name, "Host");
 	cr_assert_str_eq(s->checks[0].headers[0].value, "www.example.net");
 	cr_assert_eq(s->checks[1].timeout_ms, 1);
+	cr_assert_eq(s->checks[1].interval_ms, 10);
 	cr_assert_eq(s->checks[2].port, 65535);
 	cr_assert_eq(s->drain_ms, 0);
 	cr_assert_eq(s->hold_down_ms, 3600000);
@@ -529,6 +563,59 @@ Test(config, accepted_edge_values)
 	cr_assert_eq(cfg->http.n_listen, 2);
 	cr_assert_str_eq(cfg->http.listen[0], "[::1]:9110");
 	assert_round_trip(cfg, "edge values");
+	cfg_free(cfg);
+}
+
+/* Every limit is itself accepted. */
+Test(config, accepted_upper_bounds)
+{
+	char yaml[2048], sock[CFG_UNIX_PATH_MAX + 1];
+
+	memset(sock, 'a', sizeof(sock) - 1);
+	sock[0] = '/';
+	sock[sizeof(sock) - 1] = '\0';
+	snprintf(yaml, sizeof(yaml), P
+		 "      - name: a\n        type: wireguard\n        interface: wg0\n"
+		 "        interval: 24h\n        timeout: 1h\n"
+		 "        max_handshake_age: 24h\n        max_rx_idle: 86400s\n"
+		 "    drain: 168h\n    hold_down: 24h\n"
+		 "    dampening:\n      half_life: 24h\n      max_suppress: 1440m\n"
+		 "      penalty: 1000000\n      suppress: 1e6\n      reuse: 999999.5\n"
+		 "bird:\n  timeout: 5m\n  reconcile: 1h\n  socket: %s\n  purge: true\n"
+		 "control:\n  socket: %s\n", sock, sock);
+	struct config *cfg = load(yaml);
+	const struct cfg_service *s = &cfg->services[0];
+
+	cr_assert_eq(s->checks[0].interval_ms, 86400000);
+	cr_assert_eq(s->checks[0].timeout_ms, 3600000);
+	cr_assert_eq(s->checks[0].max_handshake_age_ms, 86400000);
+	cr_assert_eq(s->checks[0].max_rx_idle_ms, 86400000);
+	cr_assert_eq(s->drain_ms, CFG_DRAIN_MAX_MS);
+	cr_assert_eq(s->hold_down_ms, 86400000);
+	cr_assert_eq(s->dampening.half_life_ms, 86400000);
+	cr_assert_eq(s->dampening.max_suppress_ms, 86400000);
+	cr_assert_eq(s->dampening.penalty, CFG_DAMPENING_MAX);
+	cr_assert_eq(s->dampening.suppress, CFG_DAMPENING_MAX);
+	cr_assert_eq(cfg->bird.timeout_ms, 300000);
+	cr_assert_eq(cfg->bird.reconcile_ms, 3600000);
+	cr_assert_eq(strlen(cfg->bird.socket), CFG_UNIX_PATH_MAX);
+	cr_assert_eq(strlen(cfg->control.socket), CFG_UNIX_PATH_MAX);
+	cr_assert(cfg->bird.purge);
+	assert_round_trip(cfg, "upper bounds");
+	cfg_free(cfg);
+}
+
+Test(config, purge_defaults_to_false)
+{
+	struct config *cfg = load(P TCP);
+	struct config *off = load(P TCP "bird:\n  purge: false\n");
+
+	cr_assert_not(cfg->bird.purge);
+	cr_assert_not(off->bird.purge);
+	char *out = print_str(cfg);
+	cr_assert_not_null(strstr(out, "\n  reconcile: 5s\n  purge: false\ncontrol:\n"), "%s", out);
+	free(out);
+	cfg_free(off);
 	cfg_free(cfg);
 }
 
@@ -650,8 +737,13 @@ Test(config, parse_duration)
 	static const struct { const char *s; int rc; uint64_t ms; } t[] = {
 		{ "250ms", 0, 250 }, { "2s", 0, 2000 }, { "5m", 0, 300000 },
 		{ "1h", 0, 3600000 }, { "0s", 0, 0 }, { "007s", 0, 7000 },
-		{ "18446744073709551615ms", 0, UINT64_MAX },
-		{ "18446744073709551616ms", -ERANGE, 0 }, { "5124095576030432h", -ERANGE, 0 },
+		{ "8760h", 0, CFG_DURATION_MAX_MS }, { "31536000000ms", 0, CFG_DURATION_MAX_MS },
+		{ "525600m", 0, CFG_DURATION_MAX_MS }, { "31536000s", 0, CFG_DURATION_MAX_MS },
+		{ "8761h", -ERANGE, 0 }, { "31536000001ms", -ERANGE, 0 }, { "31536001s", -ERANGE, 0 },
+		{ "18446744073709551615ms", -ERANGE, 0 }, { "18446744073709551616ms", -ERANGE, 0 },
+		{ "5124095576030h", -ERANGE, 0 }, { "5124095576030432h", -ERANGE, 0 },
+		{ "99999999999999999999999999s", -ERANGE, 0 },
+		{ "99999999999999999999999999x", -EINVAL, 0 }, { "99999999999999999999", -EINVAL, 0 },
 		{ "2", -EINVAL, 0 }, { "s", -EINVAL, 0 }, { "", -EINVAL, 0 },
 		{ "-1s", -EINVAL, 0 }, { "+1s", -EINVAL, 0 }, { "1.5s", -EINVAL, 0 },
 		{ "1 s", -EINVAL, 0 }, { " 1s", -EINVAL, 0 }, { "1S", -EINVAL, 0 },
@@ -665,7 +757,22 @@ Test(config, parse_duration)
 		cr_expect_eq(rc, t[i].rc, "'%s': rc %d", t[i].s, rc);
 		if (rc == 0)
 			cr_expect_eq(ms, t[i].ms, "'%s': %" PRIu64, t[i].s, ms);
+		else
+			cr_expect_eq(ms, 12345, "'%s': written on error", t[i].s);
 	}
+}
+
+Test(config, parse_duration_max)
+{
+	uint64_t ms = 1;
+
+	cr_expect_eq(cfg_parse_duration_max("168h", CFG_DRAIN_MAX_MS, &ms), 0);
+	cr_expect_eq(ms, CFG_DRAIN_MAX_MS);
+	cr_expect_eq(cfg_parse_duration_max("604800001ms", CFG_DRAIN_MAX_MS, &ms), -ERANGE);
+	cr_expect_eq(cfg_parse_duration_max("18446744073709551615ms", CFG_DRAIN_MAX_MS, &ms),
+		     -ERANGE);
+	cr_expect_eq(cfg_parse_duration_max("soon", CFG_DRAIN_MAX_MS, &ms), -EINVAL);
+	cr_expect_eq(ms, CFG_DRAIN_MAX_MS, "written on error");
 }
 
 Test(config, format_duration)
@@ -673,7 +780,8 @@ Test(config, format_duration)
 	static const struct { uint64_t ms; const char *s; } t[] = {
 		{ 0, "0s" }, { 1, "1ms" }, { 250, "250ms" }, { 1000, "1s" },
 		{ 1500, "1500ms" }, { 90000, "90s" }, { 120000, "2m" },
-		{ 5400000, "90m" }, { 7200000, "2h" }, { UINT64_MAX, "18446744073709551615ms" },
+		{ 5400000, "90m" }, { 7200000, "2h" }, { CFG_DURATION_MAX_MS, "8760h" },
+		{ CFG_DURATION_MAX_MS - 1, "31535999999ms" },
 	};
 	char buf[32];
 

@@ -31,6 +31,7 @@ ParameterizedTestParameters(control, good)
 		{ "drain web", CTL_DRAIN, "web", 0 },
 		{ "drain\tweb\t90s", CTL_DRAIN, "web", 90000 },
 		{ "drain web 5m", CTL_DRAIN, "web", 300000 },
+		{ "drain web 168h", CTL_DRAIN, "web", 604800000 },
 		{ "undrain web", CTL_UNDRAIN, "web", 0 },
 		{ "check web/http", CTL_CHECK, "web/http", 0 },
 		{ "check http", CTL_CHECK, "http", 0 },
@@ -70,6 +71,12 @@ ParameterizedTestParameters(control, bad)
 		{ "drain web soon", "bad duration 'soon'" },
 		{ "drain web 5x", "bad duration '5x'" },
 		{ "undrain web 5s", "bad duration '5s'" },
+		{ "drain web 169h", "drain duration '169h' is too long (at most 168h)" },
+		{ "drain web 604800001ms", "drain duration '604800001ms' is too long" },
+		{ "drain web 18446744073709551615ms", "drain duration '18446744073709551615ms' is too long" },
+		{ "drain web 18446744073709551616ms", "drain duration '18446744073709551616ms' is too long" },
+		{ "drain web 5124095576030h", "drain duration '5124095576030h' is too long" },
+		{ "drain web 99999999999999999999x", "bad duration '99999999999999999999x'" },
 		{ "check", "usage: check [SERVICE/]CHECK" },
 	};
 	return cr_make_param_array(struct bad, b, sizeof(b) / sizeof(b[0]));
