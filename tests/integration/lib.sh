@@ -478,3 +478,24 @@ lab_upstream_updates() {
 	lab_up_birdc show protocols all node4 2>/dev/null |
 		awk '/Import updates:/ {u = $3} /Import withdraws:/ {w = $3} END {print u + w}'
 }
+
+# Import updates plus withdraws the upstream had from the node, both families.
+lab_upstream_changes() {
+	local p n=0 c
+	for p in node4 node6; do
+		c=$(lab_up_birdc show protocols all "$p" 2>/dev/null |
+			awk '/Import updates:/ {u = $3} /Import withdraws:/ {w = $3} END {print u + w}')
+		n=$((n + ${c:-0}))
+	done
+	echo "$n"
+}
+
+# True when every check of every service has risen (its own state "up"),
+# not merely the service state healthd adopted from BIRD.
+lab_checks_up() {
+	lab_healthctl status --json 2>/dev/null | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+ok = all(c["state"] == "up" for s in d["services"] for c in s["checks"])
+sys.exit(0 if ok and d["services"] else 1)'
+}

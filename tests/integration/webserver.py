@@ -86,6 +86,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True  # restarted at once on the same port by the tests
+    request_queue_size = 1024   # hundreds of checks connect in the same second
 
 
 def main():
