@@ -183,6 +183,7 @@ bird:
   reconcile: 1s
 control:
   socket: $R/run/healthd/healthd.sock
+state_dir: $R/var/lib/healthd
 services:
   - name: web
     prefixes: ["203.0.113.10/32"]
