@@ -14,7 +14,9 @@
  * A check is UNKNOWN until it has `rise` successes or `fall` failures in a
  * row. While any `withdraw` check is UNKNOWN there is no verdict and the
  * service keeps the state it has (at start: the one adopted from BIRD), so
- * restarting healthd never moves a route by itself.
+ * restarting healthd never moves a route by itself. A drain needs no
+ * verdict: an announced service drains and is withdrawn after `drain`, a
+ * withdrawn one stays withdrawn, whatever the checks say.
  */
 #ifndef HEALTHD_HEALTHD_H
 #define HEALTHD_HEALTHD_H
@@ -90,6 +92,19 @@ struct svc_damp {
 	uint64_t suppressed_since_ms;
 };
 
+#define SVC_REASON_MAX 200   /* bytes of an operator's reason for a drain */
+
+/* An operator's drain: who asked, why, until when. Kept across restarts
+ * (intent.c) and shown in the status; not set by the stop policy. */
+struct svc_intent {
+	bool drained;
+	int64_t since_ms;          /* wall clock, ms since the epoch */
+	int64_t until_ms;          /* wall clock; 0 = until undrain */
+	long uid;                  /* the control socket peer; -1 = not known */
+	char user[64];             /* its name, "" when there is none */
+	char reason[SVC_REASON_MAX + 1];
+};
+
 struct svc {
 	const struct cfg_service *cfg;
 	enum svc_state state;
@@ -104,8 +119,9 @@ struct svc {
 	 * O(1) per probe result however many checks a service has. */
 	unsigned count[3][3];      /* [on_fail][chk_state] */
 
-	bool drain_requested;      /* healthctl drain */
+	bool drain_requested;      /* healthctl drain, or the stop policy */
 	uint64_t drain_until_ms;   /* 0 = until undrain */
+	struct svc_intent intent;
 	bool maintenance;          /* maintenance file present */
 	uint64_t draining_since_ms;
 	uint64_t withdrawn_ms;     /* for hold_down */
@@ -130,6 +146,12 @@ bool svc_check_result(struct svc *s, size_t idx, const struct check_result *r,
  * *wake_ms is set to when to evaluate again (0 = only on the next event). */
 bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms);
 void svc_drain(struct svc *s, bool on, uint64_t for_ms, uint64_t now_ms);
+/* An operator's drain or undrain (in->drained), now or restored at start:
+ * records the intent and drains for what is left of in->until_ms. A
+ * deadline already passed at wall_ms means undrained. Returns whether the
+ * service is drained now. */
+bool svc_intent_set(struct svc *s, const struct svc_intent *in, uint64_t now_ms,
+		    int64_t wall_ms);
 /* An operator's or the stop policy's decision that overrides checks. */
 bool svc_force(struct svc *s, enum svc_state to, const char *reason,
 	       uint64_t now_ms, time_t wall);
