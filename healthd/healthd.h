@@ -179,8 +179,15 @@ int hd_reload(struct hd *hd, char *err, size_t errlen);
 void hd_stop(struct hd *hd);
 /* Free what is left once the loop has ended. */
 void hd_free(struct hd *hd);
-/* 0, -ENOENT (no such service). */
-int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms);
+/* Who asked for a drain or an undrain, and why; kept with the intent. */
+struct hd_who {
+	long uid;                  /* the control socket peer; -1 = not known */
+	const char *user;          /* NULL or "": no name for the uid */
+	const char *reason;        /* NULL: none given */
+};
+/* service NULL: every service. 0, -ENOENT (no such service). */
+int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms,
+	     const struct hd_who *who);
 /* Probe now; cb gets the result (NULL: the check was removed meanwhile). */
 typedef void (*hd_check_cb)(void *arg, const char *service, const char *check,
 			    const struct check_result *r);
@@ -188,9 +195,24 @@ int hd_check_now(struct hd *hd, const char *name, hd_check_cb cb, void *arg);
 const struct config *hd_config(const struct hd *hd);
 uint64_t hd_now_ms(const struct hd *hd);
 
+/* ---- intent.c: operator intent kept across restarts ---- */
+
+/* Wall clock, ms since the epoch: deadlines that survive a restart. */
+int64_t hd_wall_ms(void);
+struct json_t;
+/* One service's intent as the state file keeps it, and back (-EINVAL and
+ * err names the field). */
+struct json_t *svc_intent_json(const struct svc_intent *in);
+int svc_intent_from_json(struct json_t *o, struct svc_intent *in, char *err, size_t errlen);
+/* The state file's text, checked in full: the document, or NULL and err
+ * says where it is wrong. */
+struct json_t *hd_intent_parse(const char *text, size_t len, char *err, size_t errlen);
+/* "by USER (uid N), until TIME, reason: TEXT" for logs (no "until" when
+ * undrained). */
+void hd_intent_describe(const struct svc_intent *in, char *buf, size_t len);
+
 /* ---- status.c: one snapshot, several renderers ---- */
 
-struct json_t;
 /* The snapshot: what healthctl status --json and GET /status print. */
 struct json_t *hd_status(struct hd *hd);
 /* The text table healthctl prints, from the snapshot. */
@@ -199,14 +221,27 @@ char *hd_status_text(struct json_t *snap);
 /* ---- control.c: the unix control socket ---- */
 
 enum ctl_cmd { CTL_STATUS, CTL_VERSION, CTL_RELOAD, CTL_DRAIN, CTL_UNDRAIN, CTL_CHECK };
+/*
+ * Request lines:
+ *   status | version | reload | check [SERVICE/]CHECK
+ *   drain (SERVICE | --all) [DURATION] [reason TEXT]
+ *   undrain (SERVICE | --all) [reason TEXT]
+ * TEXT is the rest of the line: at most SVC_REASON_MAX bytes of UTF-8
+ * without control characters.
+ */
 struct ctl_request {
 	enum ctl_cmd cmd;
-	const char *arg;           /* SERVICE or [SERVICE/]CHECK, points into the line */
+	const char *arg;           /* SERVICE, --all or [SERVICE/]CHECK, points into the line */
+	bool all;                  /* drain/undrain --all */
 	uint64_t for_ms;           /* drain SERVICE DURATION; 0 = until undrain */
+	const char *reason;        /* NULL, or the text, points into the line */
 };
 /* One request line (no newline), split in place. 0, or -EINVAL and err
  * says what was wrong; pure, so it can be fuzzed. */
 int ctl_request_parse(char *line, struct ctl_request *req, char *err, size_t errlen);
+/* Text safe to store and show (reasons, user names): 1..max bytes of
+ * UTF-8, no control characters. 0, or -EINVAL and err says why. */
+int ctl_text_check(const char *what, const char *s, size_t max, char *err, size_t errlen);
 
 struct ctl_server;
 int ctl_server_new(struct hd *hd, uv_loop_t *loop, const char *path,
