@@ -217,9 +217,9 @@ static void job_done(uv_work_t *req, int status)
 		io->failures++;
 		io->dirty = true;
 		io->retry_ms = hd_now_ms(hd) + delay;
-		log_err("state file not written, operator intent is not saved (attempt %u, "
-			"next in %llus): %s", io->failures, (unsigned long long)(delay / 1000),
-			j->err);
+		log_err("state file %s not written, operator intent is not saved (attempt %u, "
+			"next in %llus): %s", j->path, io->failures,
+			(unsigned long long)(delay / 1000), j->err);
 	} else if (io->failures) {
 		log_notice("state file %s written after %u failed attempts", j->path, io->failures);
 		io->failures = 0;
