@@ -390,6 +390,7 @@ void hd_intent_restore(struct hd *hd)
 		restore_one(hd, path, name, v, wall, &changed);
 	json_decref(doc);
 	free(path);
+	/* written from the loop's first tick: hd_new may still fail and free hd */
 	if (changed)
-		hd_intent_save(hd);
+		hd->intent.dirty = true;
 }
