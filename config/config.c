@@ -349,6 +349,7 @@ static int top_services(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 
 static const struct cfg_key top_keys[] = {
 	CFG_STR("node", struct config, node),
+	CFG_STR("state_dir", struct config, state_dir),
 	CFG_FN("bird", section, (size_t)bird_keys),
 	CFG_FN("control", section, (size_t)control_keys),
 	CFG_FN("http", section, (size_t)http_keys),
@@ -370,9 +371,10 @@ static int set_defaults(struct config *cfg, const char *name)
 	cfg->bird.timeout_ms = 2000;
 	cfg->bird.reconcile_ms = 5000;
 	cfg->control.socket = strdup("/run/healthd/healthd.sock");
+	cfg->state_dir = strdup("/var/lib/healthd");
 	cfg->defaults = (struct cfg_defaults){ 1000, 1000, 2, 2 };
 	if (!cfg->path || !cfg->node || !cfg->bird.socket ||
-	    !cfg->bird.include || !cfg->control.socket)
+	    !cfg->bird.include || !cfg->control.socket || !cfg->state_dir)
 		return -ENOMEM;
 	return 0;
 }
@@ -556,6 +558,7 @@ void cfg_free(struct config *cfg)
 	free(cfg->bird.socket);
 	free(cfg->bird.include);
 	free(cfg->control.socket);
+	free(cfg->state_dir);
 	free(cfg);
 }
 

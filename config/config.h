@@ -152,6 +152,7 @@ struct config {
 	struct {
 		char *socket;       /* /run/healthd/healthd.sock */
 	} control;
+	char *state_dir;            /* /var/lib/healthd: operator intent */
 	struct {
 		char **listen;      /* "127.0.0.1:9110", "[::1]:9110" */
 		size_t n_listen;

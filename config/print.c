@@ -258,6 +258,7 @@ static void put_service(FILE *out, const struct cfg_service *s)
 void cfg_print(FILE *out, const struct config *cfg)
 {
 	put_key_str(out, 0, "node", cfg->node);
+	put_key_str(out, 0, "state_dir", cfg->state_dir);
 	fputs("bird:\n", out);
 	put_key_str(out, 2, "socket", cfg->bird.socket);
 	put_key_str(out, 2, "include", cfg->bird.include);

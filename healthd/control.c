@@ -4,9 +4,11 @@
  */
 #include <errno.h>
 #include <jansson.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,6 +33,7 @@ struct ctl_client {
 	size_t len;
 	int pending;        /* async replies still owed */
 	uint64_t last_ms;   /* last connect or read, loop time */
+	long uid;           /* the peer's, from SO_PEERCRED; -1 = not known */
 	bool closed;
 	struct ctl_client *next, *prev;
 };
@@ -130,11 +133,118 @@ static const struct {
 	{ "drain", CTL_DRAIN }, { "undrain", CTL_UNDRAIN }, { "check", CTL_CHECK },
 };
 
+/* Length of the UTF-8 sequence at p (at most n bytes), 0 when invalid:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+	size_t len = p[0] < 0x80 ? 1 : p[0] >= 0xc2 && p[0] <= 0xdf ? 2 :
+		     p[0] >= 0xe0 && p[0] <= 0xef ? 3 : p[0] >= 0xf0 && p[0] <= 0xf4 ? 4 : 0;
+
+	if (!len || len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++)
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+	if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] > 0x9f) ||
+	    (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] > 0x8f))
+		return 0;
+	return len;
+}
+
+int ctl_text_check(const char *what, const char *s, size_t max, char *err, size_t errlen)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	if (!n) {
+		snprintf(err, errlen, "%s is empty", what);
+		return -EINVAL;
+	}
+	if (n > max) {
+		snprintf(err, errlen, "%s too long (%zu bytes, at most %zu)", what, n, max);
+		return -EINVAL;
+	}
+	for (size_t i = 0, len; i < n; i += len) {
+		len = utf8_len(p + i, n - i);
+		if (!len) {
+			snprintf(err, errlen, "%s is not valid UTF-8 (byte %zu)", what, i + 1);
+			return -EINVAL;
+		}
+		/* C0, DEL and C1 (U+0080..U+009F is 0xc2 0x80..0x9f) */
+		if ((len == 1 && (p[i] < 0x20 || p[i] == 0x7f)) ||
+		    (len == 2 && p[i] == 0xc2 && p[i + 1] < 0xa0)) {
+			snprintf(err, errlen, "%s contains a control character (byte %zu)", what, i + 1);
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* The next blank-separated word, NUL-terminated in place; NULL at the end. */
+static char *next_word(char **p)
+{
+	char *s = *p, *w;
+
+	s += strspn(s, " \t");
+	if (!*s) {
+		*p = s;
+		return NULL;
+	}
+	w = s;
+	s += strcspn(s, " \t");
+	if (*s)
+		*s++ = '\0';
+	*p = s;
+	return w;
+}
+
+/* [DURATION] [reason TEXT] after drain/undrain TARGET. */
+static int drain_options(char *rest, struct ctl_request *req, char *err, size_t errlen)
+{
+	bool have_for = false;
+	char *w;
+
+	while ((w = next_word(&rest))) {
+		if (!strcmp(w, "reason")) {
+			char *end;
+
+			rest += strspn(rest, " \t");
+			end = rest + strlen(rest);
+			while (end > rest && (end[-1] == ' ' || end[-1] == '\t'))
+				*--end = '\0';
+			if (!*rest) {
+				snprintf(err, errlen, "reason needs a text");
+				return -EINVAL;
+			}
+			if (ctl_text_check("reason", rest, SVC_REASON_MAX, err, errlen) < 0)
+				return -EINVAL;
+			req->reason = rest;
+			return 0;
+		}
+		int rc = have_for || req->cmd == CTL_UNDRAIN ? -EINVAL
+			 : cfg_parse_duration_max(w, CFG_DRAIN_MAX_MS, &req->for_ms);
+
+		if (rc == -ERANGE) {
+			char max[32];
+
+			req->for_ms = 0;
+			cfg_format_duration(max, sizeof(max), CFG_DRAIN_MAX_MS);
+			snprintf(err, errlen, "drain duration '%.64s' is too long (at most %s)", w, max);
+			return -EINVAL;
+		}
+		if (rc < 0) {
+			req->for_ms = 0;
+			snprintf(err, errlen, "bad duration '%.64s' (e.g. 30s, 5m; undrain takes none)", w);
+			return -EINVAL;
+		}
+		have_for = true;
+	}
+	return 0;
+}
+
 int ctl_request_parse(char *line, struct ctl_request *req, char *err, size_t errlen)
 {
-	char *save = NULL, *cmd = strtok_r(line, " \t", &save);
-	char *arg = strtok_r(NULL, " \t", &save);
-	char *arg2 = strtok_r(NULL, " \t", &save);
+	char *rest = line, *cmd = next_word(&rest), *arg = next_word(&rest);
 	size_t i, n = sizeof(ctl_words) / sizeof(ctl_words[0]);
 
 	memset(req, 0, sizeof(*req));
@@ -152,29 +262,50 @@ int ctl_request_parse(char *line, struct ctl_request *req, char *err, size_t err
 	req->arg = arg;
 	if (req->cmd == CTL_DRAIN || req->cmd == CTL_UNDRAIN) {
 		if (!arg) {
-			snprintf(err, errlen, "usage: drain SERVICE [DURATION] | undrain SERVICE");
+			snprintf(err, errlen, "usage: drain SERVICE|--all [DURATION] [reason TEXT]"
+				 " | undrain SERVICE|--all [reason TEXT]");
 			return -EINVAL;
 		}
-		int rc = arg2 && req->cmd == CTL_DRAIN
-			 ? cfg_parse_duration_max(arg2, CFG_DRAIN_MAX_MS, &req->for_ms) : 0;
-
-		if (rc == -ERANGE) {
-			char max[32];
-
-			cfg_format_duration(max, sizeof(max), CFG_DRAIN_MAX_MS);
-			snprintf(err, errlen, "drain duration '%.64s' is too long (at most %s)",
-				 arg2, max);
-			return -EINVAL;
-		}
-		if (rc < 0 || (arg2 && req->cmd == CTL_UNDRAIN)) {
-			snprintf(err, errlen, "bad duration '%.64s' (e.g. 30s, 5m)", arg2);
-			return -EINVAL;
-		}
+		req->all = !strcmp(arg, "--all");
+		return drain_options(rest, req, err, errlen);
 	} else if (req->cmd == CTL_CHECK && !arg) {
 		snprintf(err, errlen, "usage: check [SERVICE/]CHECK");
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* The peer's user name, "" when there is none. getpwuid_r may ask NSS,
+ * which can block; it runs once per drain request, which an operator
+ * types, so the loop can afford it. */
+static void user_name(long uid, char *out, size_t len)
+{
+	struct passwd pw, *res = NULL;
+	char buf[1024];
+
+	out[0] = '\0';
+	if (uid >= 0 && getpwuid_r((uid_t)uid, &pw, buf, sizeof(buf), &res) == 0 && res &&
+	    ctl_text_check("user", res->pw_name, len - 1, buf, sizeof(buf)) == 0)
+		snprintf(out, len, "%s", res->pw_name);
+}
+
+static void handle_drain(struct ctl_client *c, const struct ctl_request *req)
+{
+	char user[64], err[128];
+	struct hd_who who = { .uid = c->uid, .user = user, .reason = req->reason };
+	bool on = req->cmd == CTL_DRAIN;
+	json_t *body;
+
+	user_name(c->uid, user, sizeof(user));
+	if (hd_drain(c->srv->hd, req->all ? NULL : req->arg, on, req->for_ms, &who) < 0) {
+		snprintf(err, sizeof(err), "no service '%.64s'", req->arg);
+		reply_error(c, 404, err);
+		return;
+	}
+	body = json_pack("{s:s,s:b}", "service", req->arg, "drain", on);
+	if (req->reason)
+		json_object_set_new(body, "reason", json_string(req->reason));
+	reply(c, 200, body);
 }
 
 static void handle(struct ctl_client *c, char *line)
@@ -204,13 +335,7 @@ static void handle(struct ctl_client *c, char *line)
 		break;
 	case CTL_DRAIN:
 	case CTL_UNDRAIN:
-		if (hd_drain(hd, req.arg, req.cmd == CTL_DRAIN, req.for_ms) < 0) {
-			snprintf(err, sizeof(err), "no service '%.64s'", req.arg);
-			reply_error(c, 404, err);
-		} else {
-			reply(c, 200, json_pack("{s:s,s:b}", "service", req.arg,
-						"drain", req.cmd == CTL_DRAIN));
-		}
+		handle_drain(c, &req);
 		break;
 	case CTL_CHECK:
 		c->pending++;
@@ -274,6 +399,18 @@ static bool evict_idle(struct ctl_server *srv, uint64_t now)
 	return old != NULL;
 }
 
+/* Who is on the other end: recorded with the drains it asks for. */
+static void peer_uid(struct ctl_client *c)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+	uv_os_fd_t fd;
+
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+	    getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && len == sizeof(cred))
+		c->uid = (long)cred.uid;
+}
+
 static void on_connection(uv_stream_t *server, int status)
 {
 	struct ctl_server *srv = server->data;
@@ -293,10 +430,12 @@ static void on_connection(uv_stream_t *server, int status)
 	if (srv->head)
 		srv->head->prev = c;
 	srv->head = c;
+	c->uid = -1;
 	if (uv_accept(server, (uv_stream_t *)&c->pipe) < 0) {
 		client_close(c);
 		return;
 	}
+	peer_uid(c);
 	if (srv->clients > CTL_CLIENTS_MAX && !evict_idle(srv, c->last_ms)) {
 		reply_error(c, 500, "too many control clients");
 		client_close(c);

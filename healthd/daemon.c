@@ -320,6 +320,7 @@ static void maint_poll(uv_timer_t *t)
 			apply(hs, false);
 		}
 	}
+	hd_intent_tick(hd);
 }
 
 /* ---- systemd watchdog ---- */
@@ -401,6 +402,7 @@ int hd_new(uv_loop_t *loop, struct config *cfg, struct hd **out)
 	hd->n_svcs = cfg->n_services;
 	for (size_t i = 0; i < hd->n_svcs; i++)
 		adopt_from_file(hd, hd->svcs[i]);
+	hd_intent_restore(hd);   /* before any verdict and before BIRD is told anything */
 	rc = bird_sync_new(loop, cfg, &cbs, hd, &hd->sync);
 	if (rc < 0)
 		goto fail;
@@ -514,16 +516,36 @@ int hd_reload(struct hd *hd, char *err, size_t errlen)
 	return 0;
 }
 
-int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms)
+/* An operator's drain or undrain of one service, recorded as its intent. */
+static void drain_one(struct hd_service *hs, bool on, uint64_t for_ms,
+		      const struct hd_who *who, int64_t wall)
 {
-	struct hd_service *hs = find_service(hd, service);
+	struct svc_intent in = { .drained = on, .since_ms = wall, .uid = who->uid };
+	const char *name = hs->svc.cfg->name;
+	char what[400];
 
-	if (!hs)
-		return -ENOENT;
-	svc_drain(&hs->svc, on, for_ms, hd_now_ms(hd));
-	hd_log(LOG_LVL_NOTICE, service, NULL, "service %s: %s requested", service,
-	       on ? "drain" : "undrain");
+	in.until_ms = on && for_ms ? wall + (int64_t)for_ms : 0;
+	snprintf(in.user, sizeof(in.user), "%s", who->user ? who->user : "");
+	snprintf(in.reason, sizeof(in.reason), "%s", who->reason ? who->reason : "");
+	svc_intent_set(&hs->svc, &in, hd_now_ms(hs->hd), wall);
+	hd_intent_describe(&in, what, sizeof(what));
+	hd_log(LOG_LVL_NOTICE, name, NULL, "service %s: %s requested %s", name,
+	       on ? "drain" : "undrain", what);
 	apply(hs, false);
+}
+
+int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms,
+	     const struct hd_who *who)
+{
+	struct hd_service *hs = service ? find_service(hd, service) : NULL;
+	int64_t wall = hd_wall_ms();
+
+	if (service && !hs)
+		return -ENOENT;
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		if (!hs || hd->svcs[i] == hs)
+			drain_one(hd->svcs[i], on, for_ms, who, wall);
+	hd_intent_save(hd);
 	return 0;
 }
 

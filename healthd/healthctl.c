@@ -27,8 +27,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: healthctl [-c CONFIG | -s SOCKET] COMMAND\n"
 		"  status [--json] [--watch [SECONDS]]  services, checks and why\n"
-		"  drain SERVICE [--for DURATION]       announce with the draining communities, then withdraw\n"
-		"  undrain SERVICE                      end a drain\n"
+		"  drain SERVICE|--all [--for DURATION] [--reason TEXT]\n"
+		"                                       announce with the draining communities, then withdraw;\n"
+		"                                       kept across restarts of healthd\n"
+		"  undrain SERVICE|--all [--reason TEXT]  end a drain\n"
 		"  check [SERVICE/]CHECK                probe now and print the result\n"
 		"  reload                               load the config again (errors are printed)\n"
 		"  version\n"
@@ -198,10 +200,77 @@ static int simple(const char *sock, const char *line, bool is_check)
 	return rc;
 }
 
+/* drain|undrain (SERVICE | --all) [--for DURATION] [--reason TEXT], the
+ * options in any order, into the request line "CMD TARGET [DURATION]
+ * [reason TEXT]". 0, or EX_USAGE_ after a message. */
+static int drain_line(const char *cmd, char **args, int nargs, char *line, size_t len)
+{
+	const char *target = NULL, *dur = NULL, *reason = NULL;
+	bool drain = !strcmp(cmd, "drain");
+	char err[128];
+	uint64_t ms;
+
+	for (int i = 0; i < nargs; i++) {
+		const char *a = args[i];
+
+		if (!strcmp(a, "--for") && drain) {
+			if (i + 1 >= nargs || dur) {
+				fprintf(stderr, "healthctl: %s\n", dur ? "--for given twice" : "--for needs a duration (e.g. 30s, 5m)");
+				return EX_USAGE_;
+			}
+			dur = args[++i];
+			int rc = cfg_parse_duration_max(dur, CFG_DRAIN_MAX_MS, &ms);
+
+			if (rc == -ERANGE) {
+				char max[32];
+
+				cfg_format_duration(max, sizeof(max), CFG_DRAIN_MAX_MS);
+				fprintf(stderr, "healthctl: drain --for '%s': too long (at most %s)\n",
+					dur, max);
+				return EX_USAGE_;
+			}
+			if (rc < 0) {
+				fprintf(stderr, "healthctl: bad duration '%s' (e.g. 30s, 5m)\n", dur);
+				return EX_USAGE_;
+			}
+		} else if (!strcmp(a, "--reason")) {
+			if (i + 1 >= nargs || reason) {
+				fprintf(stderr, "healthctl: %s\n", reason ? "--reason given twice" : "--reason needs a text");
+				return EX_USAGE_;
+			}
+			reason = args[++i];
+			if (ctl_text_check("reason", reason, SVC_REASON_MAX, err, sizeof(err)) < 0) {
+				fprintf(stderr, "healthctl: %s\n", err);
+				return EX_USAGE_;
+			}
+		} else if (!target && (!strcmp(a, "--all") || a[0] != '-')) {
+			target = a;
+		} else {
+			fprintf(stderr, "healthctl: %s: unexpected '%s'\n", cmd, a);
+			usage(stderr);
+			return EX_USAGE_;
+		}
+	}
+	if (!target) {
+		fprintf(stderr, "healthctl: %s needs a SERVICE or --all\n", cmd);
+		usage(stderr);
+		return EX_USAGE_;
+	}
+	/* the server answers "no service" for names it lacks; a blank would
+	 * split the request line */
+	if (strpbrk(target, " \t") || ctl_text_check("service", target, 64, err, sizeof(err)) < 0) {
+		fprintf(stderr, "healthctl: '%s' is not a service name ([a-z0-9_])\n", target);
+		return EX_USAGE_;
+	}
+	snprintf(line, len, "%s %s%s%s%s%s", cmd, target, dur ? " " : "", dur ? dur : "",
+		 reason ? " reason " : "", reason ? reason : "");
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *sock = NULL, *cfgpath = NULL;
-	char line[512];
+	char line[1024];
 	int opt;
 
 	while ((opt = getopt(argc, argv, "+c:s:h")) != -1) {
@@ -247,30 +316,10 @@ int main(int argc, char **argv)
 		}
 		return cmd_status(path, json, watch);
 	}
-	if (!strcmp(cmd, "drain") && (nargs == 1 || (nargs == 3 && !strcmp(args[1], "--for")))) {
-		uint64_t ms;
-		int rc = nargs == 3 ? cfg_parse_duration_max(args[2], CFG_DRAIN_MAX_MS, &ms) : 0;
+	if (!strcmp(cmd, "drain") || !strcmp(cmd, "undrain")) {
+		int rc = drain_line(cmd, args, nargs, line, sizeof(line));
 
-		if (rc == -ERANGE) {
-			char max[32];
-
-			cfg_format_duration(max, sizeof(max), CFG_DRAIN_MAX_MS);
-			fprintf(stderr, "healthctl: drain --for '%s': too long (at most %s)\n",
-				args[2], max);
-			return EX_USAGE_;
-		}
-		if (rc < 0) {
-			fprintf(stderr, "healthctl: drain --for '%s': not a duration (e.g. 30s, 5m)\n",
-				args[2]);
-			return EX_USAGE_;
-		}
-		snprintf(line, sizeof(line), "drain %s%s%s", args[0], nargs == 3 ? " " : "",
-			 nargs == 3 ? args[2] : "");
-		return simple(path, line, false);
-	}
-	if (!strcmp(cmd, "undrain") && nargs == 1) {
-		snprintf(line, sizeof(line), "undrain %s", args[0]);
-		return simple(path, line, false);
+		return rc ? rc : simple(path, line, false);
 	}
 	if (!strcmp(cmd, "check") && nargs == 1) {
 		snprintf(line, sizeof(line), "check %s", args[0]);

@@ -14,7 +14,9 @@
  * A check is UNKNOWN until it has `rise` successes or `fall` failures in a
  * row. While any `withdraw` check is UNKNOWN there is no verdict and the
  * service keeps the state it has (at start: the one adopted from BIRD), so
- * restarting healthd never moves a route by itself.
+ * restarting healthd never moves a route by itself. A drain needs no
+ * verdict: an announced service drains and is withdrawn after `drain`, a
+ * withdrawn one stays withdrawn, whatever the checks say.
  */
 #ifndef HEALTHD_HEALTHD_H
 #define HEALTHD_HEALTHD_H
@@ -90,6 +92,19 @@ struct svc_damp {
 	uint64_t suppressed_since_ms;
 };
 
+#define SVC_REASON_MAX 200   /* bytes of an operator's reason for a drain */
+
+/* An operator's drain: who asked, why, until when. Kept across restarts
+ * (intent.c) and shown in the status; not set by the stop policy. */
+struct svc_intent {
+	bool drained;
+	int64_t since_ms;          /* wall clock, ms since the epoch */
+	int64_t until_ms;          /* wall clock; 0 = until undrain */
+	long uid;                  /* the control socket peer; -1 = not known */
+	char user[64];             /* its name, "" when there is none */
+	char reason[SVC_REASON_MAX + 1];
+};
+
 struct svc {
 	const struct cfg_service *cfg;
 	enum svc_state state;
@@ -104,8 +119,9 @@ struct svc {
 	 * O(1) per probe result however many checks a service has. */
 	unsigned count[3][3];      /* [on_fail][chk_state] */
 
-	bool drain_requested;      /* healthctl drain */
+	bool drain_requested;      /* healthctl drain, or the stop policy */
 	uint64_t drain_until_ms;   /* 0 = until undrain */
+	struct svc_intent intent;
 	bool maintenance;          /* maintenance file present */
 	uint64_t draining_since_ms;
 	uint64_t withdrawn_ms;     /* for hold_down */
@@ -130,6 +146,12 @@ bool svc_check_result(struct svc *s, size_t idx, const struct check_result *r,
  * *wake_ms is set to when to evaluate again (0 = only on the next event). */
 bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms);
 void svc_drain(struct svc *s, bool on, uint64_t for_ms, uint64_t now_ms);
+/* An operator's drain or undrain (in->drained), now or restored at start:
+ * records the intent and drains for what is left of in->until_ms. A
+ * deadline already passed at wall_ms means undrained. Returns whether the
+ * service is drained now. */
+bool svc_intent_set(struct svc *s, const struct svc_intent *in, uint64_t now_ms,
+		    int64_t wall_ms);
 /* An operator's or the stop policy's decision that overrides checks. */
 bool svc_force(struct svc *s, enum svc_state to, const char *reason,
 	       uint64_t now_ms, time_t wall);
@@ -157,8 +179,15 @@ int hd_reload(struct hd *hd, char *err, size_t errlen);
 void hd_stop(struct hd *hd);
 /* Free what is left once the loop has ended. */
 void hd_free(struct hd *hd);
-/* 0, -ENOENT (no such service). */
-int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms);
+/* Who asked for a drain or an undrain, and why; kept with the intent. */
+struct hd_who {
+	long uid;                  /* the control socket peer; -1 = not known */
+	const char *user;          /* NULL or "": no name for the uid */
+	const char *reason;        /* NULL: none given */
+};
+/* service NULL: every service. 0, -ENOENT (no such service). */
+int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms,
+	     const struct hd_who *who);
 /* Probe now; cb gets the result (NULL: the check was removed meanwhile). */
 typedef void (*hd_check_cb)(void *arg, const char *service, const char *check,
 			    const struct check_result *r);
@@ -166,9 +195,24 @@ int hd_check_now(struct hd *hd, const char *name, hd_check_cb cb, void *arg);
 const struct config *hd_config(const struct hd *hd);
 uint64_t hd_now_ms(const struct hd *hd);
 
+/* ---- intent.c: operator intent kept across restarts ---- */
+
+/* Wall clock, ms since the epoch: deadlines that survive a restart. */
+int64_t hd_wall_ms(void);
+struct json_t;
+/* One service's intent as the state file keeps it, and back (-EINVAL and
+ * err names the field). */
+struct json_t *svc_intent_json(const struct svc_intent *in);
+int svc_intent_from_json(struct json_t *o, struct svc_intent *in, char *err, size_t errlen);
+/* The state file's text, checked in full: the document, or NULL and err
+ * says where it is wrong. */
+struct json_t *hd_intent_parse(const char *text, size_t len, char *err, size_t errlen);
+/* "by USER (uid N), until TIME, reason: TEXT" for logs (no "until" when
+ * undrained). */
+void hd_intent_describe(const struct svc_intent *in, char *buf, size_t len);
+
 /* ---- status.c: one snapshot, several renderers ---- */
 
-struct json_t;
 /* The snapshot: what healthctl status --json and GET /status print. */
 struct json_t *hd_status(struct hd *hd);
 /* The text table healthctl prints, from the snapshot. */
@@ -177,14 +221,27 @@ char *hd_status_text(struct json_t *snap);
 /* ---- control.c: the unix control socket ---- */
 
 enum ctl_cmd { CTL_STATUS, CTL_VERSION, CTL_RELOAD, CTL_DRAIN, CTL_UNDRAIN, CTL_CHECK };
+/*
+ * Request lines:
+ *   status | version | reload | check [SERVICE/]CHECK
+ *   drain (SERVICE | --all) [DURATION] [reason TEXT]
+ *   undrain (SERVICE | --all) [reason TEXT]
+ * TEXT is the rest of the line: at most SVC_REASON_MAX bytes of UTF-8
+ * without control characters.
+ */
 struct ctl_request {
 	enum ctl_cmd cmd;
-	const char *arg;           /* SERVICE or [SERVICE/]CHECK, points into the line */
+	const char *arg;           /* SERVICE, --all or [SERVICE/]CHECK, points into the line */
+	bool all;                  /* drain/undrain --all */
 	uint64_t for_ms;           /* drain SERVICE DURATION; 0 = until undrain */
+	const char *reason;        /* NULL, or the text, points into the line */
 };
 /* One request line (no newline), split in place. 0, or -EINVAL and err
  * says what was wrong; pure, so it can be fuzzed. */
 int ctl_request_parse(char *line, struct ctl_request *req, char *err, size_t errlen);
+/* Text safe to store and show (reasons, user names): 1..max bytes of
+ * UTF-8, no control characters. 0, or -EINVAL and err says why. */
+int ctl_text_check(const char *what, const char *s, size_t max, char *err, size_t errlen);
 
 struct ctl_server;
 int ctl_server_new(struct hd *hd, uv_loop_t *loop, const char *path,

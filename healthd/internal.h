@@ -1,5 +1,5 @@
-/* healthd/ private: the daemon's state, shared by daemon.c, status.c and
- * control.c only. */
+/* healthd/ private: the daemon's state, shared by daemon.c, status.c,
+ * control.c and intent.c only. */
 #ifndef HEALTHD_INTERNAL_H
 #define HEALTHD_INTERNAL_H
 
@@ -41,6 +41,20 @@ struct hd_lateness {
 
 void hd_lateness_add(struct hd_lateness *l, uint64_t us);
 
+/* intent.c: the state file's writer. */
+struct hd_intent_io {
+	bool busy;                 /* a write is in the thread pool */
+	bool dirty;                /* intent changed since the last write began */
+	unsigned failures;         /* in a row */
+	uint64_t retry_ms;         /* loop time of the next attempt after a failure */
+};
+/* At start, before the first verdict: the drains that were in force. */
+void hd_intent_restore(struct hd *hd);
+/* After a drain or undrain: write the state file (off the loop). */
+void hd_intent_save(struct hd *hd);
+/* Once a second: retry a failed write when its delay is over. */
+void hd_intent_tick(struct hd *hd);
+
 struct hd {
 	uv_loop_t *loop;
 	struct config *cfg;
@@ -61,6 +75,7 @@ struct hd {
 	time_t started_wall;
 	uint64_t reloads, reload_failures;
 	struct hd_lateness lateness;
+	struct hd_intent_io intent;
 	char last_reload_error[512];
 };
 

@@ -89,6 +89,9 @@ void svc_adopt(struct svc *s, enum svc_state st, const char *why,
 		record(s, st, wall, why);
 		s->since_ms = now_ms;
 		s->since_wall = wall;
+		/* loop time does not survive a restart: the drain time starts again */
+		if (st == SVC_DRAINING)
+			s->draining_since_ms = now_ms;
 	}
 	s->state = st;
 	snprintf(s->reason, sizeof(s->reason), "%s", why);
@@ -103,6 +106,7 @@ void svc_migrate(struct svc *to, const struct svc *from)
 	memcpy(to->reason, from->reason, sizeof(to->reason));
 	to->drain_requested = from->drain_requested;
 	to->drain_until_ms = from->drain_until_ms;
+	to->intent = from->intent;
 	to->maintenance = from->maintenance;
 	to->draining_since_ms = from->draining_since_ms;
 	to->withdrawn_ms = from->withdrawn_ms;
@@ -274,8 +278,11 @@ static bool transition(struct svc *s, enum svc_state to, const char *reason,
 
 static bool draining_wanted(struct svc *s, uint64_t now_ms)
 {
-	if (s->drain_requested && s->drain_until_ms && now_ms >= s->drain_until_ms)
+	if (s->drain_requested && s->drain_until_ms && now_ms >= s->drain_until_ms) {
 		s->drain_requested = false;
+		s->drain_until_ms = 0;
+		s->intent.drained = false;
+	}
 	return s->drain_requested || s->maintenance;
 }
 
@@ -283,6 +290,33 @@ static void wake_at(uint64_t *wake, uint64_t at)
 {
 	if (at && (*wake == 0 || at < *wake))
 		*wake = at;
+}
+
+/* Drain wanted: an announced service drains, then is withdrawn after
+ * `drain`; a withdrawn one stays withdrawn. */
+static bool drain_step(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms)
+{
+	const char *cause = s->drain_requested ? "drain requested" : "maintenance file present";
+	uint64_t end = s->draining_since_ms + s->cfg->drain_ms;
+	char why[200];
+
+	switch (s->state) {
+	case SVC_UP:
+	case SVC_DEGRADED:
+		transition(s, SVC_DRAINING, cause, now_ms, wall);
+		wake_at(wake_ms, now_ms + s->cfg->drain_ms);
+		return true;
+	case SVC_DRAINING:
+		if (now_ms >= end) {
+			snprintf(why, sizeof(why), "drained for %llu ms (%s)",
+				 (unsigned long long)s->cfg->drain_ms, cause);
+			return transition(s, SVC_WITHDRAWN, why, now_ms, wall);
+		}
+		wake_at(wake_ms, end);
+		return false;
+	default:
+		return false;
+	}
 }
 
 bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms)
@@ -303,8 +337,17 @@ bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms
 		damp_penalise(s, now_ms);
 		return transition(s, SVC_WITHDRAWN, why, now_ms, wall);
 	}
-	if (v.unknown)
-		return false;   /* no verdict yet: keep what we have */
+	if (v.unknown) {
+		/* No verdict yet: keep what we have, unless an operator (or the
+		 * stop policy) wants it drained, which needs no verdict. */
+		if (!draining_wanted(s, now_ms))
+			return false;
+		bool changed = drain_step(s, now_ms, wall, wake_ms);
+
+		if (s->state == SVC_WITHDRAWN)
+			s->decided = true;   /* withdrawn by us: BIRD's old state no longer counts */
+		return changed;
+	}
 	s->decided = true;
 
 	enum svc_state healthy = v.degraded ? SVC_DEGRADED : SVC_UP;
@@ -314,29 +357,8 @@ bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms
 	else
 		snprintf(why, sizeof(why), "all checks up");
 
-	if (draining_wanted(s, now_ms)) {
-		const char *cause = s->drain_requested ? "drain requested"
-						       : "maintenance file present";
-		uint64_t end = s->draining_since_ms + s->cfg->drain_ms;
-
-		switch (s->state) {
-		case SVC_UP:
-		case SVC_DEGRADED:
-			transition(s, SVC_DRAINING, cause, now_ms, wall);
-			wake_at(wake_ms, now_ms + s->cfg->drain_ms);
-			return true;
-		case SVC_DRAINING:
-			if (now_ms >= end) {
-				snprintf(why, sizeof(why), "drained for %llu ms (%s)",
-					 (unsigned long long)s->cfg->drain_ms, cause);
-				return transition(s, SVC_WITHDRAWN, why, now_ms, wall);
-			}
-			wake_at(wake_ms, end);
-			return false;
-		default:
-			return false;
-		}
-	}
+	if (draining_wanted(s, now_ms))
+		return drain_step(s, now_ms, wall, wake_ms);
 
 	switch (s->state) {
 	case SVC_WITHDRAWN: {
@@ -376,6 +398,17 @@ void svc_drain(struct svc *s, bool on, uint64_t for_ms, uint64_t now_ms)
 {
 	s->drain_requested = on;
 	s->drain_until_ms = on && for_ms ? now_ms + for_ms : 0;
+}
+
+bool svc_intent_set(struct svc *s, const struct svc_intent *in, uint64_t now_ms,
+		    int64_t wall_ms)
+{
+	bool on = in->drained && (!in->until_ms || in->until_ms > wall_ms);
+
+	s->intent = *in;
+	s->intent.drained = on;
+	svc_drain(s, on, on && in->until_ms ? (uint64_t)(in->until_ms - wall_ms) : 0, now_ms);
+	return on;
 }
 
 static size_t append_set(const struct cfg_communities *set,

@@ -134,6 +134,36 @@ static json_t *history_json(const struct svc *s)
 	return a;
 }
 
+static json_t *wall_ms_str(int64_t ms)
+{
+	return ms > 0 ? wall_str((time_t)(ms / 1000)) : json_null();
+}
+
+/* An operator's drain: who, why, since and until when. */
+static json_t *intent_json(const struct svc *s, uint64_t now)
+{
+	const struct svc_intent *in = &s->intent;
+	json_t *o = json_object();
+	char by[80];
+
+	json_object_set_new(o, "drained", json_boolean(in->drained));
+	if (!in->drained)
+		return o;
+	if (in->user[0])
+		snprintf(by, sizeof(by), "%s", in->user);
+	else if (in->uid >= 0)
+		snprintf(by, sizeof(by), "uid %ld", in->uid);
+	json_object_set_new(o, "by", in->user[0] || in->uid >= 0 ? json_string(by) : json_null());
+	json_object_set_new(o, "uid", in->uid >= 0 ? json_integer(in->uid) : json_null());
+	json_object_set_new(o, "reason", in->reason[0] ? json_string(in->reason) : json_null());
+	json_object_set_new(o, "since", wall_ms_str(in->since_ms));
+	json_object_set_new(o, "until", wall_ms_str(in->until_ms));
+	json_object_set_new(o, "remaining_s", s->drain_until_ms
+			    ? json_integer((json_int_t)((s->drain_until_ms > now ? s->drain_until_ms - now : 0) + 999) / 1000)
+			    : json_null());
+	return o;
+}
+
 static json_t *service_json(const struct hd *hd, const struct hd_service *hs)
 {
 	const struct svc *s = &hs->svc;
@@ -150,6 +180,7 @@ static json_t *service_json(const struct hd *hd, const struct hd_service *hs)
 	json_object_set_new(o, "prefixes", pfx);
 	json_object_set_new(o, "transitions", json_integer((json_int_t)s->transitions));
 	json_object_set_new(o, "drain_requested", json_boolean(s->drain_requested));
+	json_object_set_new(o, "drain", intent_json(s, now));
 	json_object_set_new(o, "maintenance", json_boolean(s->maintenance));
 	json_object_set_new(o, "penalty", json_real(svc_penalty(s, now)));
 	json_object_set_new(o, "suppressed", json_boolean(s->damp.suppressed));
@@ -273,8 +304,25 @@ char *hd_status_text(json_t *snap)
 			fprintf(f, "  SUPPRESSED by dampening until %s (penalty %.0f)\n",
 				jstr(svc, "suppressed_until"),
 				json_real_value(json_object_get(svc, "penalty")));
-		if (json_is_true(json_object_get(svc, "drain_requested")))
-			fprintf(f, "  drain requested by an operator\n");
+		json_t *drain = json_object_get(svc, "drain");
+
+		if (json_is_true(json_object_get(drain, "drained"))) {
+			json_t *uid = json_object_get(drain, "uid"), *left = json_object_get(drain, "remaining_s");
+
+			fprintf(f, "  drain requested by %s", jstr(drain, "by"));
+			if (json_is_integer(uid) && strncmp(jstr(drain, "by"), "uid ", 4))
+				fprintf(f, " (uid %lld)", json_integer_value(uid));
+			fprintf(f, " since %s, until ", jstr(drain, "since"));
+			if (json_is_integer(left))
+				fprintf(f, "%s (%llds left)\n", jstr(drain, "until"),
+					json_integer_value(left));
+			else
+				fprintf(f, "undrain\n");
+			if (json_is_string(json_object_get(drain, "reason")))
+				fprintf(f, "  drain reason: %s\n", jstr(drain, "reason"));
+		} else if (json_is_true(json_object_get(svc, "drain_requested"))) {
+			fprintf(f, "  drain requested by the stop policy\n");
+		}
 		if (json_is_true(json_object_get(svc, "maintenance")))
 			fprintf(f, "  maintenance file present\n");
 		fprintf(f, "  %-12s %-6s %-8s %-8s %9s %5s %5s  %s\n", "CHECK", "TYPE",

@@ -37,6 +37,20 @@ static void one_line(char *line, size_t len)
 		abort();
 	if (req.cmd != CTL_DRAIN && req.for_ms)
 		abort();
+	if (req.all && strcmp(req.arg, "--all"))
+		abort();
+	/* a reason: only for drain/undrain, inside the line, capped, checked */
+	if (req.reason) {
+		if (req.cmd != CTL_DRAIN && req.cmd != CTL_UNDRAIN)
+			abort();
+		if (req.reason < line || req.reason >= line + len || !req.reason[0] ||
+		    strlen(req.reason) > SVC_REASON_MAX ||
+		    ctl_text_check("reason", req.reason, SVC_REASON_MAX, err, sizeof(err)))
+			abort();
+		for (const unsigned char *p = (const unsigned char *)req.reason; *p; p++)
+			if (*p < 0x20 || *p == 0x7f)
+				abort();
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -348,6 +348,7 @@ lab_healthd_config() {
 node: lab1
 bird: { socket: $LAB_DIR/node/bird.ctl, include: $LAB_DIR/node/healthd.conf, timeout: 2s, reconcile: 1s }
 control: { socket: $LAB_DIR/healthd.sock }
+state_dir: $LAB_DIR/state
 defaults: { interval: 200ms, timeout: 200ms, rise: 2, fall: 2 }
 services:
   - name: web
@@ -420,7 +421,8 @@ _lab_http_yaml() {
 }
 
 # lab_config — lab_healthd_config with knobs: LAB_INTERVAL, LAB_TIMEOUT,
-# LAB_DRAIN, LAB_HOLD_DOWN, LAB_HTTP_LISTEN, and YAML lines LAB_SERVICE_EXTRA (service keys)
+# LAB_DRAIN, LAB_HOLD_DOWN, LAB_HTTP_LISTEN, LAB_STATE_DIR (default
+# $LAB_DIR/state), and YAML lines LAB_SERVICE_EXTRA (service keys)
 # and LAB_CHECKS_EXTRA (more checks).
 lab_config() {
 	cat <<EOF2
@@ -432,6 +434,7 @@ bird:
   reconcile: 1s
 control:
   socket: $LAB_DIR/healthd.sock
+state_dir: ${LAB_STATE_DIR:-$LAB_DIR/state}
 $(_lab_http_yaml)
 defaults:
   interval: ${LAB_INTERVAL:-200ms}

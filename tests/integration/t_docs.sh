@@ -183,6 +183,7 @@ bird:
   reconcile: 1s
 control:
   socket: $R/run/healthd/healthd.sock
+state_dir: $R/var/lib/healthd
 services:
   - name: web
     prefixes: ["203.0.113.10/32"]
@@ -274,7 +275,10 @@ cfg=$R/usr/share/doc/healthd/examples/healthd.yaml
 [ "$(complete_words healthctl -)" = "-c -s -h" ]
 [ "$(complete_words healthctl status --)" = "--json --watch" ]
 [ "$(complete_words healthctl -c "$cfg" drain '')" = "web" ]
-[ "$(complete_words healthctl -c "$cfg" drain web '')" = "--for" ]
+[ "$(complete_words healthctl -c "$cfg" drain web '')" = "--for --reason" ]
+[ "$(complete_words healthctl -c "$cfg" drain -)" = "--all --for --reason" ]
+[ "$(complete_words healthctl -c "$cfg" drain --reason x web '')" = "--for" ]
+[ "$(complete_words healthctl -c "$cfg" undrain --all '')" = "--reason" ]
 [ "$(complete_words healthctl -c "$cfg" check web/h)" = "web/http web/https" ]
 [ "$(complete_words healthctl -c "$R/etc/healthd/healthd.yaml" undrain '')" = "web" ]
 log "docs: pages, unit, sysusers/tmpfiles modes, notify, journal and completion checked"

@@ -431,6 +431,7 @@ Test(config, defaults_filled_in)
 	cr_assert_eq(cfg->bird.timeout_ms, 2000);
 	cr_assert_eq(cfg->bird.reconcile_ms, 5000);
 	cr_assert_str_eq(cfg->control.socket, "/run/healthd/healthd.sock");
+	cr_assert_str_eq(cfg->state_dir, "/var/lib/healthd");
 	cr_assert_eq(cfg->http.n_listen, 0);
 	cr_assert_eq(s->drain_ms, 30000);
 	cr_assert_eq(s->hold_down_ms, 5000);

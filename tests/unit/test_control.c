@@ -77,6 +77,17 @@ ParameterizedTestParameters(control, bad)
 		{ "drain web 18446744073709551616ms", "drain duration '18446744073709551616ms' is too long" },
 		{ "drain web 5124095576030h", "drain duration '5124095576030h' is too long" },
 		{ "drain web 99999999999999999999x", "bad duration '99999999999999999999x'" },
+		{ "drain web 5m 10m", "bad duration '10m'" },
+		{ "drain web reason", "reason needs a text" },
+		{ "drain web reason \t ", "reason needs a text" },
+		{ "drain web reason a\x01" "b", "reason contains a control character (byte 2)" },
+		{ "drain web reason a\x7f", "reason contains a control character" },
+		{ "drain web reason \xc2\x85", "reason contains a control character" },
+		{ "drain web reason \xff", "reason is not valid UTF-8 (byte 1)" },
+		{ "drain web reason \xc3", "reason is not valid UTF-8" },
+		{ "drain web reason \xed\xa0\x80", "reason is not valid UTF-8" },
+		{ "drain web reason \xc0\xaf", "reason is not valid UTF-8" },
+		{ "undrain --all 5s", "bad duration '5s'" },
 		{ "check", "usage: check [SERVICE/]CHECK" },
 	};
 	return cr_make_param_array(struct bad, b, sizeof(b) / sizeof(b[0]));
@@ -113,4 +124,58 @@ Test(control, tiny_error_buffer)
 
 	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), -EINVAL);
 	cr_assert_eq(strlen(err), sizeof(err) - 1);
+}
+
+/* ---- drain options: --all, DURATION, reason TEXT ---- */
+
+Test(control, drain_all_duration_and_reason)
+{
+	char line[] = "drain --all 90s reason kernel upgrade, ticket #42  ", err[256] = "";
+	struct ctl_request req;
+
+	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(req.cmd, CTL_DRAIN);
+	cr_assert(req.all);
+	cr_assert_str_eq(req.arg, "--all");
+	cr_assert_eq(req.for_ms, 90000);
+	cr_assert_str_eq(req.reason, "kernel upgrade, ticket #42", "trailing blanks dropped");
+}
+
+Test(control, reason_without_duration_and_utf8)
+{
+	char line[] = "drain web reason Wartung \xc3\xbc \"quoted\" \\ {}", err[256] = "";
+	struct ctl_request req;
+
+	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not(req.all);
+	cr_assert_str_eq(req.arg, "web");
+	cr_assert_eq(req.for_ms, 0);
+	cr_assert_str_eq(req.reason, "Wartung \xc3\xbc \"quoted\" \\ {}");
+}
+
+Test(control, undrain_takes_a_reason)
+{
+	char line[] = "undrain web reason done", err[256] = "";
+	struct ctl_request req;
+
+	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(req.cmd, CTL_UNDRAIN);
+	cr_assert_str_eq(req.reason, "done");
+}
+
+Test(control, reason_length_is_capped)
+{
+	char line[512], err[256] = "";
+	struct ctl_request req;
+	int n = snprintf(line, sizeof(line), "drain web reason ");
+
+	memset(line + n, 'r', SVC_REASON_MAX);
+	line[n + SVC_REASON_MAX] = '\0';
+	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strlen(req.reason), SVC_REASON_MAX);
+	n = snprintf(line, sizeof(line), "drain web reason ");
+	memset(line + n, 'r', SVC_REASON_MAX + 1);
+	line[n + SVC_REASON_MAX + 1] = '\0';
+	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), -EINVAL);
+	cr_assert(strstr(err, "reason too long (201 bytes, at most 200)"), "%s", err);
 }

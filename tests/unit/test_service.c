@@ -266,3 +266,127 @@ Test(service, max_suppress_caps_how_long_a_suppression_lasts)
 	cr_assert_leq(svc_reuse_ms(&s, now), now + cfg.dampening.max_suppress_ms + 1,
 		      "suppressed for %llu ms", (unsigned long long)(svc_reuse_ms(&s, now) - now));
 }
+
+/* ---- a drain takes effect while checks are still unknown ---- */
+
+static bool eval(void)
+{
+	uint64_t wake;
+
+	return svc_evaluate(&s, now, 0, &wake);
+}
+
+Test(service, drain_while_checks_are_unknown_drains_an_announced_service)
+{
+	uint64_t wake;
+
+	svc_adopt(&s, SVC_UP, "adopted from BIRD (announced)", now, 0);
+	svc_drain(&s, true, 0, now);
+	cr_assert(svc_evaluate(&s, now, 0, &wake), "a drain is not a verdict on checks");
+	cr_assert_eq(s.state, SVC_DRAINING);
+	cr_assert_eq(wake, now + cfg.drain_ms);
+	now += cfg.drain_ms - 1;
+	cr_assert_not(eval());
+	now += 1;
+	cr_assert(eval());
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	cr_assert(strstr(s.reason, "drain"), "reason: %s", s.reason);
+	/* checks rise later: still drained, still withdrawn */
+	all(true, 3);
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	svc_drain(&s, false, 0, now);
+	now += cfg.hold_down_ms;
+	cr_assert(eval());
+	cr_assert_eq(s.state, SVC_UP);
+}
+
+Test(service, maintenance_file_while_checks_are_unknown_drains)
+{
+	svc_adopt(&s, SVC_DEGRADED, "adopted from the include file", now, 0);
+	s.maintenance = true;
+	cr_assert(eval());
+	cr_assert_eq(s.state, SVC_DRAINING);
+	now += cfg.drain_ms;
+	cr_assert(eval());
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+}
+
+Test(service, a_drain_keeps_a_withdrawn_service_withdrawn_when_checks_rise)
+{
+	svc_adopt(&s, SVC_WITHDRAWN, "adopted from BIRD (disabled)", now, 0);
+	svc_drain(&s, true, 0, now);
+	cr_assert_not(eval());
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	all(true, 3);
+	now += cfg.hold_down_ms;
+	cr_assert_not(eval());
+	cr_assert_eq(s.state, SVC_WITHDRAWN, "never announced while drained");
+	svc_drain(&s, false, 0, now);
+	cr_assert(eval());
+	cr_assert_eq(s.state, SVC_UP);
+}
+
+Test(service, an_adopted_drain_gets_its_full_drain_time)
+{
+	svc_adopt(&s, SVC_DRAINING, "adopted from the include file", now, 0);
+	svc_drain(&s, true, 0, now);
+	cr_assert_not(eval());
+	cr_assert_eq(s.state, SVC_DRAINING, "not withdrawn at once after a restart");
+	now += cfg.drain_ms;
+	cr_assert(eval());
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+}
+
+Test(service, no_drain_and_unknown_checks_keep_the_adopted_state)
+{
+	svc_adopt(&s, SVC_UP, "adopted from BIRD (announced)", now, 0);
+	cr_assert_not(eval());
+	cr_assert_eq(s.state, SVC_UP);
+	cr_assert_not(s.decided);
+}
+
+/* ---- operator intent restored at start (wall-clock deadlines) ---- */
+
+Test(service, intent_with_a_passed_deadline_is_undrained)
+{
+	struct svc_intent in = { .drained = true, .since_ms = 1000, .until_ms = 5000, .uid = 0 };
+
+	snprintf(in.reason, sizeof(in.reason), "kernel upgrade");
+	cr_assert_not(svc_intent_set(&s, &in, now, 5000));
+	cr_assert_not(s.drain_requested);
+	cr_assert_not(s.intent.drained);
+}
+
+Test(service, intent_with_time_left_drains_for_what_is_left)
+{
+	struct svc_intent in = { .drained = true, .since_ms = 1000, .until_ms = 61000, .uid = 1000 };
+	uint64_t wake;
+
+	svc_adopt(&s, SVC_UP, "adopted from BIRD (announced)", now, 0);
+	cr_assert(svc_intent_set(&s, &in, now, 41000));
+	cr_assert_eq(s.drain_until_ms, now + 20000, "20 s were left");
+	cr_assert(svc_evaluate(&s, now, 0, &wake));
+	cr_assert_eq(s.state, SVC_DRAINING);
+	now += 20000;
+	all(true, 2);
+	cr_assert_not(s.drain_requested, "the deadline passed");
+	cr_assert_not(s.intent.drained);
+	cr_assert_eq(s.state, SVC_UP);
+}
+
+Test(service, intent_until_undrain_stays_and_migrates)
+{
+	struct svc_intent in = { .drained = true, .since_ms = 1000, .uid = -1 };
+	struct svc s2;
+
+	cr_assert(svc_intent_set(&s, &in, now, 1 << 30));
+	cr_assert_eq(s.drain_until_ms, 0);
+	cr_assert_eq(svc_init(&s2, &cfg, now), 0);
+	svc_migrate(&s2, &s);
+	cr_assert(s2.intent.drained);
+	cr_assert(s2.drain_requested);
+	svc_free(&s2);
+	in.drained = false;
+	cr_assert_not(svc_intent_set(&s, &in, now, 1 << 30));
+	cr_assert_not(s.drain_requested);
+}
