@@ -230,7 +230,7 @@ static int drain_line(const char *cmd, char **args, int nargs, char *line, size_
 				return EX_USAGE_;
 			}
 			if (rc < 0) {
-				fprintf(stderr, "healthctl: bad duration '%s' (e.g. 30s, 5m)\n", dur);
+				fprintf(stderr, "healthctl: drain --for '%s': not a duration (e.g. 30s, 5m)\n", dur);
 				return EX_USAGE_;
 			}
 		} else if (!strcmp(a, "--reason")) {

@@ -149,6 +149,6 @@ grep -q "reason contains a control character" "$LAB_DIR/err"
 expect_rc 2 lab_healthctl drain web --all
 expect_rc 2 lab_healthctl undrain web --for 5s
 expect_rc 2 lab_healthctl drain --for 5x web
-grep -q "bad duration '5x'" "$LAB_DIR/err"
+grep -q "drain --for '5x': not a duration" "$LAB_DIR/err"
 py 'not w["drain"]["drained"]'
 log "intent: drains kept over SIGKILL restarts, deadlines on the wall clock, corrupt and unwritable state handled"
