@@ -17,7 +17,7 @@ defaults: { interval: 2s, timeout: 1s, rise: 2, fall: 2 }
 services:
 EOF2
 	for ((i = 0; i < N; i++)); do
-		pfx="\"2001:db8:100::$(printf '%x' "$i")/128\""
+		pfx="\"2001:db8:f00::$(printf '%x' "$i")/128\""
 		[ "$i" -lt 250 ] && pfx+=", \"203.0.113.$i/32\""
 		cat <<EOF2
   - name: s$i
@@ -32,20 +32,19 @@ EOF2
 routes=$((N + (N < 250 ? N : 250)))
 
 upstream_routes() {
-	# one "N of N routes for N networks in table T" line per table
-	lab_up_birdc show route count 2>/dev/null |
-		awk '{ for (i = 1; i < NF; i++) if ($(i + 1) == "of") { n += $i; break } } END { print n + 0 }'
+	# "Total: N of N routes for N networks in 2 tables"
+	lab_up_birdc show route count 2>/dev/null | awk '/^Total:/ { print $2 }'
 }
 configures() { lab_status_get 'd["bird"]["configures"]'; }
 in_sync() { [ "$(lab_status_get 'd["bird"]["in_sync"]')" = True ]; }
 
 start=${EPOCHREALTIME/[.,]/}
 lab_healthd_start
-wait_for 60 "$routes routes at the upstream" eval '[ "$(upstream_routes)" = "$routes" ]'
+wait_for 60 "$routes routes at the upstream (has $(upstream_routes))" eval '[ "$(upstream_routes)" = "$routes" ]'
 wait_for 30 "BIRD in sync" in_sync
 log "measured: $N services announced at the upstream in $(((${EPOCHREALTIME/[.,]/} - start) / 1000)) ms"
 [ "$(configures)" = 1 ] || { echo "FAIL: $(configures) configures to load the protocols (want 1)"; exit 1; }
-protos=$(lab_node_birdc show protocols 'healthd_*' | grep -c '^ *healthd_\|^1002-healthd_')
+protos=$(lab_node_birdc show protocols '"healthd_*"' | awk '$1 ~ /^healthd_/ { n++ } END { print n + 0 }')
 [ "$protos" -ge $((2 * routes)) ] || { echo "FAIL: BIRD runs $protos healthd_* protocols"; exit 1; }
 before=$(lab_upstream_changes)
 
