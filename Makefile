@@ -72,6 +72,12 @@ $(BUILD)/kernel/wg_kernel_probe: $(BUILD)/obj/tests/kernel/wg_kernel_probe.o $(B
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -Wl,--as-needed -o $@ $^ $(PKG_LIBS) -lm
 
+# LD_PRELOAD fault injection for t_slow_disk.sh; never sanitized (it is
+# loaded into a sanitized healthd beside the sanitizer's runtime).
+$(BUILD)/tests/slowfsync.so: tests/shim/slowfsync.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=gnu11 -O2 -g $(WARN) -fPIC -shared -o $@ $< -ldl
+
 # The whole suite: unit tests, then integration tests in network namespaces.
 check:
 	@scripts/deps.sh all
@@ -80,7 +86,7 @@ check:
 unit: $(BUILD)/healthd $(BUILD)/healthctl $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
-integration: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/kernel/wg_kernel_probe
+integration: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/kernel/wg_kernel_probe $(BUILD)/tests/slowfsync.so
 	@HEALTHD_BUILD=$(BUILD) tests/integration/run.sh
 
 # The unit suites under valgrind memcheck: any error or leak fails.

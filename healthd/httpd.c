@@ -101,17 +101,34 @@ static enum MHD_Result queue_owned(struct MHD_Connection *conn, unsigned code,
 	return ret;
 }
 
+/* A service healthd calls announced whose protocol BIRD does not run is
+ * not announced: 503, with what is missing. */
+static bool not_running(const struct hd *hd, const struct svc *s, char *why, size_t len)
+{
+	char what[160];
+
+	if (!svc_state_announced(s->state) || !hd->sync ||
+	    bird_sync_announcing(hd->sync, s->cfg->name, what, sizeof(what)))
+		return false;
+	snprintf(why, len, "%s: %s: %s\n", svc_state_str(s->state), s->cfg->name, what);
+	return true;
+}
+
 static enum MHD_Result serve_health(struct httpd *h, struct MHD_Connection *conn,
 				    const char *service)
 {
 	struct hd *hd = h->hd;
 	enum svc_state worst = SVC_WITHDRAWN;   /* no services: nothing announced */
+	char why[256];
 
 	if (service) {
 		for (size_t i = 0; i < hd->n_svcs; i++)
 			if (!strcmp(hd->svcs[i]->svc.cfg->name, service)) {
 				enum svc_state st = hd->svcs[i]->svc.state;
 
+				if (not_running(hd, &hd->svcs[i]->svc, why, sizeof(why)))
+					return queue_owned(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+							   strdup(why), strlen(why), "text/plain");
 				return MHD_queue_response(conn, svc_state_announced(st) ?
 							  MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
 							  h->word[st]);
@@ -121,6 +138,9 @@ static enum MHD_Result serve_health(struct httpd *h, struct MHD_Connection *conn
 	for (size_t i = 0; i < hd->n_svcs; i++) {
 		enum svc_state st = hd->svcs[i]->svc.state;
 
+		if (not_running(hd, &hd->svcs[i]->svc, why, sizeof(why)))
+			return queue_owned(conn, MHD_HTTP_SERVICE_UNAVAILABLE, strdup(why),
+					   strlen(why), "text/plain");
 		if (i == 0 || state_rank[st] > state_rank[worst])
 			worst = st;
 	}

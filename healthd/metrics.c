@@ -153,6 +153,15 @@ static void service_metrics(FILE *f, struct hd *hd)
 	for (size_t i = 0; i < hd->n_svcs; i++)
 		sample(f, "healthd_service_suppressed", hd->svcs[i]->svc.cfg->name, NULL,
 		       hd->svcs[i]->svc.damp.suppressed);
+	family(f, "healthd_service_bird_announcing", "gauge",
+	       "1 while BIRD runs the protocol the service's state wants announced.");
+	for (size_t i = 0; i < hd->n_svcs; i++) {
+		char why[8];
+
+		sample(f, "healthd_service_bird_announcing", hd->svcs[i]->svc.cfg->name, NULL,
+		       hd->sync && bird_sync_announcing(hd->sync, hd->svcs[i]->svc.cfg->name,
+							why, sizeof(why)));
+	}
 }
 
 static void daemon_metrics(FILE *f, struct hd *hd)
@@ -173,6 +182,15 @@ static void daemon_metrics(FILE *f, struct hd *hd)
 	family(f, "healthd_bird_configures_total", "counter",
 	       "BIRD configure commands sent.");
 	sample(f, "healthd_bird_configures_total", NULL, NULL, (double)st.configures);
+	family(f, "healthd_bird_problem", "gauge",
+	       "1 while something keeps BIRD from matching the desired state (see status).");
+	sample(f, "healthd_bird_problem", NULL, NULL, st.problem[0] != '\0');
+	family(f, "healthd_bird_backoff_seconds", "gauge",
+	       "The longest back-off in force after a failed BIRD command.");
+	sample(f, "healthd_bird_backoff_seconds", NULL, NULL, (double)st.backoff_ms / 1000.0);
+	family(f, "healthd_bird_unknown_protocols", "gauge",
+	       "healthd_* protocols BIRD runs that no configured service owns.");
+	sample(f, "healthd_bird_unknown_protocols", NULL, NULL, (double)st.unknown);
 	family(f, "healthd_reloads_total", "counter", "Config reloads attempted.");
 	sample(f, "healthd_reloads_total", NULL, NULL, (double)hd->reloads);
 	family(f, "healthd_reload_failures_total", "counter",

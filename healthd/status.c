@@ -164,6 +164,33 @@ static json_t *intent_json(const struct svc *s, uint64_t now)
 	return o;
 }
 
+/* What BIRD runs for the service, protocol by protocol: desired and actual. */
+static json_t *service_bird_json(const struct hd *hd, const struct svc *s)
+{
+	struct bird_proto_view v[2 * CFG_COMM_SETS + 4];
+	json_t *o = json_object(), *a = json_array();
+	char why[160] = "";
+	size_t n = hd->sync ? bird_sync_protocols(hd->sync, s->cfg->name, v, 2 * CFG_COMM_SETS + 4) : 0;
+	bool running = hd->sync && bird_sync_announcing(hd->sync, s->cfg->name, why, sizeof(why));
+
+	json_object_set_new(o, "announcing", json_boolean(running));
+	if (svc_state_announced(s->state) && !running)
+		json_object_set_new(o, "problem", json_string(why[0] ? why : "BIRD not reached"));
+	for (size_t i = 0; i < n && i < 2 * CFG_COMM_SETS + 4; i++) {
+		json_t *p = json_object();
+
+		json_object_set_new(p, "name", json_string(v[i].name));
+		json_object_set_new(p, "state", json_string(v[i].variant));
+		json_object_set_new(p, "want", json_string(v[i].want ? "enabled" : "disabled"));
+		json_object_set_new(p, "bird", json_string(v[i].bird));
+		if (v[i].leaving)
+			json_object_set_new(p, "leaving", json_true());
+		json_array_append_new(a, p);
+	}
+	json_object_set_new(o, "protocols", a);
+	return o;
+}
+
 static json_t *service_json(const struct hd *hd, const struct hd_service *hs)
 {
 	const struct svc *s = &hs->svc;
@@ -189,6 +216,7 @@ static json_t *service_json(const struct hd *hd, const struct hd_service *hs)
 		json_object_set_new(o, "suppressed_until",
 				    wall_str(time(NULL) + (time_t)((reuse - now + 999) / 1000)));
 	}
+	json_object_set_new(o, "bird", service_bird_json(hd, s));
 	for (size_t i = 0; i < s->n_checks; i++)
 		json_array_append_new(checks, check_json(hd, &s->checks[i], hs->probes[i]));
 	json_object_set_new(o, "checks", checks);
@@ -217,6 +245,22 @@ json_t *hd_status(struct hd *hd)
 	json_object_set_new(b, "repairs", json_integer((json_int_t)st.repairs));
 	json_object_set_new(b, "render_errors", json_integer((json_int_t)st.render_errors));
 	json_object_set_new(b, "last_error", json_string(st.last_error));
+	json_object_set_new(b, "problem", json_string(st.problem));
+	json_object_set_new(b, "backoff_ms", json_integer((json_int_t)st.backoff_ms));
+	json_object_set_new(b, "protocols", json_integer((json_int_t)st.protocols));
+	json_object_set_new(b, "purge", json_boolean(hd->cfg->bird.purge));
+	json_object_set_new(b, "purged", json_integer((json_int_t)st.purged));
+	json_t *unknown = json_array();
+	const char *name;
+	bool up;
+	for (size_t i = 0; hd->sync && (name = bird_sync_unknown(hd->sync, i, &up)); i++) {
+		json_t *u = json_object();
+
+		json_object_set_new(u, "name", json_string(name));
+		json_object_set_new(u, "bird", json_string(up ? "up" : "down"));
+		json_array_append_new(unknown, u);
+	}
+	json_object_set_new(b, "unknown_protocols", unknown);
 	json_object_set_new(o, "bird", b);
 	json_object_set_new(o, "reloads", json_integer((json_int_t)hd->reloads));
 	json_object_set_new(o, "reload_failures", json_integer((json_int_t)hd->reload_failures));
@@ -287,6 +331,13 @@ char *hd_status_text(json_t *snap)
 		json_integer_value(json_object_get(b, "command_errors")));
 	if (*jstr(b, "last_error") && strcmp(jstr(b, "last_error"), "-"))
 		fprintf(f, "  last BIRD error: %s\n", jstr(b, "last_error"));
+	if (*jstr(b, "problem") && strcmp(jstr(b, "problem"), "-"))
+		fprintf(f, "  PROBLEM: %s\n", jstr(b, "problem"));
+	json_t *u;
+	json_array_foreach(json_object_get(b, "unknown_protocols"), i, u)
+		fprintf(f, "  BIRD runs %s (%s), which no service owns%s\n", jstr(u, "name"),
+			jstr(u, "bird"), json_is_true(json_object_get(b, "purge")) ?
+			" (bird.purge: disabling it)" : "");
 	if (*jstr(snap, "last_reload_error") && strcmp(jstr(snap, "last_reload_error"), "-"))
 		fprintf(f, "last reload failed: %s\n", jstr(snap, "last_reload_error"));
 	json_array_foreach(json_object_get(snap, "services"), i, svc) {
@@ -325,6 +376,23 @@ char *hd_status_text(json_t *snap)
 		}
 		if (json_is_true(json_object_get(svc, "maintenance")))
 			fprintf(f, "  maintenance file present\n");
+		json_t *sb = json_object_get(svc, "bird"), *bp;
+		if (json_is_string(json_object_get(sb, "problem")))
+			fprintf(f, "  NOT ANNOUNCED by BIRD: %s\n", jstr(sb, "problem"));
+		int shown = 0;
+
+		fprintf(f, "  BIRD:");
+		json_array_foreach(json_object_get(sb, "protocols"), j, bp) {
+			bool want = !strcmp(jstr(bp, "want"), "enabled"), up = !strcmp(jstr(bp, "bird"), "up");
+
+			/* the enabled ones, and any that differs from what is wanted */
+			if (want || up || strcmp(jstr(bp, "bird"), "down"))
+				shown += fprintf(f, " %s %s%s%s", jstr(bp, "name"), jstr(bp, "bird"),
+						 want != up ? want ? " (want up)" : " (want down)" : "",
+						 json_is_true(json_object_get(bp, "leaving")) ?
+						 " (leaving)" : "") > 0;
+		}
+		fprintf(f, "%s\n", shown ? "" : " every protocol disabled");
 		fprintf(f, "  %-12s %-6s %-8s %-8s %9s %5s %5s  %s\n", "CHECK", "TYPE",
 			"ON_FAIL", "STATE", "LATENCY", "OK", "FAIL", "LAST RESULT");
 		json_array_foreach(json_object_get(svc, "checks"), j, chk) {
