@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bird-glue/bird.h"
@@ -160,9 +161,36 @@ static int fsync_dir(const char *path)
 
 int bird_write_atomic(const char *path, const char *text, char *err, size_t errlen)
 {
-	char tmp[PATH_MAX];
+	char tmp[PATH_MAX], target[PATH_MAX];
 	const char *call;
 	int fd = -1, rc;
+	struct stat st;
+
+	/* The operator's symlink stays: renaming over it would leave BIRD
+	 * reading the file it points to while we write another. */
+	if (lstat(path, &st) == 0 && S_ISLNK(st.st_mode)) {
+		char link[PATH_MAX];
+		ssize_t n = readlink(path, link, sizeof(link) - 1);
+		const char *slash = strrchr(path, '/');
+
+		if (n < 0 || (size_t)n >= sizeof(link) - 1) {
+			rc = n < 0 ? -errno : -ENAMETOOLONG;
+			snprintf(err, errlen, "%s: a symlink that cannot be read: %s", path,
+				 strerror(-rc));
+			return rc;
+		}
+		link[n] = '\0';
+		/* a relative target is relative to the link's directory */
+		if (link[0] == '/' || !slash)
+			rc = snprintf(target, sizeof(target), "%s", link);
+		else
+			rc = snprintf(target, sizeof(target), "%.*s/%s", (int)(slash - path), path, link);
+		if (rc < 0 || (size_t)rc >= sizeof(target)) {
+			snprintf(err, errlen, "%s: symlink target too long", path);
+			return -ENAMETOOLONG;
+		}
+		path = target;
+	}
 
 	if ((size_t)snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid()) >= sizeof(tmp)) {
 		snprintf(err, errlen, "%s: path too long", path);

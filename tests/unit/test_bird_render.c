@@ -186,6 +186,29 @@ Test(bird_render, write_replaces_the_file, .init = mk_tmpdir, .fini = rm_tmpdir)
 	free(want);
 }
 
+/* bird.conf includes the file the operator's symlink points to: a write
+ * keeps the symlink and replaces the file behind it (renaming over the
+ * symlink left BIRD reading a file that never changed). */
+Test(bird_render, write_through_a_symlink_keeps_it, .init = mk_tmpdir, .fini = rm_tmpdir)
+{
+	struct bird_static s[2];
+	char link[128], real[128], err[256] = "", *got, *want;
+	struct stat st;
+
+	snprintf(link, sizeof(link), "%s/healthd.conf", tmpdir);
+	snprintf(real, sizeof(real), "%s/real.conf", tmpdir);
+	cr_assert_eq(symlink("real.conf", link), 0);     /* relative, and dangling */
+	set_web(s, true, &web_comm);
+	cr_assert_eq(bird_render_write(link, s, 2, "lax1", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(lstat(link, &st), 0);
+	cr_assert(S_ISLNK(st.st_mode), "the symlink is still a symlink");
+	got = slurp(real);
+	want = bird_render_text(s, 2, "lax1");
+	cr_assert_str_eq(got, want, "the file behind it holds the text");
+	free(got);
+	free(want);
+}
+
 Test(bird_render, failed_write_leaves_the_old_file, .init = mk_tmpdir, .fini = rm_tmpdir)
 {
 	struct bird_static s[2];
