@@ -141,6 +141,8 @@ install: build
 	install -m 0644 man/healthd.8 man/healthctl.8 $(DESTDIR)$(MANDIR)/man8/
 	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/healthd.service > $(DESTDIR)$(UNITDIR)/healthd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/healthd.service
+	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/healthd-withdraw.service > $(DESTDIR)$(UNITDIR)/healthd-withdraw.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/healthd-withdraw.service
 	install -m 0644 contrib/systemd/healthd.sysusers $(DESTDIR)$(SYSUSERSDIR)/healthd.conf
 	install -m 0644 contrib/systemd/healthd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/healthd.conf
 	install -m 0644 contrib/bash-completion/healthctl $(DESTDIR)$(BASHCOMPDIR)/healthctl

@@ -210,6 +210,17 @@ bool bird_sync_announcing(const struct bird_sync *s, const char *service,
 const char *bird_sync_unknown(const struct bird_sync *s, size_t i, bool *up);
 void bird_sync_close(struct bird_sync *s);
 
+/* ---- withdraw.c ---- */
+
+/*
+ * `healthd --withdraw-all`: writes the include file with every protocol of
+ * cfg disabled, then disables in BIRD every healthd_* protocol it runs (its
+ * own loop, at most timeout_ms). 0, or -errno with err saying what failed;
+ * log gets each step.
+ */
+int bird_withdraw_all(const struct config *cfg, uint64_t timeout_ms,
+		      void (*log)(int level, const char *msg), char *err, size_t errlen);
+
 /*
  * Read the state healthd last wrote for SERVICE from the include file:
  * 1 and *state filled ("up", "withdrawn", ...) when found; 0 when the file

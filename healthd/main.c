@@ -3,6 +3,7 @@
  *
  *   healthd [-d] [-c FILE]     run in the foreground
  *   healthd -t [-v] [-c FILE]  check the config (and print it normalised)
+ *   healthd --withdraw-all [-c FILE]  disable every protocol healthd owns
  */
 #include <getopt.h>
 #include <signal.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "bird-glue/bird.h"
 #include "healthd/healthd.h"
 
 #define DEFAULT_CONFIG "/etc/healthd/healthd.yaml"
@@ -19,11 +21,14 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: healthd [-d] [-c FILE]\n"
 		   "       healthd -t [-v] [-c FILE]\n"
+		   "       healthd --withdraw-all [-c FILE]\n"
 		   "  -c FILE  configuration (default " DEFAULT_CONFIG ")\n"
 		   "  -t       check the configuration and exit (0 valid, 1 not)\n"
 		   "  -v       with -t: print the normalised configuration\n"
 		   "  -d       debug logging\n"
-		   "  -V       print the version\n");
+		   "  -V       print the version\n"
+		   "  --withdraw-all  disable every healthd_* protocol, in BIRD and in the\n"
+		   "           include file, and exit (0 done, 1 not everything done)\n");
 }
 
 static int test_config(const char *path, bool print)
@@ -45,6 +50,38 @@ static int test_config(const char *path, bool print)
 	return 0;
 }
 
+static void withdraw_log(int level, const char *msg)
+{
+	hd_log(level, NULL, NULL, "withdraw-all: %s", msg);
+}
+
+/* When healthd is gone for good: nothing of ours stays announced. */
+static int withdraw_all(const char *path)
+{
+	char err[1024];
+	struct config *cfg = cfg_load(path, err, sizeof(err));
+	int rc;
+
+	if (!cfg) {
+		log_err("%s", err);
+		return 1;
+	}
+	/* A running healthd would announce again what this withdraws. */
+	if (hd_lock_start(cfg, err, sizeof(err)) < 0) {
+		log_err("withdraw-all: %s (to withdraw while it runs: healthctl drain --all)", err);
+		cfg_free(cfg);
+		return 1;
+	}
+	rc = bird_withdraw_all(cfg, 2 * cfg->bird.timeout_ms + 3000, withdraw_log, err,
+			       sizeof(err));
+	if (rc < 0)
+		log_err("withdraw-all: %s", err);
+	else
+		log_notice("withdraw-all: done: %s", err);
+	cfg_free(cfg);
+	return rc < 0 ? 1 : 0;
+}
+
 static void close_walk(uv_handle_t *h, void *arg)
 {
 	(void)arg;
@@ -60,8 +97,15 @@ int main(int argc, char **argv)
 	char err[1024];
 	int opt;
 
-	while ((opt = getopt(argc, argv, "c:tvdVh")) != -1) {
+	static const struct option longopts[] = {
+		{ "withdraw-all", no_argument, NULL, 'W' },
+		{ NULL, 0, NULL, 0 },
+	};
+	bool withdraw = false;
+
+	while ((opt = getopt_long(argc, argv, "c:tvdVh", longopts, NULL)) != -1) {
 		switch (opt) {
+		case 'W': withdraw = true; break;
 		case 'c': path = optarg; break;
 		case 't': test = true; break;
 		case 'v': verbose = true; break;
@@ -77,6 +121,11 @@ int main(int argc, char **argv)
 	}
 	if (test)
 		return test_config(path, verbose);
+	if (withdraw) {
+		signal(SIGPIPE, SIG_IGN);
+		hd_log_init(debug, getenv("JOURNAL_STREAM") && getenv("INVOCATION_ID"));
+		return withdraw_all(path);
+	}
 
 	/* libuv writes with write(2): a peer that went away must not kill us. */
 	signal(SIGPIPE, SIG_IGN);

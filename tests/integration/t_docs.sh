@@ -35,7 +35,7 @@ make -s --no-print-directory install DESTDIR="$R" PREFIX=/usr >"$T/make.log" 2>&
 for f in usr/sbin/healthd usr/sbin/healthctl \
 	usr/share/man/man8/healthd.8 usr/share/man/man8/healthctl.8 \
 	usr/share/man/man5/healthd.yaml.5 \
-	usr/lib/systemd/system/healthd.service \
+	usr/lib/systemd/system/healthd.service usr/lib/systemd/system/healthd-withdraw.service \
 	usr/lib/sysusers.d/healthd.conf usr/lib/tmpfiles.d/healthd.conf \
 	usr/share/bash-completion/completions/healthctl \
 	usr/share/doc/healthd/examples/healthd.yaml; do
@@ -115,15 +115,20 @@ for want in 'Type=notify' 'WatchdogSec=30s' 'Restart=on-failure' 'User=healthd' 
 	'ProtectSystem=strict' 'PrivateTmp=yes' 'SystemCallFilter=@system-service' \
 	'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6 AF_NETLINK' \
 	'ExecStartPre=/usr/sbin/healthd -t -c /etc/healthd/healthd.yaml' \
-	'ReadWritePaths=/run/healthd /var/lib/healthd'; do
+	'ReadWritePaths=/run/healthd /var/lib/healthd' 'OnFailure=healthd-withdraw.service'; do
 	grep -qxF -- "$want" "$U" || fail "healthd.service lacks '$want'"
 done
+grep -qxF 'ExecStart=/usr/sbin/healthd --withdraw-all -c /etc/healthd/healthd.yaml' \
+	"$R/usr/lib/systemd/system/healthd-withdraw.service" ||
+	fail "healthd-withdraw.service does not run healthd --withdraw-all"
 # verify resolves the targets, the commands and the man pages in the root.
 mkdir -p "$R/bin"
 cp /usr/lib/systemd/system/*.target "$R/usr/lib/systemd/system/"
 cp "$(type -P kill)" "$R/bin/kill"
+cp "$(type -P sh)" "$R/bin/sh"
 MANPATH=$R/usr/share/man systemd-analyze verify --root="$R" \
-	/usr/lib/systemd/system/healthd.service >"$T/verify.out" 2>&1 ||
+	/usr/lib/systemd/system/healthd.service \
+	/usr/lib/systemd/system/healthd-withdraw.service >"$T/verify.out" 2>&1 ||
 	fail "systemd-analyze verify: $(cat "$T/verify.out")"
 [ ! -s "$T/verify.out" ] || fail "systemd-analyze verify warns: $(cat "$T/verify.out")"
 
