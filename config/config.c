@@ -28,6 +28,10 @@ static int svc_name(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	if (!cfg_name_valid(s->name))
 		return cfg_fail(c, v, "'%s' is not a valid name ([a-z0-9_], 1 to %d characters)",
 				s->name, CFG_NAME_MAX - 1);
+	if (strlen(s->name) > CFG_SERVICE_NAME_MAX)
+		return cfg_fail(c, v, "'%s' is longer than %d characters: BIRD's protocol "
+				"healthd_%s_v4_degraded would pass its 63-character limit",
+				s->name, CFG_SERVICE_NAME_MAX, s->name);
 	for (size_t i = 0; i < c->svc_idx; i++)
 		if (strcmp(c->cfg->services[i].name, s->name) == 0)
 			return cfg_fail(c, v, "duplicate service name '%s' (first at line %u)",

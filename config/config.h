@@ -13,6 +13,8 @@
 #include <stdio.h>
 
 #define CFG_NAME_MAX 48 /* service and check names: [a-z0-9_] */
+/* healthd_<service>_v4_degraded must fit BIRD's 63-character symbols */
+#define CFG_SERVICE_NAME_MAX 43
 
 /* The longest duration any key takes (8760h, 365 days): cfg_parse_duration
  * refuses more, so sums with a clock never overflow. Keys have their own,

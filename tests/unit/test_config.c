@@ -262,6 +262,7 @@ ParameterizedTestParameters(config, broken)
 		{ "service_upper", "services:\n  - name: Web\n    prefixes: [\"192.0.2.0/24\"]\n    checks:\n" TCP, "t.yaml:2:11: services[0].name: 'Web' is not a valid name" },
 		{ "service_dash", "services:\n  - name: web-1\n    prefixes: [\"192.0.2.0/24\"]\n    checks:\n" TCP, "t.yaml:2:11: services[0].name: 'web-1' is not a valid name" },
 		{ "service_long", "services:\n  - name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    prefixes: [\"192.0.2.0/24\"]\n    checks:\n" TCP, "t.yaml:2:11: services[0].name: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is not a valid name" },
+		{ "service_longer_than_bird_allows", "services:\n  - name: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n    prefixes: [\"192.0.2.0/24\"]\n    checks:\n" TCP, "t.yaml:2:11: services[0].name: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa' is longer than 43 characters: BIRD's protocol healthd_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa_v4_degraded would pass its 63-character limit" },
 		{ "service_duplicate", P TCP "  - name: web\n    prefixes: [\"198.51.100.0/24\"]\n    checks:\n" TCP, "t.yaml:9:11: services[1].name: duplicate service name 'web' (first at line 2)" },
 		{ "service_unknown", P TCP "    drian: 1s\n", "t.yaml:9:5: services[0].drian: unknown key" },
 		{ "no_prefixes", "services:\n  - name: web\n    checks: []\n", "t.yaml:2:5: services[0].prefixes: missing required key" },
