@@ -54,6 +54,9 @@ struct bird_sync {
 	bool verify_configure;     /* the next pass tells if BIRD loaded our file */
 	bool reconcile_due;
 	bool adopting;             /* inside the adopt callbacks: send nothing */
+	bool settling;             /* a reload: the daemon states every service
+				      before anything goes out (next loop turn) */
+	uv_timer_t settle_timer;
 	bool closing;
 	int open_handles;
 	struct backoff bo_configure, bo_show;
@@ -520,7 +523,7 @@ static bool next_disable(struct bird_sync *s, bool urgent)
 		struct sync_proto *p = &s->t.protos[i];
 		const struct sync_svc *v;
 
-		if (p->bird != B_UP || p->want || !bo_ready(s, &p->bo))
+		if (p->bird != B_UP || p->want || !bo_ready(s, &p->bo) || table_holding(&s->t, p))
 			continue;
 		v = p->leaving ? NULL : table_svc(&s->t, p->svc);
 		if (urgent != (!v || !v->announce)) {
@@ -560,7 +563,7 @@ static void check_settled(struct bird_sync *s)
 
 static void kick(struct bird_sync *s)
 {
-	if (s->closing || s->adopting)
+	if (s->closing || s->adopting || s->settling)
 		return;
 	if (s->render_dirty && !writer_busy(s->writer))
 		start_render(s);
@@ -589,6 +592,14 @@ static void kick(struct bird_sync *s)
 static void on_retry(uv_timer_t *t)
 {
 	kick(t->data);
+}
+
+static void on_settled(uv_timer_t *t)
+{
+	struct bird_sync *s = t->data;
+
+	s->settling = false;
+	kick(s);
 }
 
 static void on_reconcile(uv_timer_t *t)
@@ -681,8 +692,9 @@ int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
 		goto fail;
 	uv_timer_init(loop, &s->reconcile_timer);
 	uv_timer_init(loop, &s->retry_timer);
-	s->reconcile_timer.data = s->retry_timer.data = s;
-	s->open_handles = 2;
+	uv_timer_init(loop, &s->settle_timer);
+	s->reconcile_timer.data = s->retry_timer.data = s->settle_timer.data = s;
+	s->open_handles = 3;
 	rc = bird_client_new(loop, s->socket, s->timeout_ms, on_state, s, &s->client);
 	if (rc < 0) {
 		bird_sync_close(s);
@@ -736,7 +748,10 @@ void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg)
 	s->last_refusal[0] = '\0';
 	bo_ok(&s->bo_configure);
 	s->reconcile_due = true;
-	kick(s);
+	/* A renamed service's new protocols must be wanted before the old
+	 * ones are disabled: the daemon sets every service right after this. */
+	s->settling = true;
+	uv_timer_start(&s->settle_timer, on_settled, 0, 0);
 }
 
 void bird_sync_set(struct bird_sync *s, const char *service, bool announce,
@@ -879,6 +894,7 @@ void bird_sync_close(struct bird_sync *s)
 	s->writer = NULL;
 	uv_close((uv_handle_t *)&s->reconcile_timer, on_timer_closed);
 	uv_close((uv_handle_t *)&s->retry_timer, on_timer_closed);
+	uv_close((uv_handle_t *)&s->settle_timer, on_timer_closed);
 }
 
 /* ---- reading back what we wrote ---- */

@@ -92,6 +92,34 @@ void table_update_wants(struct sync_table *t)
 	}
 }
 
+static bool same_prefixes(const struct sync_proto *a, const struct sync_proto *b)
+{
+	if (a->family != b->family || a->n_prefixes != b->n_prefixes)
+		return false;
+	for (size_t i = 0; i < a->n_prefixes; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < b->n_prefixes && !found; j++)
+			found = !strcmp(a->prefixes[i].text, b->prefixes[j].text);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+bool table_holding(const struct sync_table *t, const struct sync_proto *p)
+{
+	if (!p->leaving || p->bird != B_UP || !p->n_prefixes)
+		return false;
+	for (size_t i = 0; i < t->n_protos; i++) {
+		const struct sync_proto *q = &t->protos[i];
+
+		if (!q->leaving && q->want && q->bird != B_UP && same_prefixes(p, q))
+			return true;
+	}
+	return false;
+}
+
 static void proto_free(struct sync_proto *p)
 {
 	free(p->prefixes);
@@ -309,7 +337,7 @@ char *table_render(const struct sync_table *t, const char *node)
 		st[n].prefixes = p->prefixes;
 		st[n].n_prefixes = p->n_prefixes;
 		st[n].communities = &comms[n];
-		st[n].disabled = !p->want;
+		st[n].disabled = !p->want && !table_holding(t, p);
 		st[n].state = v ? v->state : "withdrawn";
 		n++;
 	}
@@ -350,7 +378,7 @@ char *table_restate(const struct sync_table *t, const char *text)
 			if (q && !q->leaving)
 				v = table_svc(t, q->svc);
 			fprintf(f, "\t# healthd-state: %s\n%s", v ? v->state : "withdrawn",
-				q && q->want ? "" : "\tdisabled yes;\n");
+				q && (q->want || table_holding(t, q)) ? "" : "\tdisabled yes;\n");
 		}
 		p += l;
 	}

@@ -69,6 +69,9 @@ struct sync_svc *table_svc(const struct sync_table *t, const char *name);
 struct sync_proto *table_wanted(const struct sync_table *t, const struct sync_svc *v, int f);
 /* Recompute every protocol's `want` from its service. */
 void table_update_wants(struct sync_table *t);
+/* A leaving protocol that stays up while the protocol taking over its
+ * prefixes (a renamed service's) is wanted but not up yet. */
+bool table_holding(const struct sync_table *t, const struct sync_proto *p);
 /* Drop leaving protocols BIRD does not have. */
 void table_drop_gone(struct sync_table *t);
 

@@ -464,6 +464,35 @@ static bool http_listen_changed(const struct config *a, const struct config *b)
 	return false;
 }
 
+static bool same_prefixes(const struct cfg_service *a, const struct cfg_service *b)
+{
+	if (a->n_prefixes != b->n_prefixes)
+		return false;
+	for (size_t i = 0; i < a->n_prefixes; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < b->n_prefixes && !found; j++)
+			found = !strcmp(a->prefixes[i].text, b->prefixes[j].text);
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+/* A running service that the new config lacks, with exactly the prefixes
+ * of NEW, which the running config lacks: NEW is its new name. */
+static struct hd_service *renamed_from(struct hd *hd, const struct config *ncfg,
+				       const struct cfg_service *nsvc)
+{
+	for (size_t i = 0; i < hd->n_svcs; i++) {
+		const struct cfg_service *o = hd->svcs[i]->svc.cfg;
+
+		if (!cfg_service_find(ncfg, o->name) && o->n_prefixes && same_prefixes(o, nsvc))
+			return hd->svcs[i];
+	}
+	return NULL;
+}
+
 int hd_reload(struct hd *hd, char *err, size_t errlen)
 {
 	struct config *ncfg = cfg_load(hd->cfg->path, err, errlen);
@@ -487,10 +516,20 @@ int hd_reload(struct hd *hd, char *err, size_t errlen)
 	for (size_t i = 0; i < ncfg->n_services; i++) {
 		struct hd_service *old = find_service(hd, ncfg->services[i].name);
 
-		if (old)
+		if (old) {
 			svc_migrate(&nv[i]->svc, &old->svc);
-		else
+		} else if ((old = renamed_from(hd, ncfg, &ncfg->services[i]))) {
+			/* The same prefixes under a new name: the state and the
+			 * counters of equal checks carry over, and bird-glue keeps
+			 * the old protocols until the new ones are up. */
+			svc_migrate(&nv[i]->svc, &old->svc);
+			hd_log(LOG_LVL_NOTICE, ncfg->services[i].name, NULL,
+			       "reload: service %s renamed to %s (same prefixes): %s carried over",
+			       old->svc.cfg->name, ncfg->services[i].name,
+			       svc_state_str(old->svc.state));
+		} else {
 			adopt_from_file(hd, nv[i]);
+		}
 	}
 	if (strcmp(ncfg->control.socket, hd->cfg->control.socket))
 		log_warn("reload: control.socket changed to %s; it takes effect at restart",

@@ -383,7 +383,8 @@ static void later_dns(uv_timer_t *t)
 	T.later_done = true;
 }
 
-/* Was the route ever absent while we looked? */
+/* Was the route ever absent while we looked? Call it first in a condition,
+ * so that it looks at every turn of the loop. */
 static bool v4_gap;
 static bool degraded_watch(const char *text)
 {
@@ -418,14 +419,14 @@ Test(bird_sync, state_change_is_enable_then_disable_without_configure)
 
 	v4_gap = false;
 	set_svc(0, true, CFG_COMM_DEGRADED);
-	RUN_UNTIL(idle() && degraded_watch("(65000,666)"), 5000, "degraded");
+	RUN_UNTIL(degraded_watch("(65000,666)") && idle(), 5000, "degraded");
 	cr_assert_eq(proto_state(V4 "_degraded", NULL, 0), 'U');
 	cr_assert_eq(proto_state(V4, NULL, 0), 'D', "the up protocol handed over");
 	cr_assert(route_has(WEB_V6_ROUTE, "(65000,666)"));
 	cr_assert_not(v4_gap, "the prefix never left BIRD's table");
 
 	set_svc(0, true, CFG_COMM_DRAINING);
-	RUN_UNTIL(idle() && degraded_watch("(65535,0)"), 5000, "draining");
+	RUN_UNTIL(degraded_watch("(65535,0)") && idle(), 5000, "draining");
 	cr_assert_not(route_has(WEB_V4_ROUTE, "(65000,666)"));
 	cr_assert_not(v4_gap, "the prefix never left BIRD's table");
 
@@ -840,4 +841,40 @@ Test(bird_sync, a_bird_that_refuses_everything_is_not_flooded)
 	bird_sync_close(T.sync);
 	T.sync = NULL;
 	fakebird_close(fb);
+}
+
+/* web renamed to www with the same prefixes: www's protocols are loaded
+ * and enabled before web's are disabled, so the prefixes never leave. */
+Test(bird_sync, renamed_service_hands_over_without_a_gap)
+{
+	char *yaml, err[512];
+	int len;
+
+	lab_and_sync("200ms");
+	announce_web(CFG_COMM_UP, "(65000,100)");
+	len = asprintf(&yaml,
+		       "node: lab1\n"
+		       "bird:\n  socket: %s\n  include: %s\n  timeout: 2s\n  reconcile: 200ms\n"
+		       "services:\n"
+		       "  - name: www\n"
+		       "    prefixes: [\"" WEB_V4_ROUTE "\", \"" WEB_V6_ROUTE "\"]\n"
+		       "    communities:\n      up: [\"65000:101\"]\n"
+		       "    checks:\n      - name: port\n        type: tcp\n"
+		       "        host: 127.0.0.1\n        port: 9\n",
+		       lab.sock, lab.include);
+	cr_assert_gt(len, 0);
+	cfg_free(T.cfg);
+	T.cfg = cfg_load_string("sync.yaml", yaml, (size_t)len, err, sizeof(err));
+	free(yaml);
+	cr_assert_not_null(T.cfg, "%s", err);
+	bird_sync_reconfig(T.sync, T.cfg);
+	/* what the daemon does at once: the state carried over to the new name */
+	bird_sync_set(T.sync, "www", true, CFG_COMM_UP, "up");
+	v4_gap = false;
+	RUN_UNTIL(degraded_watch("(65000,101)") && idle() && proto_state(V4, NULL, 0) == 'M',
+		  10000, "www announcing, web gone");
+	cr_assert_not(v4_gap, "the prefix never left BIRD's table:\n%s", T.logs);
+	cr_assert(route_has(WEB_V6_ROUTE, "(65000,101)"));
+	cr_assert_eq(proto_state("healthd_www_v4", NULL, 0), 'U');
+	cr_assert_not(file_has(lab.include, "healthd_web_"), "%s", slurp(lab.include));
 }
