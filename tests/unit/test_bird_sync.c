@@ -252,6 +252,9 @@ static void set_svc(int i, bool on, int variant)
 	bird_sync_set(T.sync, svc_names[i], on, variant, on ? variant_word[variant] : "withdrawn");
 }
 
+/* More keys for bird: in the next config loaded. */
+static const char *bird_extra = "";
+
 /* reconcile: a duration; include: NULL for the lab's file; up: web's `up`
  * communities (NULL: the default); extra: more services. */
 static void load_cfg_with(const char *include, const char *reconcile, const char *up,
@@ -264,14 +267,14 @@ static void load_cfg_with(const char *include, const char *reconcile, const char
 
 	len = asprintf(&yaml,
 		       "node: lab1\n"
-		       "bird:\n  socket: %s\n  include: %s\n  timeout: 2s\n  reconcile: %s\n"
+		       "bird:\n  socket: %s\n  include: %s\n  timeout: 2s\n  reconcile: %s\n%s"
 		       "services:\n"
 		       "  - name: web\n"
 		       "    prefixes: [\"" WEB_V4_ROUTE "\", \"" WEB_V6_ROUTE "\"]\n"
 		       "    communities:\n      up: [%s]\n      degraded: [\"65000:666\"]\n%s"
 		       "  - name: dns\n"
 		       "    prefixes: [\"203.0.113.53/32\"]\n%s%s",
-		       lab.sock, include ? include : lab.include, reconcile,
+		       lab.sock, include ? include : lab.include, reconcile, bird_extra,
 		       up ? up : "\"65000:100\", \"65000:1:2\"", check, check, extra ? extra : "");
 	cr_assert_gt(len, 0);
 	cfg_free(T.cfg);
@@ -877,4 +880,37 @@ Test(bird_sync, renamed_service_hands_over_without_a_gap)
 	cr_assert(route_has(WEB_V6_ROUTE, "(65000,101)"));
 	cr_assert_eq(proto_state("healthd_www_v4", NULL, 0), 'U');
 	cr_assert_not(file_has(lab.include, "healthd_web_"), "%s", slurp(lab.include));
+}
+
+/* A healthd_* protocol no service owns (left by an old config, or by hand)
+ * is reported; with bird.purge it is disabled. */
+Test(bird_sync, unknown_protocols_are_reported_and_purged_on_request)
+{
+	static const char body[] = "timeformat protocol iso long ms;\n"
+		"protocol static healthd_stale_v4 { ipv4; route 198.51.100.77/32 blackhole; }\n";
+	bool up = false;
+
+	cr_assert_eq(birdlab_init(&lab, body), 0);
+	cr_assert_eq(birdlab_start(&lab, 10000), 0, "see %s", lab.log);
+	load_cfg(NULL, "200ms");
+	start_sync();
+	RUN_UNTIL(T.n_adopts == N_SVCS, 5000, "adoption");
+	set_svc(0, false, 0);
+	set_svc(1, false, 0);
+	RUN_UNTIL(idle() && stats().unknown == 1, 5000, "the unknown protocol reported");
+	cr_assert_str_eq(bird_sync_unknown(T.sync, 0, &up), "healthd_stale_v4");
+	cr_assert(up);
+	cr_assert_null(bird_sync_unknown(T.sync, 1, NULL));
+	cr_assert(strstr(T.logs, "BIRD runs healthd_stale_v4, which no configured service owns"),
+		  "%s", T.logs);
+	run_for(500);
+	cr_assert_eq(proto_state("healthd_stale_v4", NULL, 0), 'U', "left alone without purge");
+
+	bird_extra = "  purge: true\n";
+	load_cfg(NULL, "200ms");
+	bird_extra = "";
+	bird_sync_reconfig(T.sync, T.cfg);
+	RUN_UNTIL(proto_state("healthd_stale_v4", NULL, 0) == 'D' && idle(), 5000, "the purge");
+	cr_assert_eq(stats().purged, 1);
+	cr_assert(route_absent("198.51.100.77/32"));
 }
