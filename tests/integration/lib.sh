@@ -502,3 +502,13 @@ d = json.load(sys.stdin)
 ok = all(c["state"] == "up" for s in d["services"] for c in s["checks"])
 sys.exit(0 if ok and d["services"] else 1)'
 }
+
+# Withdrawals the upstream received from the node, both families.
+lab_upstream_withdraws() {
+	local p n=0 c
+	for p in node4 node6; do
+		c=$(lab_up_birdc show protocols all "$p" 2>/dev/null | awk '/Import withdraws:/ {print $3}')
+		n=$((n + ${c:-0}))
+	done
+	echo "$n"
+}
