@@ -508,6 +508,12 @@ int cfg_load_check(struct cfg_ctx *c, yaml_node_t *m, struct cfg_check *k)
 	for (const char *const *r = t->required; *r; r++)
 		if (!cfg_map_get(c, m, *r))
 			return cfg_missing(c, m, *r, t->type);
+	/* A timeout set nowhere is 1s, or the interval where that is shorter
+	 * (as HAProxy's `timeout check` defaults to `inter`): `interval:
+	 * 200ms` alone is no error about a timeout nobody wrote. */
+	if (!cfg_map_get(c, m, "timeout") && !c->cfg->defaults.timeout_ms)
+		k->timeout_ms = k->interval_ms < CFG_DEFAULT_TIMEOUT_MS ? k->interval_ms
+								: CFG_DEFAULT_TIMEOUT_MS;
 	return check_timeout_fits(c, m, k);
 }
 

@@ -376,7 +376,9 @@ static int set_defaults(struct config *cfg, const char *name)
 	cfg->bird.reconcile_ms = 5000;
 	cfg->control.socket = strdup("/run/healthd/healthd.sock");
 	cfg->state_dir = strdup("/var/lib/healthd");
-	cfg->defaults = (struct cfg_defaults){ 1000, 1000, 2, 2 };
+	/* timeout 0: not set; checks then take CFG_DEFAULT_TIMEOUT_MS or their
+	 * interval, and the value is filled in once the file is read */
+	cfg->defaults = (struct cfg_defaults){ 1000, 0, 2, 2 };
 	if (!cfg->path || !cfg->node || !cfg->bird.socket ||
 	    !cfg->bird.include || !cfg->control.socket || !cfg->state_dir)
 		return -ENOMEM;
@@ -472,6 +474,8 @@ struct config *cfg_load_string(const char *name, const char *yaml, size_t len,
 		yaml_document_delete(&doc);
 	if (rc)
 		goto fail;
+	if (!c.cfg->defaults.timeout_ms)
+		c.cfg->defaults.timeout_ms = CFG_DEFAULT_TIMEOUT_MS;
 	return c.cfg;
 fail:
 	cfg_free(c.cfg);

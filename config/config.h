@@ -134,9 +134,11 @@ struct cfg_service {
 	} dampening;
 };
 
+#define CFG_DEFAULT_TIMEOUT_MS 1000
 struct cfg_defaults {
 	uint64_t interval_ms;       /* 1s */
-	uint64_t timeout_ms;        /* 1s */
+	uint64_t timeout_ms;        /* 1s; a check's is at most its interval
+				       unless set explicitly */
 	unsigned rise;              /* 2 */
 	unsigned fall;              /* 2 */
 };

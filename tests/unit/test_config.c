@@ -372,9 +372,9 @@ ParameterizedTestParameters(config, broken)
 		{ "defaults_timeout_long", P TCP "defaults:\n  timeout: 2h\n", "t.yaml:10:12: defaults.timeout: must be at most 1h, found 2h" },
 		{ "timeout_over_interval", P TCP "        interval: 1s\n        timeout: 1001ms\n", "t.yaml:10:18: services[0].checks[0].timeout: check a: timeout 1001ms is longer than interval 1s" },
 		{ "timeout_over_default_interval", P TCP "        timeout: 5s\n", "t.yaml:9:18: services[0].checks[0].timeout: check a: timeout 5s is longer than interval 1s" },
-		{ "interval_under_default_timeout", P TCP "        interval: 500ms\n", "t.yaml:9:19: services[0].checks[0].interval: check a: timeout 1s is longer than interval 500ms" },
+		{ "interval_under_default_timeout", "defaults:\n  timeout: 1s\n" P TCP "        interval: 500ms\n", "t.yaml:11:19: services[0].checks[0].interval: check a: timeout 1s is longer than interval 500ms" },
 		{ "timeout_over_interval_defaults", P TCP "defaults:\n  interval: 100ms\n  timeout: 200ms\n", "t.yaml:5:9: services[0].checks[0].timeout: check a: timeout 200ms is longer than interval 100ms (both from defaults)" },
-		{ "timeout_over_interval_second", P TCP "      - name: b\n        type: http\n        url: http://x/\n        interval: 10ms\n", "t.yaml:12:19: services[0].checks[1].interval: check b: timeout 1s is longer than interval 10ms" },
+		{ "timeout_over_interval_second", "defaults:\n  timeout: 1s\n" P TCP "      - name: b\n        type: http\n        url: http://x/\n        interval: 10ms\n", "t.yaml:14:19: services[0].checks[1].interval: check b: timeout 1s is longer than interval 10ms" },
 		{ "wg_handshake_age_long", P WG "        max_handshake_age: 25h\n", "t.yaml:8:28: services[0].checks[0].max_handshake_age: must be at most 24h, found 25h" },
 		{ "wg_rx_idle_long", P WG "        max_rx_idle: 86401s\n", "t.yaml:8:22: services[0].checks[0].max_rx_idle: must be at most 24h, found 86401s" },
 		{ "wg_no_interface", P "      - name: a\n        type: wireguard\n", "t.yaml:5:9: services[0].checks[0].interface: missing required key for type wireguard" },
@@ -918,4 +918,24 @@ Test(config, enum_names)
 	cr_assert_null(cfg_check_keys("nosuch"));
 	cr_assert_str_eq(cfg_check_keys("tcp")[0], "host");
 	cr_assert_str_eq(cfg_check_keys("http")[0], "url");
+}
+
+/* A timeout nobody wrote is 1s, or the check's interval where that is
+ * shorter: `interval: 200ms` alone loads. */
+Test(config, implicit_timeout_follows_a_short_interval)
+{
+	char err[512];
+	const char *y = "bird: { socket: /b.ctl, include: /b.conf }\n"
+			"services:\n  - name: web\n    prefixes: [\"192.0.2.0/24\"]\n    checks:\n"
+			"      - { name: a, type: tcp, host: x, port: 1, interval: 200ms }\n"
+			"      - { name: b, type: tcp, host: x, port: 1, interval: 5s }\n"
+			"      - { name: c, type: tcp, host: x, port: 1, interval: 5s, timeout: 3s }\n";
+	struct config *cfg = cfg_load_string("t.yaml", y, strlen(y), err, sizeof(err));
+
+	cr_assert_not_null(cfg, "%s", err);
+	cr_assert_eq(cfg->services[0].checks[0].timeout_ms, 200);
+	cr_assert_eq(cfg->services[0].checks[1].timeout_ms, 1000);
+	cr_assert_eq(cfg->services[0].checks[2].timeout_ms, 3000);
+	cr_assert_eq(cfg->defaults.timeout_ms, 1000, "printed as the documented default");
+	cfg_free(cfg);
 }
