@@ -94,17 +94,8 @@ void table_update_wants(struct sync_table *t)
 
 static bool same_prefixes(const struct sync_proto *a, const struct sync_proto *b)
 {
-	if (a->family != b->family || a->n_prefixes != b->n_prefixes)
-		return false;
-	for (size_t i = 0; i < a->n_prefixes; i++) {
-		bool found = false;
-
-		for (size_t j = 0; j < b->n_prefixes && !found; j++)
-			found = !strcmp(a->prefixes[i].text, b->prefixes[j].text);
-		if (!found)
-			return false;
-	}
-	return true;
+	return a->family == b->family &&
+	       cfg_prefixes_equal(a->prefixes, a->n_prefixes, b->prefixes, b->n_prefixes);
 }
 
 bool table_holding(const struct sync_table *t, const struct sync_proto *p)

@@ -611,3 +611,19 @@ const struct cfg_service *cfg_service_find(const struct config *cfg,
 			return &cfg->services[i];
 	return NULL;
 }
+
+bool cfg_prefixes_equal(const struct cfg_prefix *a, size_t na,
+			const struct cfg_prefix *b, size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++) {
+		bool found = false;
+
+		for (size_t j = 0; j < nb && !found; j++)
+			found = !strcmp(a[i].text, b[j].text);
+		if (!found)
+			return false;
+	}
+	return true;
+}

@@ -182,6 +182,9 @@ void cfg_free(struct config *cfg);
 bool cfg_check_equal(const struct cfg_check *a, const struct cfg_check *b);
 const struct cfg_service *cfg_service_find(const struct config *cfg,
 					   const char *name);
+/* The same set of prefixes, in any order. */
+bool cfg_prefixes_equal(const struct cfg_prefix *a, size_t na,
+			const struct cfg_prefix *b, size_t nb);
 /* The type-specific keys a check type accepts, in printing order,
  * NULL-terminated; NULL for an unknown type. */
 const char *const *cfg_check_keys(const char *type);

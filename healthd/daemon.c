@@ -464,21 +464,6 @@ static bool http_listen_changed(const struct config *a, const struct config *b)
 	return false;
 }
 
-static bool same_prefixes(const struct cfg_service *a, const struct cfg_service *b)
-{
-	if (a->n_prefixes != b->n_prefixes)
-		return false;
-	for (size_t i = 0; i < a->n_prefixes; i++) {
-		bool found = false;
-
-		for (size_t j = 0; j < b->n_prefixes && !found; j++)
-			found = !strcmp(a->prefixes[i].text, b->prefixes[j].text);
-		if (!found)
-			return false;
-	}
-	return true;
-}
-
 /* A running service that the new config lacks, with exactly the prefixes
  * of NEW, which the running config lacks: NEW is its new name. */
 static struct hd_service *renamed_from(struct hd *hd, const struct config *ncfg,
@@ -487,7 +472,8 @@ static struct hd_service *renamed_from(struct hd *hd, const struct config *ncfg,
 	for (size_t i = 0; i < hd->n_svcs; i++) {
 		const struct cfg_service *o = hd->svcs[i]->svc.cfg;
 
-		if (!cfg_service_find(ncfg, o->name) && o->n_prefixes && same_prefixes(o, nsvc))
+		if (!cfg_service_find(ncfg, o->name) && o->n_prefixes &&
+		    cfg_prefixes_equal(o->prefixes, o->n_prefixes, nsvc->prefixes, nsvc->n_prefixes))
 			return hd->svcs[i];
 	}
 	return NULL;
