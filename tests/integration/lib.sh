@@ -512,3 +512,14 @@ lab_upstream_withdraws() {
 	done
 	echo "$n"
 }
+
+# lab_include_disabled PROTO — the include file's `protocol static PROTO`
+# block says `disabled yes;` (other protocols of the service, such as
+# PROTO_draining, carry it whenever their state is not the service's).
+lab_include_disabled() {
+	awk -v p="$1" '
+		$1 == "protocol" && $2 == "static" { inside = ($3 == p) }
+		inside && /disabled yes;/ { found = 1 }
+		inside && /^}/ { inside = 0 }
+		END { exit !found }' "$LAB_DIR/node/healthd.conf"
+}

@@ -8,7 +8,7 @@ lab_up
 lab_config > "$LAB_DIR/healthd.yaml"
 lab_healthd_start
 wait_for 10 "healthd to settle on withdrawn (no web service)" lab_state_is withdrawn
-wait_for 5 "the include file to say disabled" grep -q 'disabled yes;' "$LAB_DIR/node/healthd.conf"
+wait_for 5 "the include file to say disabled" lab_include_disabled healthd_web_v4
 never_within 1 "upstream has $LAB_PREFIX4 without a web service" lab_upstream_has "$LAB_PREFIX4"
 
 lab_node_birdc configure >/dev/null

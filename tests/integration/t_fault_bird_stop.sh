@@ -32,7 +32,7 @@ kill -STOP "$LAB_NODE_BIRD_PID"
 n0=$(timeouts)
 lab_web_stop
 wait_for 10 "the command to time out" eval '[ "$(timeouts)" -gt "$n0" ]'
-grep -q 'disabled yes;' "$LAB_DIR/node/healthd.conf"
+lab_include_disabled healthd_web_v4
 lab_bird_kill
 wait_for 10 "upstream to lose $LAB_PREFIX4 with BIRD" lab_upstream_lacks "$LAB_PREFIX4"
 kill -0 "$HEALTHD_PID"

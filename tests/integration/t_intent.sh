@@ -81,6 +81,7 @@ py 'not w["drain"]["drained"] and not w["drain_requested"]'
 # --for: the time left is re-armed at start; a deadline that passed while
 # healthd was down means undrained
 expect_rc 0 lab_healthctl drain --for 1h --reason "long one" web
+wait_for 5 "the 1h drain in the state file" in_state_file 's["web"]["reason"] == "long one"'
 restart
 py 'w["drain"]["drained"] and 3500 <= w["drain"]["remaining_s"] <= 3600 and w["drain"]["until"]'
 expect_rc 0 lab_healthctl status

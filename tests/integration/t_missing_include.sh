@@ -25,7 +25,8 @@ grep -q "BIRD does not run healthd_web_v4" "$LAB_DIR/health.body" || { echo "FAI
 [ "$(health /web)" = 503 ]
 lab_healthctl status | grep -q "NOT ANNOUNCED by BIRD: BIRD does not run healthd_web_v4"
 lab_healthctl status | grep -q "PROBLEM: BIRD does not run"
-ip netns exec "$LAB_NS_NODE" curl -s "http://127.0.0.1:$port/metrics" | grep -qx 'healthd_bird_problem 1'
+ip netns exec "$LAB_NS_NODE" curl -s -o "$LAB_DIR/metrics" "http://127.0.0.1:$port/metrics"
+grep -qx 'healthd_bird_problem 1' "$LAB_DIR/metrics"
 
 # the command rate once the back-off is in force
 c0=$(lab_status_get 'd["bird"]["commands"]') k0=$(lab_status_get 'd["bird"]["configures"]')

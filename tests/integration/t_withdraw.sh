@@ -21,7 +21,7 @@ t1=$(now_ms)
 wait_for 2 "upstream to lose $LAB_PREFIX6" lab_upstream_lacks "$LAB_PREFIX6"
 log "measured: web stopped -> upstream lost the route in $((t1 - t0)) ms (interval 200ms, fall 2)"
 lab_state_is withdrawn
-grep -q 'disabled yes;' "$LAB_DIR/node/healthd.conf"
+lab_include_disabled healthd_web_v4
 lab_healthctl status | grep -q 'refused'
 
 t0=$(now_ms)
