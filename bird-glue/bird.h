@@ -64,7 +64,7 @@ enum bird_proto_state {
 };
 
 struct bird_proto {
-	char name[64];
+	char name[72];          /* BIRD allows 64 characters: never truncated */
 	char proto[24];         /* "Static", "BGP", ... */
 	enum bird_proto_state state;
 	char info[64];          /* "Established", "" */

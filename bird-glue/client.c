@@ -17,6 +17,7 @@
 
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 5000
+#define STABLE_MS 5000          /* answering this long makes a connection good */
 
 struct cmd {
 	struct cmd *next;
@@ -53,6 +54,7 @@ struct bird_client {
 	struct conn *conn;      /* NULL while waiting to reconnect */
 	bool connected;         /* the welcome was received on conn */
 	uint64_t backoff_ms;
+	uint64_t answered_ms;   /* when conn first answered a command, 0 if not yet */
 
 	struct cmd *head, **tail;
 	struct cmd *in_flight;
@@ -176,6 +178,11 @@ static void drop(struct bird_client *c, int err, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(why, sizeof(why), fmt, ap);
 	va_end(ap);
+	/* Only a connection that kept answering proves BIRD good: one that
+	 * welcomes, answers and then drops is retried ever more slowly. */
+	if (c->answered_ms && uv_now(c->loop) - c->answered_ms >= STABLE_MS)
+		c->backoff_ms = BACKOFF_MIN_MS;
+	c->answered_ms = 0;
 	close_conn(c);
 	schedule_retry(c);
 	c->in_flight = NULL;
@@ -260,9 +267,8 @@ static void on_reply(void *arg, const struct bird_reply *r)
 	}
 	c->in_flight = NULL;
 	uv_timer_stop(&c->cmd_timer);
-	/* only a command answered proves the connection good: a BIRD that
-	 * welcomes and then misbehaves is retried ever more slowly */
-	c->backoff_ms = BACKOFF_MIN_MS;
+	if (!c->answered_ms)
+		c->answered_ms = uv_now(c->loop);
 	finish(cmd, 0, r);
 	if (!c->closed)
 		pump(c);

@@ -27,7 +27,7 @@
 #define BACKOFF_MAX_MS 30000
 
 struct unknown_proto {
-	char name[BIRD_PROTO_NAME_MAX];
+	char name[sizeof(((struct bird_proto *)0)->name)];
 	bool up;
 	struct backoff bo;
 };
@@ -54,6 +54,9 @@ struct bird_sync {
 	bool verify_configure;     /* the next pass tells if BIRD loaded our file */
 	bool reconcile_due;
 	bool adopting;             /* inside the adopt callbacks: send nothing */
+	bool unverified;           /* BIRD may have changed (configure, reconnect):
+				      nothing is toggled before a pass tells */
+	uint64_t down_since_ms;    /* the connection is lost since; 0 while up */
 	bool settling;             /* a reload: the daemon states every service
 				      before anything goes out (next loop turn) */
 	uv_timer_t settle_timer;
@@ -197,7 +200,7 @@ struct cmd {
 	struct bird_sync *sync;
 	enum { CMD_SHOW, CMD_CONFIGURE, CMD_TOGGLE } kind;
 	bool enable;
-	char name[BIRD_PROTO_NAME_MAX];
+	char name[sizeof(((struct bird_proto *)0)->name)];
 	char *text;             /* configure: the file BIRD is asked to load */
 };
 
@@ -228,6 +231,12 @@ static size_t count_missing(const struct bird_sync *s, const char **example)
 	return n;
 }
 
+/* Up, or on its way up: enabled, as far as enable/disable go. */
+static bool proto_enabled(const struct bird_proto *row)
+{
+	return row->state == BIRD_PROTO_UP || row->state == BIRD_PROTO_START;
+}
+
 /* Rows BIRD listed that no service owns: kept for status and purge. */
 static void note_unknown(struct bird_sync *s, const struct bird_proto *rows, size_t n)
 {
@@ -245,7 +254,7 @@ static void note_unknown(struct bird_sync *s, const struct bird_proto *rows, siz
 		if (table_proto(&s->t, rows[i].name))
 			continue;
 		snprintf(u[k].name, sizeof(u[k].name), "%s", rows[i].name);
-		u[k].up = rows[i].state == BIRD_PROTO_UP;
+		u[k].up = proto_enabled(&rows[i]);
 		if ((was = find_unknown(s, rows[i].name)))
 			u[k].bo = was->bo;
 		else
@@ -324,14 +333,14 @@ static void on_show(struct bird_sync *s, const struct bird_reply *r)
 		struct sync_proto *p = table_proto(&s->t, rows[k].name);
 
 		if (p)
-			now[p - s->t.protos] = rows[k].state == BIRD_PROTO_UP ? B_UP : B_DOWN;
+			now[p - s->t.protos] = proto_enabled(&rows[k]) ? B_UP : B_DOWN;
 	}
 	note_unknown(s, rows, (size_t)n);
 	free(rows);
 	for (size_t i = 0; i < s->t.n_protos; i++) {
 		struct sync_proto *p = &s->t.protos[i];
 
-		if (s->stats.adopted && now[i] != B_MISSING && p->bird != B_UNKNOWN &&
+		if (s->stats.adopted && !s->unverified && now[i] != B_MISSING && p->bird != B_UNKNOWN &&
 		    now[i] != p->bird && (now[i] == B_UP) != p->want) {
 			s->stats.repairs++;
 			slog(s, 4, p->svc, "%s is %s in BIRD but should be %s: repairing", p->name,
@@ -342,7 +351,9 @@ static void on_show(struct bird_sync *s, const struct bird_reply *r)
 		p->bird = now[i];
 	}
 	free(now);
+	s->unverified = false;
 	table_drop_gone(&s->t);
+	s->stats.protocols = s->t.n_protos;
 	if (!s->stats.adopted) {
 		s->stats.adopted = true;
 		adopt_all(s);
@@ -376,9 +387,9 @@ static void on_configure(struct bird_sync *s, struct cmd *c, const struct bird_r
 		c->text = NULL;
 		s->need_configure = !table_same_config(s->file_text, s->bird_text);
 		s->last_refusal[0] = '\0';
-		/* What the new config made is learnt from the pass below. */
-		for (size_t i = 0; i < s->t.n_protos; i++)
-			s->t.protos[i].bird = B_UNKNOWN;
+		/* What the new config made is learnt from the pass below; till
+		 * then status keeps what BIRD last told. */
+		s->unverified = true;
 		s->verify_configure = true;
 		s->reconcile_due = true;
 		slog(s, 6, NULL, "BIRD reconfigured (%04d %s)", r->code, r->text);
@@ -418,7 +429,7 @@ static void on_toggle(struct bird_sync *s, struct cmd *c, const struct bird_repl
 		bo_ok(bo);
 		if (u) {
 			u->up = up;
-			s->stats.purged += !up;
+			s->stats.purged += code == 9;   /* not "0008 already disabled" */
 		} else {
 			if (p->leaving && !up)
 				s->render_dirty = true;
@@ -465,6 +476,10 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 		}
 		if (c->kind == CMD_SHOW)
 			s->reconcile_due = true;
+		/* a configure that makes BIRD time out or drop us is not the
+		 * first thing sent after every reconnect */
+		if (c->kind == CMD_CONFIGURE)
+			bo_fail(s, &s->bo_configure);
 		free_cmd(c);
 		return;   /* the state callback or the reconcile timer kicks again */
 	}
@@ -486,7 +501,7 @@ static void on_reply(void *arg, int err, const struct bird_reply *r)
 static bool send_cmd(struct bird_sync *s, int kind, const char *name, bool enable)
 {
 	struct cmd *c = calloc(1, sizeof(*c));
-	char line[BIRD_PROTO_NAME_MAX + 16];
+	char line[sizeof(((struct bird_proto *)0)->name) + 16];
 
 	if (!c)
 		return false;
@@ -569,7 +584,7 @@ static void kick(struct bird_sync *s)
 		start_render(s);
 	if (!bird_client_connected(s->client) || s->cmd_busy)
 		return;
-	if (!s->stats.adopted) {
+	if (!s->stats.adopted || s->unverified) {
 		if (bo_ready(s, &s->bo_show))
 			send_cmd(s, CMD_SHOW, NULL, false);
 		return;
@@ -589,9 +604,35 @@ static void kick(struct bird_sync *s)
 	check_settled(s);
 }
 
+static void earlier(uint64_t *due, const struct backoff *b, uint64_t now)
+{
+	if (b->until_ms > now && (!*due || b->until_ms < *due))
+		*due = b->until_ms;
+}
+
+/* The earliest back-off still in force, so that none waits for a
+ * reconcile pass to be retried. */
+static void rearm_retry(struct bird_sync *s)
+{
+	uint64_t now = uv_now(s->loop), due = 0;
+
+	earlier(&due, &s->bo_configure, now);
+	earlier(&due, &s->bo_show, now);
+	for (size_t i = 0; i < s->t.n_protos; i++)
+		earlier(&due, &s->t.protos[i].bo, now);
+	for (size_t i = 0; i < s->n_unknown; i++)
+		earlier(&due, &s->unknown[i].bo, now);
+	if (due)
+		uv_timer_start(&s->retry_timer, on_retry, due - now, 0);
+}
+
 static void on_retry(uv_timer_t *t)
 {
-	kick(t->data);
+	struct bird_sync *s = t->data;
+
+	kick(s);
+	if (!s->closing)
+		rearm_retry(s);
 }
 
 static void on_settled(uv_timer_t *t)
@@ -621,10 +662,12 @@ static void on_state(void *arg, bool connected, const char *why)
 	if (connected) {
 		slog(s, 5, NULL, "connected to BIRD at %s", s->socket);
 		s->reconcile_due = true;
+		s->down_since_ms = 0;
 	} else {
 		slog(s, 4, NULL, "BIRD unreachable: %s", why ? why : "connection lost");
-		for (size_t i = 0; i < s->t.n_protos; i++)
-			s->t.protos[i].bird = B_UNKNOWN;
+		s->unverified = true;
+		if (!s->down_since_ms)
+			s->down_since_ms = uv_now(s->loop);
 	}
 	kick(s);
 }
@@ -666,6 +709,12 @@ static int swap_table(struct bird_sync *s, const struct config *cfg, const char 
 	s->t = t;
 	s->stats.protocols = t.n_protos;
 	s->render_dirty = true;
+	/* a protocol the new config owns is no longer unknown */
+	size_t k = 0;
+	for (size_t i = 0; i < s->n_unknown; i++)
+		if (!table_proto(&s->t, s->unknown[i].name))
+			s->unknown[k++] = s->unknown[i];
+	s->n_unknown = s->stats.unknown = k;
 	return 0;
 }
 
@@ -686,7 +735,8 @@ int bird_sync_new(uv_loop_t *loop, const struct config *cfg,
 	/* BIRD is taken to have loaded the file as it is now. */
 	if (table_read_file(s->include, &s->file_text) < 0 && !(s->file_text = strdup("")))
 		goto fail;
-	if (!(s->bird_text = strdup(s->file_text)) || swap_table(s, cfg, s->file_text) < 0)
+	if (!(s->bird_text = strdup(s->file_text)) || swap_table(s, cfg, s->file_text) < 0 ||
+	    table_seed_leaving(&s->t, s->file_text) < 0)
 		goto fail;
 	if ((rc = writer_new(loop, on_written, s, &s->writer)) < 0)
 		goto fail;
@@ -718,6 +768,7 @@ fail:
 void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg)
 {
 	bool new_socket = strcmp(s->socket, cfg->bird.socket) != 0;
+	bool new_include = strcmp(s->include, cfg->bird.include) != 0;
 	char *text = NULL;
 	int rc = copy_settings(s, cfg);
 
@@ -728,14 +779,19 @@ void bird_sync_reconfig(struct bird_sync *s, const struct config *cfg)
 		slog(s, 3, NULL, "reload: out of memory, BIRD settings unchanged");
 		return;
 	}
-	free(text);
+	if (new_include) {
+		/* the new file holds what it holds, not what the old one did */
+		free(s->file_text);
+		s->file_text = text;
+	} else {
+		free(text);
+	}
 	if (new_socket) {
 		bird_client_close(s->client);
 		s->client = NULL;
 		s->cmd_busy = false;
 		s->stats.connected = false;
-		for (size_t i = 0; i < s->t.n_protos; i++)
-			s->t.protos[i].bird = B_UNKNOWN;
+		s->unverified = true;
 		if (bird_client_new(s->loop, s->socket, s->timeout_ms, on_state, s,
 				    &s->client) < 0) {
 			slog(s, 3, NULL, "cannot create a BIRD client for %s", s->socket);
@@ -786,8 +842,8 @@ void bird_sync_stats(const struct bird_sync *s, struct bird_sync_stats *out)
 
 bool bird_sync_idle(const struct bird_sync *s)
 {
-	if (!s->stats.adopted || s->cmd_busy || s->need_configure || s->render_dirty ||
-	    writer_busy(s->writer))
+	if (!s->stats.adopted || s->unverified || s->cmd_busy || s->need_configure ||
+	    s->render_dirty || writer_busy(s->writer))
 		return false;
 	for (size_t i = 0; i < s->t.n_protos; i++) {
 		const struct sync_proto *p = &s->t.protos[i];
@@ -834,17 +890,16 @@ bool bird_sync_announcing(const struct bird_sync *s, const char *service,
 		snprintf(why, len, "not configured");
 		return false;
 	}
-	if (!bird_client_connected(s->client)) {
+	/* A connection dropped for a moment (a timed-out command) says
+	 * nothing of what BIRD announces; one lost for longer does. */
+	if (s->down_since_ms && uv_now(s->loop) - s->down_since_ms >= s->timeout_ms) {
 		snprintf(why, len, "BIRD unreachable");
 		return false;
 	}
 	for (int f = 0; f < 2; f++) {
 		const struct sync_proto *w = table_wanted(&s->t, v, f);
-		bool up = false;
 
-		for (int k = 0; w && k < CFG_COMM_SETS; k++)
-			up |= v->proto[f][k] >= 0 && s->t.protos[v->proto[f][k]].bird == B_UP;
-		if (w && !up) {
+		if (w && !table_family_up(&s->t, v, f)) {
 			snprintf(why, len, "BIRD does not run %s (%s)", w->name, bstate_str(w->bird));
 			return false;
 		}

@@ -98,10 +98,31 @@ static bool same_prefixes(const struct sync_proto *a, const struct sync_proto *b
 	       cfg_prefixes_equal(a->prefixes, a->n_prefixes, b->prefixes, b->n_prefixes);
 }
 
+/* The leaving protocol, if any, that is up with exactly P's prefixes. */
+static const struct sync_proto *predecessor_up(const struct sync_table *t,
+					       const struct sync_proto *p)
+{
+	for (size_t i = 0; i < t->n_protos; i++) {
+		const struct sync_proto *q = &t->protos[i];
+
+		if (q->leaving && q->bird == B_UP && same_prefixes(p, q))
+			return q;
+	}
+	return NULL;
+}
+
 bool table_holding(const struct sync_table *t, const struct sync_proto *p)
 {
-	if (!p->leaving || p->bird != B_UP || !p->n_prefixes)
+	if (p->want || p->bird != B_UP || !p->n_prefixes)
 		return false;
+	if (!p->leaving) {
+		/* the state it announced until the new one's protocol is up */
+		const struct sync_svc *v = table_svc(t, p->svc);
+		const struct sync_proto *w = v && v->announce ?
+			table_wanted(t, v, p->family == AF_INET6) : NULL;
+
+		return w && w != p && w->bird != B_UP;
+	}
 	for (size_t i = 0; i < t->n_protos; i++) {
 		const struct sync_proto *q = &t->protos[i];
 
@@ -109,6 +130,17 @@ bool table_holding(const struct sync_table *t, const struct sync_proto *p)
 			return true;
 	}
 	return false;
+}
+
+bool table_family_up(const struct sync_table *t, const struct sync_svc *v, int f)
+{
+	const struct sync_proto *w = table_wanted(t, v, f);
+
+	for (int k = 0; k < CFG_COMM_SETS; k++)
+		if (v->proto[f][k] >= 0 && t->protos[v->proto[f][k]].bird == B_UP)
+			return true;
+	/* a renamed service's prefixes, still announced under the old name */
+	return w && predecessor_up(t, w);
 }
 
 static void proto_free(struct sync_proto *p)
@@ -285,6 +317,49 @@ fail:
 	return -ENOMEM;
 }
 
+int table_seed_leaving(struct sync_table *t, const char *text)
+{
+	static const char head[] = "protocol static healthd_";
+	size_t extra = 0;
+
+	for (int pass = 0; pass < 2; pass++) {
+		for (const char *p = strstr(text, head); p; p = strstr(p + 1, head)) {
+			char name[BIRD_PROTO_NAME_MAX];
+			size_t len = strcspn(p + 16, " {\n");
+			struct sync_proto *q;
+
+			if ((p != text && p[-1] != '\n') || len >= sizeof(name))
+				continue;
+			memcpy(name, p + 16, len);
+			name[len] = '\0';
+			if (table_proto(t, name))
+				continue;
+			if (pass == 0) {
+				extra++;
+				continue;
+			}
+			q = &t->protos[t->n_protos++];
+			memset(q, 0, sizeof(*q));
+			memcpy(q->name, name, len + 1);
+			q->family = strstr(name, "_v6") ? AF_INET6 : AF_INET;
+			q->leaving = true;
+			q->bird = B_UNKNOWN;
+		}
+		if (pass == 0) {
+			struct sync_proto *n;
+
+			if (!extra)
+				return 0;
+			n = realloc(t->protos, (t->n_protos + extra + 1) * sizeof(*n));
+			if (!n)
+				return -ENOMEM;
+			t->protos = n;
+		}
+	}
+	index_svcs(t);
+	return 0;
+}
+
 void table_drop_gone(struct sync_table *t)
 {
 	size_t n = 0;
@@ -318,8 +393,10 @@ char *table_render(const struct sync_table *t, const char *node)
 		const struct sync_proto *p = &t->protos[i];
 		const struct sync_svc *v = p->leaving ? NULL : table_svc(t, p->svc);
 
-		/* A leaving protocol is dropped once BIRD no longer runs it. */
-		if (p->leaving && p->bird != B_UP && p->bird != B_UNKNOWN)
+		/* A leaving protocol is dropped once BIRD no longer runs it; one
+		 * known only from the file at start (its routes unknown) at once,
+		 * after it was disabled. */
+		if (p->leaving && ((p->bird != B_UP && p->bird != B_UNKNOWN) || !p->n_prefixes))
 			continue;
 		comms[n].items = p->comms;
 		comms[n].n = p->n_comms;

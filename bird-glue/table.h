@@ -69,9 +69,17 @@ struct sync_svc *table_svc(const struct sync_table *t, const char *name);
 struct sync_proto *table_wanted(const struct sync_table *t, const struct sync_svc *v, int f);
 /* Recompute every protocol's `want` from its service. */
 void table_update_wants(struct sync_table *t);
-/* A leaving protocol that stays up while the protocol taking over its
- * prefixes (a renamed service's) is wanted but not up yet. */
+/* An unwanted protocol that stays up (and enabled in the file) while the
+ * one taking over its prefixes is wanted but not up yet: the service's old
+ * state, or a renamed service's old name. */
 bool table_holding(const struct sync_table *t, const struct sync_proto *p);
+/* BIRD runs one of the service's protocols of family f (0 v4, 1 v6), or
+ * the old name's while a renamed service hands over. */
+bool table_family_up(const struct sync_table *t, const struct sync_svc *v, int f);
+/* Protocols healthd's file (TEXT) defines that T does not own: the
+ * services removed while healthd was not running, to be disabled before
+ * they are dropped. 0 or -ENOMEM. */
+int table_seed_leaving(struct sync_table *t, const char *text);
 /* Drop leaving protocols BIRD does not have. */
 void table_drop_gone(struct sync_table *t);
 

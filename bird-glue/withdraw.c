@@ -66,9 +66,10 @@ static void on_disabled(void *arg, int err, const struct bird_reply *r)
 
 static void send_next(struct wd *w)
 {
-	char cmd[BIRD_PROTO_NAME_MAX + 16];
+	char cmd[sizeof(w->rows[0].name) + 16];
 
-	while (w->next < w->n_rows && w->rows[w->next].state != BIRD_PROTO_UP)
+	while (w->next < w->n_rows && w->rows[w->next].state != BIRD_PROTO_UP &&
+	       w->rows[w->next].state != BIRD_PROTO_START)
 		w->next++;
 	if (w->next >= w->n_rows) {
 		finish(w);

@@ -4,9 +4,12 @@
  * libuv's thread pool also runs the resolver's getaddrinfo; a hung
  * resolver or a disk that takes seconds to fsync must delay neither the
  * other nor a withdrawal. One job at a time: sync.c renders again when
- * this one is done if anything changed meanwhile.
+ * this one is done if anything changed meanwhile. Closing never waits for
+ * a write that hangs: the thread is detached and frees what is left, and a
+ * job handed over before the close is still written.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,20 +25,44 @@ struct bird_writer {
 	bool busy;              /* loop side: a job handed over, not reported */
 	/* under mu */
 	bool quit, has_job, finished;
+	bool thread_done, handle_closed;        /* the last of the two frees */
 	char *path, *text;
 	int rc;
 	char err[256];
 };
 
+static void destroy(struct bird_writer *w)
+{
+	free(w->path);
+	free(w->text);
+	uv_cond_destroy(&w->cv);
+	uv_mutex_destroy(&w->mu);
+	free(w);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct bird_writer *w = h->data;
+	bool last;
+
+	uv_mutex_lock(&w->mu);
+	w->handle_closed = true;
+	last = w->thread_done;
+	uv_mutex_unlock(&w->mu);
+	if (last)
+		destroy(w);
+}
+
 static void writer_main(void *arg)
 {
 	struct bird_writer *w = arg;
+	bool last;
 
 	uv_mutex_lock(&w->mu);
 	for (;;) {
 		while (!w->has_job && !w->quit)
 			uv_cond_wait(&w->cv, &w->mu);
-		if (w->quit)
+		if (!w->has_job)
 			break;
 		char *path = w->path, *text = w->text;
 		char err[256] = "";
@@ -47,9 +74,14 @@ static void writer_main(void *arg)
 		memcpy(w->err, err, sizeof(err));
 		w->has_job = false;
 		w->finished = true;
-		uv_async_send(&w->done_async);
+		if (!w->quit)
+			uv_async_send(&w->done_async);
 	}
+	w->thread_done = true;
+	last = w->handle_closed;
 	uv_mutex_unlock(&w->mu);
+	if (last)
+		destroy(w);
 }
 
 static void on_done(uv_async_t *a)
@@ -92,9 +124,9 @@ int writer_new(uv_loop_t *loop, writer_done_cb done, void *arg, struct bird_writ
 		goto fail_cv;
 	w->done_async.data = w;
 	if ((rc = uv_thread_create(&w->thread, writer_main, w)) < 0) {
-		uv_close((uv_handle_t *)&w->done_async, (uv_close_cb)free);
-		uv_cond_destroy(&w->cv);
-		uv_mutex_destroy(&w->mu);
+		/* no thread to wait for: the handle's close frees */
+		w->thread_done = true;
+		uv_close((uv_handle_t *)&w->done_async, on_closed);
 		return rc;
 	}
 	*out = w;
@@ -133,17 +165,6 @@ int writer_submit(struct bird_writer *w, const char *path, char *text)
 	return 0;
 }
 
-static void on_closed(uv_handle_t *h)
-{
-	struct bird_writer *w = h->data;
-
-	free(w->path);
-	free(w->text);
-	uv_cond_destroy(&w->cv);
-	uv_mutex_destroy(&w->mu);
-	free(w);
-}
-
 void writer_close(struct bird_writer *w)
 {
 	if (!w)
@@ -152,7 +173,6 @@ void writer_close(struct bird_writer *w)
 	w->quit = true;
 	uv_cond_signal(&w->cv);
 	uv_mutex_unlock(&w->mu);
-	/* A write under way finishes: the file is never left half renamed. */
-	uv_thread_join(&w->thread);
+	pthread_detach(w->thread);
 	uv_close((uv_handle_t *)&w->done_async, on_closed);
 }

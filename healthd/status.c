@@ -176,6 +176,8 @@ static json_t *service_bird_json(const struct hd *hd, const struct svc *s)
 	json_object_set_new(o, "announcing", json_boolean(running));
 	if (svc_state_announced(s->state) && !running)
 		json_object_set_new(o, "problem", json_string(why[0] ? why : "BIRD not reached"));
+	else if (!svc_state_announced(s->state) && running)
+		json_object_set_new(o, "problem", json_string("withdrawn, but BIRD still runs it"));
 	for (size_t i = 0; i < n && i < 2 * CFG_COMM_SETS + 4; i++) {
 		json_t *p = json_object();
 
@@ -378,7 +380,8 @@ char *hd_status_text(json_t *snap)
 			fprintf(f, "  maintenance file present\n");
 		json_t *sb = json_object_get(svc, "bird"), *bp;
 		if (json_is_string(json_object_get(sb, "problem")))
-			fprintf(f, "  NOT ANNOUNCED by BIRD: %s\n", jstr(sb, "problem"));
+			fprintf(f, "  %s: %s\n", json_is_true(json_object_get(sb, "announcing")) ?
+				"STILL ANNOUNCED by BIRD" : "NOT ANNOUNCED by BIRD", jstr(sb, "problem"));
 		int shown = 0;
 
 		fprintf(f, "  BIRD:");

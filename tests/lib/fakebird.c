@@ -140,6 +140,11 @@ static void on_command(struct fb_conn *k)
 	case FAKEBIRD_DENY:
 		conn_send(k, "8007 Access denied\n");
 		break;
+	case FAKEBIRD_ANSWER_CLOSE:
+		conn_send(k, "2002-Name       Proto      Table      State  Since         Info\n"
+			  "0000 \n");
+		conn_close(k);
+		break;
 	}
 }
 

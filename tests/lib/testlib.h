@@ -51,6 +51,7 @@ enum fakebird_mode {
 	FAKEBIRD_SLOW,          /* everything one byte per loop turn */
 	FAKEBIRD_BAD_WELCOME,   /* "9001 ..." instead of the welcome */
 	FAKEBIRD_DENY,          /* welcome, then "8007 Access denied" to anything */
+	FAKEBIRD_ANSWER_CLOSE,  /* welcome, one good answer, then close */
 };
 
 /* The reply FAKEBIRD_SLOW gives to every command. */

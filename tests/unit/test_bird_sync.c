@@ -916,3 +916,136 @@ Test(bird_sync, unknown_protocols_are_reported_and_purged_on_request)
 	cr_assert_eq(stats().purged, 1);
 	cr_assert(route_absent("198.51.100.77/32"));
 }
+
+/* A BIRD that answers one command and then closes: reconnects back off
+ * (an answered command alone does not prove the connection good). */
+Test(bird_sync, a_bird_that_drops_after_each_answer_is_not_hammered)
+{
+	struct fakebird *fb;
+	char sock[96];
+
+	cr_assert_eq(birdlab_init(&lab, lab_body), 0);
+	snprintf(sock, sizeof(sock), "%.80s/drop.ctl", lab.dir);
+	cr_assert_eq(fakebird_start(&T.loop, sock, FAKEBIRD_ANSWER_CLOSE, &fb), 0);
+	snprintf(lab.sock, sizeof(lab.sock), "%s", sock);
+	load_cfg(NULL, "200ms");
+	start_sync();
+	run_for(4000);
+	unsigned conns = fakebird_connections(fb);
+	cr_log_info("measured: a BIRD that drops after each answer: %u connections in 4 s", conns);
+	cr_assert_leq(conns, 8, "%u connections in 4 s", conns);
+	bird_sync_close(T.sync);
+	T.sync = NULL;
+	fakebird_close(fb);
+}
+
+/* Was web ever reported as not announced while we looked? */
+static bool web_lapse;
+static bool web_announcing_watch(void)
+{
+	char why[128];
+
+	web_lapse |= !bird_sync_announcing(T.sync, "web", why, sizeof(why));
+	return true;
+}
+
+/* A reload that needs a configure: the announced service stays reported
+ * as announced throughout (it did not flip to 503 while BIRD answered). */
+Test(bird_sync, a_configure_does_not_make_an_announced_service_look_withdrawn)
+{
+	lab_and_sync("200ms");
+	announce_web(CFG_COMM_UP, "(65000,100)");
+	uint64_t c = stats().configures;
+
+	load_cfg_with(NULL, "200ms", NULL, "  - name: extra\n    prefixes: [\"198.51.100.88/32\"]\n"
+		      "    checks:\n      - name: port\n        type: tcp\n"
+		      "        host: 127.0.0.1\n        port: 9\n");
+	bird_sync_reconfig(T.sync, T.cfg);
+	web_lapse = false;
+	RUN_UNTIL(web_announcing_watch() && stats().configures > c && idle() &&
+		  proto_state("healthd_extra_v4", NULL, 0) == 'D', 5000, "the configure");
+	cr_assert_not(web_lapse, "web looked withdrawn during the configure");
+}
+
+/* A reload gives the degraded state communities of its own while the
+ * service is degraded: the new protocol is loaded and enabled before the
+ * up protocol (which carried the state so far) is disabled. */
+Test(bird_sync, a_state_that_gets_its_own_protocol_hands_over)
+{
+	lab_and_sync("200ms");
+	announce_web(CFG_COMM_UP, "(65000,100)");
+	load_cfg_with(NULL, "200ms", NULL, NULL);
+	/* dns has no degraded communities: degraded is its up protocol */
+	set_svc(1, true, CFG_COMM_DEGRADED);
+	RUN_UNTIL(idle() && route_has("203.0.113.53/32", "blackhole"), 5000, "dns degraded");
+	cr_assert_eq(proto_state(DNS, NULL, 0), 'U');
+
+	char *yaml, err[512];
+	int len = asprintf(&yaml,
+			   "node: lab1\n"
+			   "bird:\n  socket: %s\n  include: %s\n  timeout: 2s\n  reconcile: 200ms\n"
+			   "services:\n"
+			   "  - name: web\n"
+			   "    prefixes: [\"" WEB_V4_ROUTE "\", \"" WEB_V6_ROUTE "\"]\n"
+			   "    communities:\n      up: [\"65000:100\", \"65000:1:2\"]\n"
+			   "      degraded: [\"65000:666\"]\n"
+			   "    checks:\n      - name: port\n        type: tcp\n"
+			   "        host: 127.0.0.1\n        port: 9\n"
+			   "  - name: dns\n"
+			   "    prefixes: [\"203.0.113.53/32\"]\n"
+			   "    communities:\n      degraded: [\"65000:54\"]\n"
+			   "    checks:\n      - name: port\n        type: tcp\n"
+			   "        host: 127.0.0.1\n        port: 9\n",
+			   lab.sock, lab.include);
+	cr_assert_gt(len, 0);
+	cfg_free(T.cfg);
+	T.cfg = cfg_load_string("sync.yaml", yaml, (size_t)len, err, sizeof(err));
+	free(yaml);
+	cr_assert_not_null(T.cfg, "%s", err);
+	bird_sync_reconfig(T.sync, T.cfg);
+	bool gap = false;
+	char out[4096];
+#define DNS_WATCH() (gap |= birdlab_cmd(&lab, "show route 203.0.113.53/32 all", out, sizeof(out)) == 8001, \
+		     strstr(out, "(65000,54)") != NULL)
+	RUN_UNTIL(DNS_WATCH() && idle(), 5000, "dns degraded through its own protocol");
+#undef DNS_WATCH
+	cr_assert_not(gap, "the prefix never left BIRD's table");
+	cr_assert_eq(proto_state("healthd_dns_v4_degraded", NULL, 0), 'U');
+	cr_assert_eq(proto_state(DNS, NULL, 0), 'D');
+}
+
+/* A reload to another include path writes the new file even when its
+ * text would equal the old file's. */
+Test(bird_sync, a_new_include_path_is_written)
+{
+	char path[200];
+
+	lab_and_sync("200ms");
+	snprintf(path, sizeof(path), "%s/moved.conf", lab.dir);
+	load_cfg(path, "200ms");
+	bird_sync_reconfig(T.sync, T.cfg);
+	RUN_UNTIL(file_has(path, "protocol static " V4 " {"), 5000, "the file at the new path");
+}
+
+/* A service removed while healthd was not running: its protocols, known
+ * only from the include file, are disabled before they are dropped. */
+Test(bird_sync, a_service_removed_while_down_is_disabled_then_dropped)
+{
+	static const char old[] =
+		"protocol static healthd_gone_v4 { ipv4; route 198.51.100.99/32 blackhole; }\n";
+
+	cr_assert_eq(birdlab_init(&lab, lab_body), 0);
+	cr_assert_eq(birdlab_write_include(&lab, old), 0);
+	cr_assert_eq(birdlab_start(&lab, 10000), 0, "see %s", lab.log);
+	cr_assert_eq(proto_state("healthd_gone_v4", NULL, 0), 'U');
+	load_cfg(NULL, "200ms");
+	start_sync();
+	RUN_UNTIL(T.n_adopts == N_SVCS, 5000, "adoption");
+	set_svc(0, false, 0);
+	set_svc(1, false, 0);
+	RUN_UNTIL(idle() && proto_state("healthd_gone_v4", NULL, 0) == 'M', 5000, "the drop");
+	const char *dis = strstr(T.logs, "BIRD: healthd_gone_v4: disabled");
+	const char *cfgd = strstr(T.logs, "BIRD reconfigured");
+	cr_assert(dis && cfgd && dis < cfgd, "disabled before the configure:\n%s", T.logs);
+	cr_assert_eq(stats().unknown, 0);
+}
