@@ -5,6 +5,12 @@
  * max_handshake_age and, when max_rx_idle is set, rx_bytes advancing
  * within it. rx_bytes is compared across probes, so the check remembers
  * every watched peer; that state is also what the status hook shows.
+ *
+ * Both backends report a handshake as wall-clock time. The age is measured
+ * on the monotonic clock from when the reported time last changed, so a
+ * step of the wall clock neither ages a live peer nor revives a dead one;
+ * the wall clock is read only to place a handshake the check has not seen
+ * change (the first reading of a peer).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +34,11 @@ struct wg_peer_state {
 	char why[64];               /* "alive", "no handshake yet", ... */
 	uint64_t rx_bytes, tx_bytes;
 	uint64_t rx_moved_us;       /* when rx_bytes last advanced (or was first seen) */
+	uint64_t read_us;           /* when the last reading was taken */
+	bool hs_seen;               /* hs_sec/hs_nsec hold a reported handshake */
+	int64_t hs_sec;             /* as reported: wall clock */
+	uint32_t hs_nsec;
+	int64_t hs_at_us;           /* that handshake on the monotonic clock */
 	int64_t handshake_age_ms;   /* -1: never */
 	uint64_t rx_idle_ms;
 	char endpoint[64];
@@ -150,10 +161,40 @@ static void format_endpoint(const struct sockaddr_storage *ss, char *buf, size_t
 	}
 }
 
+/* Place a handshake reported as wall-clock time on the monotonic clock. A
+ * handshake seen to change happened after the previous reading, whatever
+ * the wall clock says; only a first sighting trusts the wall clock. */
+static void handshake_update(struct wg_peer_state *s, const struct check_wg_peer *p,
+			     bool had_reading, uint64_t now_us, const struct timespec *wall)
+{
+	int64_t age_us;
+
+	if (p->handshake_sec == 0) {
+		s->hs_seen = false;
+		s->handshake_age_ms = -1;
+		return;
+	}
+	if (!s->hs_seen || p->handshake_sec != s->hs_sec || p->handshake_nsec != s->hs_nsec) {
+		age_us = ((int64_t)wall->tv_sec - p->handshake_sec) * 1000000 +
+			 ((int64_t)wall->tv_nsec - (int64_t)p->handshake_nsec) / 1000;
+		if (age_us < 0)
+			age_us = 0;
+		if (had_reading && age_us > (int64_t)(now_us - s->read_us))
+			age_us = (int64_t)(now_us - s->read_us);
+		s->hs_at_us = (int64_t)now_us - age_us;
+		s->hs_sec = p->handshake_sec;
+		s->hs_nsec = p->handshake_nsec;
+		s->hs_seen = true;
+	}
+	s->handshake_age_ms = ((int64_t)now_us - s->hs_at_us) / 1000;
+}
+
 /* Take one reading of a peer into its state. */
 static void state_update(struct wg_peer_state *s, const struct check_wg_peer *p,
 			 uint64_t now_us, const struct timespec *wall)
 {
+	bool had_reading = s->seen;
+
 	s->present = true;
 	if (!s->seen || p->rx_bytes != s->rx_bytes)
 		s->rx_moved_us = now_us;
@@ -163,14 +204,8 @@ static void state_update(struct wg_peer_state *s, const struct check_wg_peer *p,
 	s->rx_idle_ms = (now_us - s->rx_moved_us) / 1000;
 	s->keepalive_s = p->keepalive_s;
 	format_endpoint(&p->endpoint, s->endpoint, sizeof(s->endpoint));
-	if (p->handshake_sec == 0) {
-		s->handshake_age_ms = -1;
-	} else {
-		int64_t ms = ((int64_t)wall->tv_sec - p->handshake_sec) * 1000 +
-			     ((int64_t)wall->tv_nsec - p->handshake_nsec) / 1000000;
-
-		s->handshake_age_ms = ms < 0 ? 0 : ms;
-	}
+	handshake_update(s, p, had_reading, now_us, wall);
+	s->read_us = now_us;
 }
 
 static void state_judge(struct wg_peer_state *s, const struct cfg_check *cfg)
@@ -200,7 +235,7 @@ static int states_update(struct wg_check *w, const struct check_wg_device *dev)
 	struct timespec wall;
 	size_t j = 0;
 
-	clock_gettime(CLOCK_REALTIME, &wall);
+	check_wall_now(&wall);
 	for (size_t i = 0; i < w->n_peers; i++)
 		w->peers[i].present = false;
 	for (size_t i = 0; i < dev->n_peers; i++) {
@@ -215,7 +250,7 @@ static int states_update(struct wg_check *w, const struct check_wg_device *dev)
 		struct wg_peer_state *s = &w->peers[i];
 
 		if (!s->present)
-			s->seen = false;   /* a peer put back starts afresh */
+			s->seen = s->hs_seen = false;   /* a peer put back starts afresh */
 		if (!s->present && !w->listed)
 			continue;
 		state_judge(s, w->c->cfg);

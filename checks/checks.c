@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <curl/curl.h>
 
 #include "checks/checks.h"
@@ -73,9 +74,32 @@ const char *const *check_types(void)
 	return names;
 }
 
-uint64_t check_now_us(void)
+static uint64_t real_now_us(void)
 {
 	return uv_hrtime() / 1000;
+}
+
+static void real_wall(struct timespec *ts)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+}
+
+static struct check_clock clock_now = { real_now_us, real_wall };
+
+void check_set_clock(const struct check_clock *clk)
+{
+	clock_now.now_us = clk && clk->now_us ? clk->now_us : real_now_us;
+	clock_now.wall = clk && clk->wall ? clk->wall : real_wall;
+}
+
+uint64_t check_now_us(void)
+{
+	return clock_now.now_us();
+}
+
+void check_wall_now(struct timespec *ts)
+{
+	clock_now.wall(ts);
 }
 
 /* ---- engine ---- */

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <uv.h>
 
 #include "config/config.h"
@@ -107,6 +108,16 @@ void check_report(struct check *c, enum check_reason reason, int http_status,
 void check_freed(struct check *c);
 /* Monotonic microseconds (one clock for every probe). */
 uint64_t check_now_us(void);
+/* Wall-clock time (CLOCK_REALTIME), only for times that come from outside
+ * as wall clock (a WireGuard handshake); never to measure a duration. */
+void check_wall_now(struct timespec *ts);
+/* For tests: replace either clock (a NULL member: the real one); NULL
+ * restores both. */
+struct check_clock {
+	uint64_t (*now_us)(void);
+	void (*wall)(struct timespec *ts);
+};
+void check_set_clock(const struct check_clock *clk);
 /* For curl_uv.c: the engine's curl half. */
 /* The shard of the engine's curl state that EASY belongs to. */
 struct check_curl *check_engine_curl(struct check_engine *e, const void *easy);

@@ -352,6 +352,7 @@ static void teardown(void)
 {
 	char cmd[128];
 
+	check_set_clock(NULL);
 	uv_walk(&loop, close_walk, NULL);
 	uv_run(&loop, UV_RUN_DEFAULT);
 	cr_assert_eq(uv_loop_close(&loop), 0, "handles left open on the loop");
@@ -602,6 +603,113 @@ Test(wg_uapi_client, check_failures)
 	probe(c, &w);
 	cr_assert_eq(w.r.reason, CHECK_UNREACHABLE);
 	cr_assert_str_eq(w.r.detail, "wgc has no peers");
+	done_with(c);
+}
+
+/* ---- clocks: the wall clock steps, the monotonic one only advances ---- */
+
+static struct timespec fake_wall;
+static uint64_t fake_mono_us;
+
+static void wall_fake(struct timespec *ts)
+{
+	*ts = fake_wall;
+}
+
+static uint64_t mono_fake(void)
+{
+	return fake_mono_us;
+}
+
+static void fake_clocks(void)
+{
+	static const struct check_clock fake = { mono_fake, wall_fake };
+
+	fake_wall.tv_sec = 1700000000;
+	fake_mono_us = 1000000000;
+	check_set_clock(&fake);
+}
+
+/* A reply whose one peer (K1) last shook hands at wall-clock second hs. */
+static void reply_at(long long hs, unsigned rx)
+{
+	snprintf(srv.reply, sizeof(srv.reply),
+		 "listen_port=51820\npublic_key=" K1 "\nlast_handshake_time_sec=%lld\n"
+		 "last_handshake_time_nsec=0\nrx_bytes=%u\nerrno=0\n\n", hs, rx);
+}
+
+Test(wg_uapi_client, wall_clock_steps_change_no_verdict)
+{
+	struct cfg_wg_peer peer = { .name = "ord" };
+	struct cfg_check k = { .peers = &peer, .n_peers = 1 };
+	struct waiter w = { 0 };
+	struct check *c;
+
+	key_raw(peer.raw);
+	fake_clocks();
+	c = wg_check(&k, "wge", &w);
+	reply_at(fake_wall.tv_sec - 5, 1);
+	srv_start("wge", SRV_REPLY);
+	probe(c, &w);
+	cr_assert_eq(w.r.reason, CHECK_OK, "%s", w.r.detail);
+	/* Forward by more than max_handshake_age (180s): the handshake is as
+	 * old as it was. */
+	fake_wall.tv_sec += 3600;
+	fake_mono_us += 1000000;
+	probe(c, &w);
+	cr_assert_eq(w.r.reason, CHECK_OK, "wall clock +1h: %s", w.r.detail);
+	fake_wall.tv_sec -= 3 * 3600;
+	fake_mono_us += 1000000;
+	probe(c, &w);
+	cr_assert_eq(w.r.reason, CHECK_OK, "wall clock -3h: %s", w.r.detail);
+	/* No new handshake: 175s more of monotonic time still pass... */
+	fake_mono_us += 170000000;
+	probe(c, &w);
+	cr_assert_eq(w.r.reason, CHECK_OK, "177s of 180s: %s", w.r.detail);
+	/* ...and past max_handshake_age it is down, whatever the wall clock. */
+	fake_mono_us += 4000000;
+	probe(c, &w);
+	cr_assert_eq(w.r.reason, CHECK_UNREACHABLE, "%s", w.r.detail);
+	cr_assert_str_eq(w.r.detail, "0 of 1 peers alive, need 1: ord last handshake 181s ago");
+	/* A new handshake is no older than the previous reading, even when its
+	 * wall-clock time is from before the step back. */
+	reply_at(fake_wall.tv_sec - 7200, 2);
+	fake_mono_us += 1000000;
+	probe(c, &w);
+	cr_assert_eq(w.r.reason, CHECK_OK, "new handshake: %s", w.r.detail);
+	done_with(c);
+}
+
+Test(wg_uapi_client, dead_peer_stays_dead_across_a_step_back)
+{
+	struct cfg_wg_peer peer = { .name = "ord" };
+	struct cfg_check k = { .peers = &peer, .n_peers = 1 };
+	struct waiter w = { 0 };
+	struct check *c;
+
+	key_raw(peer.raw);
+	fake_clocks();
+	c = wg_check(&k, "wgf", &w);
+	/* First sighting: the wall clock says how old the handshake is. */
+	reply_at(fake_wall.tv_sec - 200, 1);
+	srv_start("wgf", SRV_REPLY);
+	probe(c, &w);
+	cr_assert_eq(w.r.reason, CHECK_UNREACHABLE, "%s", w.r.detail);
+	cr_assert_str_eq(w.r.detail, "0 of 1 peers alive, need 1: ord last handshake 200s ago");
+	fake_wall.tv_sec -= 3600;
+	fake_mono_us += 1000000;
+	probe(c, &w);
+	cr_assert_eq(w.r.reason, CHECK_UNREACHABLE, "wall clock -1h: %s", w.r.detail);
+	cr_assert_str_eq(w.r.detail, "0 of 1 peers alive, need 1: ord last handshake 201s ago");
+	fake_wall.tv_sec += 7200;
+	fake_mono_us += 1000000;
+	probe(c, &w);
+	cr_assert_str_eq(w.r.detail, "0 of 1 peers alive, need 1: ord last handshake 202s ago");
+	/* A handshake from the future of the wall clock is fresh, not negative. */
+	reply_at(fake_wall.tv_sec + 600, 2);
+	fake_mono_us += 1000000;
+	probe(c, &w);
+	cr_assert_eq(w.r.reason, CHECK_OK, "%s", w.r.detail);
 	done_with(c);
 }
 
