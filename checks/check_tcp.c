@@ -1,8 +1,13 @@
 /*
  * TCP connect probes: a probe passes when the three-way handshake does.
- * Each probe owns a uv_tcp_t and a uv_timer_t (and, for a host name, a
- * getaddrinfo request); it is freed once all of them have finished.
+ * A host name is resolved per probe and every address it has is tried in
+ * order until one connects, all within the check's timeout; the detail
+ * names the address that answered and those that failed before it. Each
+ * probe owns a uv_timer_t, a getaddrinfo request for a name, and one
+ * connect attempt at a time (its own uv_tcp_t); it is freed once all of
+ * them have finished.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,24 +15,38 @@
 
 #include "checks/checks.h"
 
+/* The most addresses of one name tried per probe. */
+#define TCP_MAX_ADDRS 8
+
 struct tcp_check;
+struct tcp_probe;
+
+/* One connect attempt: its own handle, as a closed handle cannot be reused
+ * before its close callback. */
+struct tcp_conn {
+	struct tcp_probe *p;
+	uv_tcp_t tcp;
+	uv_connect_t req;
+	int refs;                   /* the handle and the connect request */
+};
 
 struct tcp_probe {
 	struct tcp_check *t;        /* NULL once the probe is over or cancelled */
-	uv_tcp_t tcp;
 	uv_timer_t timer;
-	uv_connect_t connect;
 	uv_getaddrinfo_t gai;
-	int refs;                   /* open handles and pending requests */
-	int err;                    /* a connect error to report from the loop */
-	bool tcp_open;
+	struct tcp_conn *conn;      /* the attempt in flight */
+	struct sockaddr_storage addrs[TCP_MAX_ADDRS];
+	size_t n_addrs, next;
+	char tried[96];             /* "[::1]:80 refused" for the addresses that failed */
+	int refs;                   /* open handles, pending requests, attempts */
+	int err;                    /* the last connect error, reported from the loop */
 };
 
 struct tcp_check {
 	struct check *c;
 	struct sockaddr_storage addr;
 	bool numeric;
-	char where[80];             /* "127.0.0.1:80", "[::1]:80" */
+	char where[80];             /* "127.0.0.1:80", "[::1]:80", "localhost:80" */
 	struct tcp_probe *probe;    /* in flight */
 };
 
@@ -37,9 +56,29 @@ static void probe_unref(struct tcp_probe *p)
 		free(p);
 }
 
-static void on_handle_closed(uv_handle_t *h)
+static void on_timer_closed(uv_handle_t *h)
 {
 	probe_unref(h->data);
+}
+
+static void conn_unref(struct tcp_conn *k)
+{
+	if (--k->refs == 0) {
+		probe_unref(k->p);
+		free(k);
+	}
+}
+
+static void on_conn_closed(uv_handle_t *h)
+{
+	conn_unref(h->data);
+}
+
+static void conn_close(struct tcp_probe *p)
+{
+	if (p->conn && !uv_is_closing((uv_handle_t *)&p->conn->tcp))
+		uv_close((uv_handle_t *)&p->conn->tcp, on_conn_closed);
+	p->conn = NULL;
 }
 
 /* End the probe: detach it from its check and close what it holds. */
@@ -52,9 +91,8 @@ static void probe_end(struct tcp_probe *p)
 	if (p->gai.loop)
 		uv_cancel((uv_req_t *)&p->gai);
 	if (!uv_is_closing((uv_handle_t *)&p->timer))
-		uv_close((uv_handle_t *)&p->timer, on_handle_closed);
-	if (p->tcp_open && !uv_is_closing((uv_handle_t *)&p->tcp))
-		uv_close((uv_handle_t *)&p->tcp, on_handle_closed);
+		uv_close((uv_handle_t *)&p->timer, on_timer_closed);
+	conn_close(p);
 }
 
 static uint64_t timeout_ms(const struct check *c)
@@ -78,28 +116,84 @@ static enum check_reason reason_of(int err)
 	}
 }
 
-static void finish(struct tcp_probe *p, int err)
+static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)ss;
+
+		uv_ip6_name(in6, a, sizeof(a));
+		snprintf(buf, len, "[%s]:%u", a, ntohs(in6->sin6_port));
+	} else {
+		const struct sockaddr_in *in = (const void *)ss;
+
+		uv_ip4_name(in, a, sizeof(a));
+		snprintf(buf, len, "%s:%u", a, ntohs(in->sin_port));
+	}
+}
+
+/* Note an address that failed, for the detail of the result. */
+static void note_failure(struct tcp_probe *p, const struct sockaddr_storage *ss, int err)
+{
+	size_t len = strlen(p->tried);
+	char a[64];
+
+	format_addr(ss, a, sizeof(a));
+	if (len + 1 < sizeof(p->tried))
+		snprintf(p->tried + len, sizeof(p->tried) - len, "%s%s %s", len ? ", " : "",
+			 a, err == UV_ECONNREFUSED ? "refused" : uv_strerror(err));
+}
+
+static void report_connected(struct tcp_probe *p, const struct sockaddr_storage *ss)
+{
+	struct check *c = p->t->c;
+	char a[64];
+
+	format_addr(ss, a, sizeof(a));
+	probe_end(p);
+	if (*p->tried)
+		check_report(c, CHECK_OK, 0, "connected to %s (after %s)", a, p->tried);
+	else
+		check_report(c, CHECK_OK, 0, "connected to %s", a);
+}
+
+/* Every address failed: the last error decides the reason. */
+static void report_failed(struct tcp_probe *p)
 {
 	struct tcp_check *t = p->t;
-	struct check *c = t->c;
+	int err = p->err;
 
 	probe_end(p);
-	if (err == 0)
-		check_report(c, CHECK_OK, 0, "connected to %s", t->where);
+	if (p->n_addrs > 1)
+		check_report(t->c, reason_of(err), 0, "connect to %s failed: %s", t->where,
+			     p->tried);
 	else if (err == UV_ECONNREFUSED)
-		check_report(c, CHECK_REFUSED, 0, "connect to %s refused", t->where);
+		check_report(t->c, CHECK_REFUSED, 0, "connect to %s refused", t->where);
 	else
-		check_report(c, reason_of(err), 0, "connect to %s: %s", t->where,
+		check_report(t->c, reason_of(err), 0, "connect to %s: %s", t->where,
 			     uv_strerror(err));
 }
 
+static void connect_next(struct tcp_probe *p);
+
 static void on_connect(uv_connect_t *req, int status)
 {
-	struct tcp_probe *p = req->data;
+	struct tcp_conn *k = req->data;
+	struct tcp_probe *p = k->p;
+	const struct sockaddr_storage *ss = &p->addrs[p->next - 1];
 
-	if (p->t && status != UV_ECANCELED)
-		finish(p, status);
-	probe_unref(p);
+	if (p->t && p->conn == k && status != UV_ECANCELED) {
+		if (status == 0) {
+			report_connected(p, ss);
+		} else {
+			conn_close(p);
+			p->err = status;
+			note_failure(p, ss, status);
+			connect_next(p);
+		}
+	}
+	conn_unref(k);
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -111,8 +205,8 @@ static void on_timer(uv_timer_t *timer)
 
 	if (!t)
 		return;
-	if (p->err) {
-		finish(p, p->err);
+	if (p->err && !p->conn) {
+		report_failed(p);
 		return;
 	}
 	c = t->c;
@@ -125,30 +219,57 @@ static void on_timer(uv_timer_t *timer)
 	}
 	/* Detach first: the callback may start the next probe. */
 	probe_end(p);
-	check_report(c, CHECK_TIMEOUT, 0, "no connection to %s within %llums",
-		     t->where, (unsigned long long)timeout_ms(c));
+	if (*p->tried)
+		check_report(c, CHECK_TIMEOUT, 0, "no connection to %s within %llums (after %s)",
+			     t->where, (unsigned long long)timeout_ms(c), p->tried);
+	else
+		check_report(c, CHECK_TIMEOUT, 0, "no connection to %s within %llums",
+			     t->where, (unsigned long long)timeout_ms(c));
 }
 
-/* Begin the connect; a synchronous error is reported from the loop. */
-static void probe_connect(struct tcp_probe *p, const struct sockaddr *sa)
+/* Begin a connect to one address; 0 or a synchronous UV error. */
+static int conn_start(struct tcp_probe *p, const struct sockaddr *sa)
 {
 	uv_loop_t *loop = check_engine_loop(p->t->c->engine);
+	struct tcp_conn *k = calloc(1, sizeof(*k));
 	int rc;
 
-	rc = uv_tcp_init(loop, &p->tcp);
-	if (rc == 0) {
-		p->tcp_open = true;
-		p->refs++;
-		p->tcp.data = p;
-		p->connect.data = p;
-		rc = uv_tcp_connect(&p->connect, &p->tcp, sa, on_connect);
-		if (rc == 0)
-			p->refs++;
-	}
+	if (!k)
+		return UV_ENOMEM;
+	rc = uv_tcp_init(loop, &k->tcp);
 	if (rc < 0) {
-		p->err = rc;
-		uv_timer_start(&p->timer, on_timer, 0, 0);
+		free(k);
+		return rc;
 	}
+	k->p = p;
+	k->refs = 1;
+	k->tcp.data = k;
+	k->req.data = k;
+	p->refs++;
+	p->conn = k;
+	rc = uv_tcp_connect(&k->req, &k->tcp, sa, on_connect);
+	if (rc == 0)
+		k->refs++;
+	else
+		conn_close(p);
+	return rc;
+}
+
+/* Try the addresses in order until one connect is under way; when none is
+ * left, the last error is reported from the loop (never from inside
+ * check_start()). The probe's timer bounds the whole attempt. */
+static void connect_next(struct tcp_probe *p)
+{
+	while (p->next < p->n_addrs) {
+		const struct sockaddr_storage *ss = &p->addrs[p->next++];
+		int rc = conn_start(p, (const struct sockaddr *)ss);
+
+		if (rc == 0)
+			return;
+		p->err = rc;
+		note_failure(p, ss, rc);
+	}
+	uv_timer_start(&p->timer, on_timer, 0, 0);
 }
 
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -158,7 +279,17 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 
 	p->gai.loop = NULL;
 	if (t && status == 0 && res) {
-		probe_connect(p, res->ai_addr);
+		for (struct addrinfo *ai = res; ai && p->n_addrs < TCP_MAX_ADDRS; ai = ai->ai_next)
+			if ((ai->ai_family == AF_INET || ai->ai_family == AF_INET6) &&
+			    ai->ai_addrlen <= sizeof(p->addrs[0]))
+				memcpy(&p->addrs[p->n_addrs++], ai->ai_addr, ai->ai_addrlen);
+		if (p->n_addrs) {
+			connect_next(p);
+		} else {
+			probe_end(p);
+			check_report(t->c, CHECK_DNS, 0, "%s has no IPv4 or IPv6 address",
+				     t->c->cfg->host);
+		}
 	} else if (t) {
 		probe_end(p);
 		check_report(t->c, CHECK_DNS, 0, "cannot resolve %s: %s",
@@ -189,7 +320,9 @@ static int tcp_start(struct check *c)
 	if (rc < 0)
 		goto fail;
 	if (t->numeric) {
-		probe_connect(p, (const struct sockaddr *)&t->addr);
+		p->addrs[0] = t->addr;
+		p->n_addrs = 1;
+		connect_next(p);
 		return 0;
 	}
 	snprintf(port, sizeof(port), "%u", c->cfg->port);

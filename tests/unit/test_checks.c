@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <criterion/criterion.h>
@@ -455,6 +456,63 @@ Test(checks, tcp_ok_and_refused)
 	close(fd4);
 	close(fd6);
 	close(fdn);
+	finish();
+}
+
+/* A mount namespace of this test process only, where /etc/hosts is HOSTS
+ * (bind-mounted over it; the real file is untouched). */
+static void private_hosts(const char *hosts)
+{
+	char path[64];
+	FILE *f;
+
+	if (unshare(CLONE_NEWNS) < 0)
+		cr_skip_test("unshare(CLONE_NEWNS): %s", strerror(errno));
+	cr_assert_eq(mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL), 0, "%s",
+		     strerror(errno));
+	snprintf(path, sizeof(path), "/tmp/healthd-hosts.%d", (int)getpid());
+	cr_assert_not_null(f = fopen(path, "w"));
+	fputs(hosts, f);
+	fclose(f);
+	cr_assert_eq(mount(path, "/etc/hosts", NULL, MS_BIND, NULL), 0, "%s",
+		     strerror(errno));
+	unlink(path);
+}
+
+/* localhost is ::1 first, the service listens on 127.0.0.1 only: the
+ * probe goes on to the next address and says which one answered. */
+Test(checks, tcp_tries_every_address)
+{
+	struct waiter ok = { 0 }, bad = { 0 };
+	struct sockaddr_in6 six = { .sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai;
+	char want[128];
+	uint16_t port;
+	int fd4, fd6;
+
+	private_hosts("::1 localhost\n127.0.0.1 localhost\n");
+	cr_assert_eq(getaddrinfo("localhost", NULL, &hints, &ai), 0);
+	cr_assert_eq(ai->ai_family, AF_INET6, "localhost is not ::1 first here");
+	freeaddrinfo(ai);
+	fd4 = listener(AF_INET, &port);
+	/* [::1]:port bound but not listening: refused for sure. */
+	fd6 = socket(AF_INET6, SOCK_STREAM, 0);
+	six.sin6_port = htons(port);
+	cr_assert_eq(bind(fd6, (struct sockaddr *)&six, sizeof(six)), 0, "%s", strerror(errno));
+	struct cfg_check cfg = tcp_cfg("localhost", port, 5000);
+	probe_once(&cfg, &ok);
+	cr_assert_eq(ok.r.reason, CHECK_OK, "%s", ok.r.detail);
+	snprintf(want, sizeof(want), "connected to 127.0.0.1:%u (after [::1]:%u refused)",
+		 port, port);
+	cr_assert_str_eq(ok.r.detail, want);
+	close(fd4);
+	probe_once(&cfg, &bad);
+	cr_assert_eq(bad.r.reason, CHECK_REFUSED, "%s", bad.r.detail);
+	snprintf(want, sizeof(want),
+		 "connect to localhost:%u failed: [::1]:%u refused, 127.0.0.1:%u refused",
+		 port, port, port);
+	cr_assert_str_eq(bad.r.detail, want);
+	close(fd6);
 	finish();
 }
 
