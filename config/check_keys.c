@@ -24,7 +24,7 @@ static const struct check_type {
 	int (*defaults)(struct cfg_check *k);
 } check_types[] = {
 	{ "http", (const char *const[]){ "url", "expect_status", "expect_body",
-		"connect_to", "tls_verify", "headers", NULL },
+		"connect_to", "tls_verify", "headers", "redact_headers", NULL },
 	  (const char *const[]){ "url", NULL }, http_defaults },
 	{ "tcp", (const char *const[]){ "host", "port", NULL },
 	  (const char *const[]){ "host", "port", NULL }, NULL },
@@ -61,6 +61,11 @@ const char *const *cfg_check_keys(const char *type)
 	return t ? t->keys : NULL;
 }
 
+/* Headers that carry credentials: never shown unless the check says so. */
+static const char *const redact_default[] = { "Authorization", "Cookie",
+	"Proxy-Authorization" };
+#define N_REDACT_DEFAULT (sizeof(redact_default) / sizeof(redact_default[0]))
+
 static int http_defaults(struct cfg_check *k)
 {
 	k->tls_verify = true;
@@ -68,6 +73,12 @@ static int http_defaults(struct cfg_check *k)
 		return -ENOMEM;
 	k->expect_status[0] = 200;
 	k->n_expect_status = 1;
+	if (!(k->redact_headers = calloc(N_REDACT_DEFAULT, sizeof(char *))))
+		return -ENOMEM;
+	for (; k->n_redact_headers < N_REDACT_DEFAULT; k->n_redact_headers++)
+		if (!(k->redact_headers[k->n_redact_headers] =
+			      strdup(redact_default[k->n_redact_headers])))
+			return -ENOMEM;
 	return 0;
 }
 
@@ -171,6 +182,51 @@ static int check_expect_status(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return rc;
 }
 
+static bool header_name_valid(const char *s)
+{
+	return *s && strspn(s, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+			    "ABCDEFGHIJKLMNOPQRSTUVWXYZ") == strlen(s);
+}
+
+/* A list of header names, replacing the default; [] shows every value. */
+static int check_redact_headers(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+				const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	size_t n = CFG_SEQ_LEN(v);
+	int rc = cfg_want_seq(c, v, false);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < k->n_redact_headers; i++)
+		free(k->redact_headers[i]);
+	free(k->redact_headers);
+	k->redact_headers = NULL;
+	k->n_redact_headers = 0;
+	if (n && !(k->redact_headers = calloc(n, sizeof(char *))))
+		return cfg_fail(c, v, "out of memory");
+	for (size_t i = 0; !rc && i < n; i++) {
+		size_t old = cfg_push_idx(c, i);
+		char *name = NULL;
+
+		rc = cfg_get_str(c, CFG_SEQ_AT(c, v, i), &name);
+		if (!rc && !header_name_valid(name))
+			rc = cfg_fail(c, CFG_SEQ_AT(c, v, i), "'%s' is not a valid header name",
+				      name);
+		for (size_t j = 0; !rc && j < k->n_redact_headers; j++)
+			if (strcasecmp(k->redact_headers[j], name) == 0)
+				rc = cfg_fail(c, CFG_SEQ_AT(c, v, i),
+					      "header '%s' is listed twice", name);
+		if (rc)
+			free(name);
+		else
+			k->redact_headers[k->n_redact_headers++] = name;
+		cfg_pop(c, old);
+	}
+	return rc;
+}
+
 static int check_headers(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 			 const struct cfg_key *kk)
 {
@@ -189,8 +245,7 @@ static int check_headers(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 		struct cfg_header *h = &k->headers[k->n_headers++];
 		size_t old = cfg_push_key(c, cfg_sval(kn));
 
-		if (strspn(cfg_sval(kn), "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
-			   "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != strlen(cfg_sval(kn)))
+		if (!header_name_valid(cfg_sval(kn)))
 			rc = cfg_fail(c, kn, "'%s' is not a valid header name", cfg_sval(kn));
 		for (size_t j = 0; !rc && j + 1 < k->n_headers; j++)
 			if (strcasecmp(k->headers[j].name, cfg_sval(kn)) == 0)
@@ -432,6 +487,7 @@ static const struct cfg_key check_keys[] = {
 	CFG_FN("connect_to", check_connect_to, 0),
 	CFG_BOOL("tls_verify", struct cfg_check, tls_verify),
 	CFG_FN("headers", check_headers, 0),
+	CFG_FN("redact_headers", check_redact_headers, 0),
 	CFG_FN("host", check_host, 0),
 	CFG_FN("port", check_port, 0),
 	CFG_FN("interface", check_interface, 0),

@@ -530,6 +530,9 @@ static void check_free(struct cfg_check *k)
 		free(k->headers[i].value);
 	}
 	free(k->headers);
+	for (size_t i = 0; i < k->n_redact_headers; i++)
+		free(k->redact_headers[i]);
+	free(k->redact_headers);
 	free(k->host);
 	free(k->interface);
 	for (size_t i = 0; i < k->n_peers; i++)
@@ -584,7 +587,8 @@ bool cfg_check_equal(const struct cfg_check *a, const struct cfg_check *b)
 	    !str_eq(a->connect_to, b->connect_to) ||
 	    a->tls_verify != b->tls_verify || !str_eq(a->host, b->host) ||
 	    a->port != b->port || a->n_expect_status != b->n_expect_status ||
-	    a->n_headers != b->n_headers || !str_eq(a->interface, b->interface) ||
+	    a->n_headers != b->n_headers || a->n_redact_headers != b->n_redact_headers ||
+	    !str_eq(a->interface, b->interface) ||
 	    a->n_peers != b->n_peers || a->min_peers != b->min_peers ||
 	    a->max_handshake_age_ms != b->max_handshake_age_ms ||
 	    a->max_rx_idle_ms != b->max_rx_idle_ms || !str_eq(a->uapi_dir, b->uapi_dir))
@@ -599,6 +603,9 @@ bool cfg_check_equal(const struct cfg_check *a, const struct cfg_check *b)
 	for (size_t i = 0; i < a->n_headers; i++)
 		if (!str_eq(a->headers[i].name, b->headers[i].name) ||
 		    !str_eq(a->headers[i].value, b->headers[i].value))
+			return false;
+	for (size_t i = 0; i < a->n_redact_headers; i++)
+		if (strcasecmp(a->redact_headers[i], b->redact_headers[i]))
 			return false;
 	return true;
 }

@@ -97,6 +97,9 @@ struct cfg_check {
 	bool tls_verify;            /* default true */
 	struct cfg_header *headers;
 	size_t n_headers;
+	char **redact_headers;      /* shown as ***; default Authorization, Cookie,
+				       Proxy-Authorization */
+	size_t n_redact_headers;
 
 	/* tcp */
 	char *host;
@@ -188,6 +191,17 @@ bool cfg_prefixes_equal(const struct cfg_prefix *a, size_t na,
 /* The type-specific keys a check type accepts, in printing order,
  * NULL-terminated; NULL for an unknown type. */
 const char *const *cfg_check_keys(const char *type);
+
+/* ---- redact.c: secrets off every surface (status, logs, -t -v) ---- */
+
+#define CFG_REDACTED "***"
+/* The URL with the password of its user info replaced by CFG_REDACTED
+ * ("http://user:***@host/"); a URL without one is copied as is. len of
+ * strlen(url) + 4 always fits. Returns buf. */
+const char *cfg_redact_url(const char *url, char *buf, size_t len);
+/* True when header NAME of check k is shown as CFG_REDACTED: named in
+ * redact_headers, case-insensitively. */
+bool cfg_header_redacted(const struct cfg_check *k, const char *name);
 
 /* ---- print.c ---- */
 

@@ -1,7 +1,8 @@
 /*
  * config/print.c — the normalised config (`healthd -t -v`): every key,
  * defaults filled in, fixed order, so it diffs against golden files and
- * loads back to the same config.
+ * loads back to the same config — but for secrets: a URL's password and
+ * the values of redact_headers print as *** (config/redact.c).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -184,7 +185,11 @@ static void put_check_key(FILE *out, const struct cfg_check *k, const char *key)
 	const int in = 8;
 
 	if (strcmp(key, "url") == 0 && k->url) {
-		put_key_str(out, in, key, k->url);
+		size_t len = strlen(k->url) + 4;
+		char *url = malloc(len);
+
+		put_key_str(out, in, key, url ? cfg_redact_url(k->url, url, len) : CFG_REDACTED);
+		free(url);
 	} else if (strcmp(key, "expect_status") == 0) {
 		fprintf(out, "%*s%s: [", in, "", key);
 		for (size_t i = 0; i < k->n_expect_status; i++)
@@ -202,9 +207,12 @@ static void put_check_key(FILE *out, const struct cfg_check *k, const char *key)
 			fprintf(out, "%*s", in + 2, "");
 			put_str(out, k->headers[i].name);
 			fputs(": ", out);
-			put_str(out, k->headers[i].value);
+			put_str(out, cfg_header_redacted(k, k->headers[i].name)
+					     ? CFG_REDACTED : k->headers[i].value);
 			fputc('\n', out);
 		}
+	} else if (strcmp(key, "redact_headers") == 0) {
+		put_str_list(out, in, key, k->redact_headers, k->n_redact_headers);
 	} else if (strcmp(key, "host") == 0 && k->host) {
 		put_key_str(out, in, key, k->host);
 	} else if (strcmp(key, "port") == 0) {

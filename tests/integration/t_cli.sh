@@ -14,6 +14,23 @@ $B/healthd -t -v -c config/examples/healthd.yaml > "$T/norm.yaml" 2>/dev/null
 $B/healthd -t -v -c "$T/norm.yaml" > "$T/norm2.yaml" 2>/dev/null
 cmp "$T/norm.yaml" "$T/norm2.yaml"
 
+# -t -v shows no secret: a URL's password and redact_headers values are ***
+cat >"$T/secret.yaml" <<'EOF'
+services:
+  - name: web
+    prefixes: ["203.0.113.10/32"]
+    checks:
+      - name: h
+        type: http
+        url: "http://probe:s3cr3t@127.0.0.1/"
+        headers: { Authorization: "Bearer t0k3n", X-Probe: anycast }
+EOF
+$B/healthd -t -v -c "$T/secret.yaml" >"$T/secret.out" 2>/dev/null
+grep -qF 'url: "http://probe:***@127.0.0.1/"' "$T/secret.out"
+grep -qF '"Authorization": "***"' "$T/secret.out"
+grep -qF '"X-Probe": "anycast"' "$T/secret.out"
+if grep -E 's3cr3t|t0k3n' "$T/secret.out" >&2; then exit 1; fi
+
 # a broken config: exit 1, FILE:LINE:COL and the key
 sed 's/timeout: 2s/timeout: 2 s/' config/examples/healthd.yaml > "$T/broken.yaml"
 rc=0; $B/healthd -t -c "$T/broken.yaml" 2>"$T/err" || rc=$?

@@ -73,7 +73,32 @@ static bool has_suffix(const char *s, const char *suffix)
 	return n > m && strcmp(s + n - m, suffix) == 0;
 }
 
-/* print → load → print gives the same text, and the same checks. */
+/* A check whose printed form hides a secret: it loads back with *** in
+ * its place, equal but for the URL and the redacted header values. */
+static bool check_equal_but_secrets(const struct cfg_check *a, const struct cfg_check *b)
+{
+	struct cfg_check c = *b;
+	char url[512];
+
+	if (a->url && b->url && !strcmp(cfg_redact_url(a->url, url, sizeof(url)), b->url))
+		c.url = a->url;
+	if (a->n_headers == b->n_headers) {
+		struct cfg_header h[a->n_headers + 1];
+
+		for (size_t i = 0; i < a->n_headers; i++) {
+			h[i] = b->headers[i];
+			if (cfg_header_redacted(a, a->headers[i].name) &&
+			    !strcmp(b->headers[i].value, CFG_REDACTED))
+				h[i].value = a->headers[i].value;
+		}
+		c.headers = h;
+		return cfg_check_equal(a, &c);
+	}
+	return cfg_check_equal(a, &c);
+}
+
+/* print → load → print gives the same text, and the same checks (but for
+ * secrets, which print as ***). */
 static void assert_round_trip(const struct config *cfg, const char *what)
 {
 	char err[512];
@@ -87,8 +112,8 @@ static void assert_round_trip(const struct config *cfg, const char *what)
 	for (size_t i = 0; i < cfg->n_services; i++) {
 		cr_assert_eq(again->services[i].n_checks, cfg->services[i].n_checks);
 		for (size_t j = 0; j < cfg->services[i].n_checks; j++)
-			cr_assert(cfg_check_equal(&cfg->services[i].checks[j],
-						  &again->services[i].checks[j]),
+			cr_assert(check_equal_but_secrets(&cfg->services[i].checks[j],
+							  &again->services[i].checks[j]),
 				  "%s: check %zu.%zu differs after a round trip", what, i, j);
 	}
 	free(a);
@@ -398,6 +423,10 @@ ParameterizedTestParameters(config, broken)
 		{ "wg_uapi_dir_relative", P WG "        uapi_dir: run/wg\n", "t.yaml:8:19: services[0].checks[0].uapi_dir: 'run/wg' is not an absolute path" },
 		{ "wg_key_on_tcp", P TCP "        interface: wg0\n", "t.yaml:9:9: services[0].checks[0].interface: key 'interface' is not valid for type tcp" },
 		{ "port_on_wg", P WG "        port: 1\n", "t.yaml:8:9: services[0].checks[0].port: key 'port' is not valid for type wireguard" },
+		{ "redact_headers_bad_name", P HTTP "        redact_headers: [\"X Key\"]\n", "t.yaml:8:26: services[0].checks[0].redact_headers[0]: 'X Key' is not a valid header name" },
+		{ "redact_headers_twice", P HTTP "        redact_headers: [Cookie, cookie]\n", "t.yaml:8:34: services[0].checks[0].redact_headers[1]: header 'cookie' is listed twice" },
+		{ "redact_headers_map", P HTTP "        redact_headers: {a: b}\n", "t.yaml:8:25: services[0].checks[0].redact_headers: expected a list, found a mapping" },
+		{ "redact_headers_on_tcp", P TCP "        redact_headers: []\n", "t.yaml:9:9: services[0].checks[0].redact_headers: key 'redact_headers' is not valid for type tcp" },
 		{ "second_check_timeout", P TCP "      - name: b\n        type: tcp\n        host: x\n        port: 1\n        timeout: 1x\n", "t.yaml:13:18: services[0].checks[1].timeout: '1x' is not a duration" },
 	};
 
@@ -497,6 +526,75 @@ Test(config, http_defaults)
 	cr_assert_null(k->connect_to);
 	cr_assert_null(k->host);
 	cr_assert_eq(k->n_headers, 0);
+	cr_assert_eq(k->n_redact_headers, 3);
+	cr_assert_str_eq(k->redact_headers[0], "Authorization");
+	cr_assert_str_eq(k->redact_headers[1], "Cookie");
+	cr_assert_str_eq(k->redact_headers[2], "Proxy-Authorization");
+	cfg_free(cfg);
+}
+
+/* ---- secrets ---- */
+
+Test(config, redact_url)
+{
+	static const struct { const char *in, *out; } cases[] = {
+		{ "http://user:pass@127.0.0.1/healthz", "http://user:***@127.0.0.1/healthz" },
+		{ "https://user:pass@www.example.net:8443/a?b=c", "https://user:***@www.example.net:8443/a?b=c" },
+		{ "http://user@127.0.0.1/", "http://user@127.0.0.1/" },         /* no password */
+		{ "http://127.0.0.1/", "http://127.0.0.1/" },
+		{ "http://127.0.0.1/a@b:c", "http://127.0.0.1/a@b:c" },         /* '@' in the path */
+		{ "http://127.0.0.1/?u=a:b@c", "http://127.0.0.1/?u=a:b@c" },
+		{ "http://127.0.0.1#x:y@z", "http://127.0.0.1#x:y@z" },
+		{ "http://user:@host/", "http://user:***@host/" },              /* empty password */
+		{ "http://:pw@host/", "http://:***@host/" },
+		{ "http://user:p:w@host/", "http://user:***@host/" },           /* ':' in the password */
+		{ "http://user:p@w@host/", "http://user:***@host/" },           /* '@' in the password */
+		{ "http://user:pw@[::1]:80/", "http://user:***@[::1]:80/" },
+		{ "http://user:pw@host", "http://user:***@host" },
+		{ "not a url", "not a url" },
+		{ "", "" },
+	};
+	char buf[128];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cr_assert_str_eq(cfg_redact_url(cases[i].in, buf, sizeof(buf)), cases[i].out,
+				 "%s", cases[i].in);
+		/* strlen + 4 always fits */
+		char tight[strlen(cases[i].in) + 4];
+		cr_assert_str_eq(cfg_redact_url(cases[i].in, tight, sizeof(tight)),
+				 cases[i].out, "%s (tight buffer)", cases[i].in);
+	}
+	/* A buffer too short cuts the text, never shows the password. */
+	cr_assert_str_eq(cfg_redact_url("http://u:secret@h/", buf, 12), "http://u:**");
+}
+
+Test(config, redact_headers)
+{
+	struct config *cfg = load(P HTTP
+		"        headers: {authorization: \"Bearer t0k3n\", X-Api-Key: k3y, Accept: \"*/*\"}\n"
+		"        redact_headers: [x-api-key, AUTHORIZATION]\n"
+		"      - name: b\n        type: http\n        url: http://x/\n"
+		"        headers: {Authorization: \"Basic dTpw\"}\n        redact_headers: []\n");
+	const struct cfg_check *a = &cfg->services[0].checks[0], *b = &cfg->services[0].checks[1];
+
+	cr_assert_eq(a->n_redact_headers, 2);
+	cr_assert(cfg_header_redacted(a, "Authorization"), "case-insensitive");
+	cr_assert(cfg_header_redacted(a, "X-API-KEY"));
+	cr_assert_not(cfg_header_redacted(a, "Accept"));
+	cr_assert_not(cfg_header_redacted(a, "Cookie"), "a list replaces the default");
+	cr_assert_eq(b->n_redact_headers, 0);
+	cr_assert_not(cfg_header_redacted(b, "Authorization"), "[] shows every value");
+	/* The real value still goes on the wire. */
+	cr_assert_str_eq(a->headers[0].value, "Bearer t0k3n");
+	char *out = print_str(cfg);
+	cr_assert_null(strstr(out, "t0k3n"), "%s", out);
+	cr_assert_null(strstr(out, "k3y"), "%s", out);
+	cr_assert(strstr(out, "\"authorization\": \"***\""), "%s", out);
+	cr_assert(strstr(out, "\"Accept\": \"*/*\""), "%s", out);
+	cr_assert(strstr(out, "redact_headers: [\"x-api-key\", \"AUTHORIZATION\"]"), "%s", out);
+	cr_assert(strstr(out, "\"Authorization\": \"Basic dTpw\""), "%s", out);
+	cr_assert(strstr(out, "redact_headers: []"), "%s", out);
+	free(out);
 	cfg_free(cfg);
 }
 
@@ -706,6 +804,7 @@ Test(config, check_equal_compares_every_setting)
 	const struct cfg_check *b = &cfg->services[1].checks[0];
 	int status[] = { 201 };
 	struct cfg_header hdr = { "A", "c" };
+	char *redact[] = { "Authorization", "Cookie", "Set-Cookie" };
 
 	cr_assert(cfg_check_equal(a, b), "same settings, other place");
 	cr_assert_neq(a->line, b->line);
@@ -726,6 +825,8 @@ Test(config, check_equal_compares_every_setting)
 	DIFFERS(tls_verify, false);
 	DIFFERS(headers, &hdr);
 	DIFFERS(n_headers, 0);
+	DIFFERS(n_redact_headers, 0);
+	DIFFERS(redact_headers, redact);
 	DIFFERS(host, "x");
 	DIFFERS(port, 1);
 #undef DIFFERS
