@@ -2,6 +2,8 @@
  * HTTP and HTTPS probes through libcurl. One easy handle per check, kept
  * across probes so a keep-alive connection is reused; curl still notices
  * a dead peer on reuse and reconnects, so a probe sees a dead server.
+ * Details name the URL without its password (cfg_redact_url): they reach
+ * the logs and the unauthenticated /status.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +25,7 @@ struct http_check {
 	CURL *easy;
 	struct curl_slist *headers;
 	struct curl_slist *connect_to;
+	char *shown_url;         /* the URL for people: no password */
 	char *body;              /* HTTP_BODY_MAX + 1, only with expect_body */
 	size_t body_len;
 	bool body_full;          /* the transfer was stopped at HTTP_BODY_MAX */
@@ -169,6 +172,7 @@ static void http_free(struct http_check *h)
 		curl_easy_cleanup(h->easy);
 	curl_slist_free_all(h->headers);
 	curl_slist_free_all(h->connect_to);
+	free(h->shown_url);
 	free(h->body);
 	free(h);
 }
@@ -186,6 +190,9 @@ static int http_init(struct check *c)
 	if (!h)
 		return -ENOMEM;
 	h->c = c;
+	if (!(h->shown_url = malloc(strlen(c->cfg->url) + 4)))
+		goto fail;
+	cfg_redact_url(c->cfg->url, h->shown_url, strlen(c->cfg->url) + 4);
 	rc = build_connect_to(h, &needs_dns);
 	if (rc < 0)
 		goto fail;
@@ -283,7 +290,7 @@ static void format_expected(const struct cfg_check *cfg, char *buf, size_t len)
 static void report_failure(struct http_check *h, CURLcode code)
 {
 	struct check *c = h->c;
-	const char *url = c->cfg->url;
+	const char *url = h->shown_url;
 	const char *err = h->errbuf[0] ? h->errbuf : curl_easy_strerror(code);
 	enum check_reason r = reason_of(h->easy, code);
 
@@ -322,18 +329,18 @@ static void on_done(void *easy, int curlcode, void *arg)
 		format_expected(cfg, expected, sizeof(expected));
 		check_report(c, CHECK_STATUS, (int)status,
 			     "status %ld (expected %s) from %s", status, expected,
-			     cfg->url);
+			     h->shown_url);
 		return;
 	}
 	if (h->body && !memmem(h->body, h->body_len, cfg->expect_body,
 			       strlen(cfg->expect_body))) {
 		check_report(c, CHECK_BODY, (int)status,
-			     "body of %s lacks \"%s\"%s", cfg->url, cfg->expect_body,
+			     "body of %s lacks \"%s\"%s", h->shown_url, cfg->expect_body,
 			     h->body_full ? " in its first 64 KiB" : "");
 		return;
 	}
 	check_report(c, CHECK_OK, (int)status, "status %ld from %s", status,
-		     cfg->url);
+		     h->shown_url);
 }
 
 static int http_start(struct check *c)

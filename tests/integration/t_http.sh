@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The HTTP surface with a real client: /health, /health/SERVICE, /status
-# (equal to healthctl's JSON), /metrics (every family, valid exposition),
+# (equal to healthctl's JSON, and free of a check URL's password),
+# /metrics (every family, valid exposition),
 # malformed and oversized requests, and hostile clients (slowloris plus
 # 10,000 junk requests) that must not delay a withdrawal.
 set -euo pipefail
@@ -28,7 +29,10 @@ expect() { # URL "CODE BODY"
 healthd_alive() { kill -0 "$LAB_HEALTHD_PID" 2>/dev/null; }
 
 lab_up
-LAB_HTTP_LISTEN="127.0.0.1:9110 [::1]:9110" lab_config >"$LAB_DIR/healthd.yaml"
+# A check with a password in its URL, against a closed port: its failure
+# detail reaches /status and the log, the password must not.
+LAB_CHECKS_EXTRA='      - { name: secret, type: http, url: "http://probe:s3cr3t@127.0.0.1:1/healthz", on_fail: ignore }' \
+	LAB_HTTP_LISTEN="127.0.0.1:9110 [::1]:9110" lab_config >"$LAB_DIR/healthd.yaml"
 lab_web_start 8080
 lab_healthd_start
 wait_for 10 "upstream to learn $LAB_PREFIX4" lab_upstream_has "$LAB_PREFIX4"
@@ -54,6 +58,11 @@ states = lambda d: [(s["name"], s["state"]) for s in d["services"]]
 assert states(h) == states(c) == [("web", "up")], (states(h), states(c))
 assert h["node"] == c["node"] == "lab1" and h["version"] == c["version"]
 EOF
+wait_for 5 "check secret to fail" grep -q 'check secret: .* -> down' "$LAB_DIR/healthd.log"
+hcurl "$URL/status" >"$LAB_DIR/status.json"
+grep -qF 'http://probe:***@127.0.0.1:1/healthz' "$LAB_DIR/status.json" ||
+	fail "/status lacks the redacted URL: $(cat "$LAB_DIR/status.json")"
+! grep -q s3cr3t "$LAB_DIR/status.json" "$LAB_DIR/healthd.log" || fail "the URL's password is shown"
 
 # /metrics: a valid exposition with every family; values match the state
 hcurl "$URL/metrics" >"$LAB_DIR/metrics"

@@ -339,6 +339,43 @@ Test(checks, http_refused_and_closed)
 	finish();
 }
 
+/* A password in the URL goes on the wire but never into a detail, which
+ * reaches the logs and /status: refused, bad status, and passed. */
+Test(checks, http_detail_hides_the_password)
+{
+	struct waiter refused = { 0 }, bad = { 0 }, ok = { 0 };
+	char u[128], want[128], line[1024];
+	struct testproc *p;
+	uint16_t port = closed_port();
+
+	snprintf(u, sizeof(u), "http://probe:s3cr3t@127.0.0.1:%u/healthz", port);
+	struct cfg_check cfg = http_cfg(u, 2000);
+	probe_once(&cfg, &refused);
+	cr_assert_eq(refused.r.reason, CHECK_REFUSED, "%s", refused.r.detail);
+	snprintf(want, sizeof(want), "connect to http://probe:***@127.0.0.1:%u/healthz refused",
+		 port);
+	cr_assert_str_eq(refused.r.detail, want);
+	p = server(&port, NULL);
+	snprintf(u, sizeof(u), "http://probe:s3cr3t@127.0.0.1:%u/healthz", port);
+	struct cfg_check good = http_cfg(u, 2000);
+	probe_once(&good, &ok);
+	cr_assert_eq(ok.r.reason, CHECK_OK, "%s", ok.r.detail);
+	cr_assert_null(strstr(ok.r.detail, "s3cr3t"), "%s", ok.r.detail);
+	cr_assert(strstr(ok.r.detail, "probe:***@"), "%s", ok.r.detail);
+	expect_line(p, "conn 1", line, sizeof(line));
+	expect_line(p, "req conn=1", line, sizeof(line));
+	/* base64("probe:s3cr3t") */
+	cr_assert(strstr(line, "|Authorization: Basic cHJvYmU6czNjcjN0"), "%s", line);
+	snprintf(u, sizeof(u), "http://probe:s3cr3t@127.0.0.1:%u/missing", port);
+	struct cfg_check missing = http_cfg(u, 2000);
+	missing.expect_status = (int[]){ 204 };
+	missing.n_expect_status = 1;
+	probe_once(&missing, &bad);
+	cr_assert_eq(bad.r.reason, CHECK_STATUS, "%s", bad.r.detail);
+	cr_assert_null(strstr(bad.r.detail, "s3cr3t"), "%s", bad.r.detail);
+	finish();
+}
+
 /* A self-signed certificate fails verification; without verification it
  * passes, and connect_to dials the local address while the public name
  * goes out as SNI and Host. */
