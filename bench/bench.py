@@ -4,7 +4,8 @@
     bench.py [--build build/std] [--out bench/results.md] [--quick]
 
 Parts: the probe engine at 100, 1,000 and 10,000 HTTP checks against a
-local nginx; detection in the namespace lab; the HTTP endpoint under wrk.
+local nginx; detection in the namespace lab; the HTTP endpoint under wrk
+and /health from a fresh client under slowloris and after a burst.
 Where a target is missed, a valgrind profile of the reason goes into the
 results. Everything started is stopped by its PID, also on failure.
 """
@@ -100,6 +101,8 @@ def main():
     ap.add_argument("--out", default=os.path.join(SRC, "bench", "results.md"))
     ap.add_argument("--quick", action="store_true", help="short windows, for trying the bench")
     ap.add_argument("--render", metavar="JSON", help="only write the results from saved figures")
+    ap.add_argument("--only-hostile", action="store_true",
+                    help="only the hostile-client part; prints its figures")
     a = ap.parse_args()
     if a.render:
         with open(a.render) as f:
@@ -117,6 +120,11 @@ def main():
     res = {"machine": machine(), "window_s": window, "warmup_s": warmup, "engine": []}
     try:
         ctx.nginx_port = procs.free_port()
+        if a.only_hostile:   # no nginx: the checks fail, /health answers 503
+            h = engine.http_hostile(ctx, 100, 10 if a.quick else 20)
+            print(json.dumps(h, indent=1))
+            say(report.hostile_line(h))
+            return
         nginx = procs.nginx_start(os.path.join(ctx.tmp, "nginx"), ctx.nginx_port)
         for n in (100, 1000, 10000):
             say("probe engine, %d checks at 1 s (%d s warm-up, %d s window)" % (n, warmup, window))
@@ -125,6 +133,9 @@ def main():
         say("HTTP endpoint: wrk -t1 -c50 -d10s on /health, 1000 checks running")
         res["http"] = engine.http_endpoint(ctx, 1000, warmup, 5 if a.quick else 10)
         say(report.http_line(res["http"]))
+        say("HTTP endpoint under hostile clients: 1,000 slowloris, a 2,000-connection burst")
+        res["hostile"] = engine.http_hostile(ctx, 100, 10 if a.quick else 20)
+        say(report.hostile_line(res["hostile"]))
         say("detection in the namespace lab (interval 100ms, fall 2)")
         res["detect"] = detection(ctx, 10 if a.quick else 20)
         say(report.detect_line(res["detect"]))

@@ -201,3 +201,53 @@ def http_endpoint(ctx, n, warmup, secs):
         rc = run.close()
     fig["exit"] = rc
     return fig
+
+
+# ---- HTTP endpoint under hostile clients ----
+
+HOSTILE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "tests", "integration", "httphostile.py")
+PROBES_RE = re.compile(r"probes (\d+)/(\d+) p50 ([\d.]+) ms p99 ([\d.]+) ms max ([\d.]+) ms")
+
+
+def parse_probes(text):
+    m = PROBES_RE.search(text)
+    if not m:
+        return None
+    return {"answered": int(m.group(1)), "sent": int(m.group(2)), "p50_ms": float(m.group(3)),
+            "p99_ms": float(m.group(4)), "max_ms": float(m.group(5))}
+
+
+def http_hostile(ctx, n, slow_secs):
+    """/health from a fresh client (127.0.0.1) during 1,000 slowloris
+    connections from 127.0.0.2-21 (50 each, under http.per_source_limit),
+    and after 2,000 connections that send "GET /hea" and close."""
+    port = procs.free_port()
+    run = Run(ctx, "hostile", n, http_port=port)
+    fig = {}
+    try:
+        try:
+            procs.wait_until(5, "/health to answer", lambda: http_get_status(port), step=0.2)
+        except RuntimeError:
+            return None
+        srcs = ",".join("127.0.0.%d" % i for i in range(2, 22))
+        for name, argv, limit in (
+                ("slowloris", ["slowloris", "--n", "1000", "--from", srcs,
+                               "--secs", str(slow_secs)], slow_secs + 60),
+                ("burst", ["burst", "--n", "2000", "--from", "127.0.0.2",
+                           "--after", "500"], 90)):
+            log = os.path.join(run.dir, name + ".out")
+            p = procs.start(["python3", HOSTILE] + argv[:1] + ["127.0.0.1", str(port)] +
+                            argv[1:] + ["--probe-from", "127.0.0.1"], log)
+            p.wait(timeout=limit)
+            procs.stop(p)
+            with open(log) as f:
+                text = f.read()
+            fig[name] = parse_probes(text)
+            fig[name + "_output"] = text.strip()
+            m = re.search(r"recovered (\d+) ms", text)
+            if m:
+                fig["recovered_ms"] = int(m.group(1))
+    finally:
+        fig["exit"] = run.close()
+    return fig

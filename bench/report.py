@@ -76,6 +76,32 @@ def http_line(h):
             (h["rps"], h["p99_ms"], _lat(h["during"]["lateness"], "p99")))
 
 
+def hostile_line(h):
+    if not h or not h.get("slowloris") or not h.get("burst"):
+        return "/health under hostile clients: not measured"
+    return ("/health from a fresh client: p99 %.2f ms under 1,000 slowloris, %.2f ms after a "
+            "2,000-connection burst (answered again after %s ms)" %
+            (h["slowloris"]["p99_ms"], h["burst"]["p99_ms"], h.get("recovered_ms", "?")))
+
+
+def _hostile_md(h):
+    if not h:
+        return ["not measured."]
+    out = ["| load | probes answered | p50 ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|"]
+    for k, what in (("slowloris", "during 1,000 slowloris connections"),
+                    ("burst", "after 2,000 `GET /hea`+close connections")):
+        v = h.get(k)
+        if v:
+            out.append("| %s | %d/%d | %.2f | %.2f | %.2f |" % (
+                what, v["answered"], v["sent"], v["p50_ms"], v["p99_ms"], v["max_ms"]))
+        else:
+            out.append("| %s | not measured | | | |" % what)
+    out += ["", "/health answered again %s ms after the burst. The clients' output:" %
+            h.get("recovered_ms", "?"), "", "```"]
+    out += [h.get("slowloris_output", ""), h.get("burst_output", ""), "```"]
+    return out
+
+
 def detect_line(d):
     return ("detection: withdrawn median %.0f ms p95 %.0f ms; back median %.0f ms p95 %.0f ms"
             % (d["down"]["median"], d["down"]["p95"], d["up"]["median"], d["up"]["p95"]))
@@ -86,6 +112,7 @@ def summary(res):
     lines += ["  " + engine_line(e) for e in res["engine"]]
     lines.append("  " + detect_line(res["detect"]))
     lines.append("  " + http_line(res.get("http")))
+    lines.append("  " + hostile_line(res.get("hostile")))
     for name, val, target, ok, _ in checks(res):
         lines.append("  %-4s %s: %s (target %s)" % ("ok" if ok else "MISS", name, val, target))
     return "\n".join(lines)
@@ -203,6 +230,15 @@ def markdown(res):
             "runs 1,000 checks at 1 s against the same nginx; lateness is the probe "
             "timers' during the wrk run.", ""]
     out += _http_md(res.get("http"))
+    if "hostile" in res:
+        out += ["", "## HTTP endpoint under hostile clients", "",
+                "tests/integration/httphostile.py against healthd with 100 checks: 1,000 "
+                "slowloris connections (a header byte a second, 50 from each of "
+                "127.0.0.2-21) while a fresh client from 127.0.0.1 asks /health every "
+                "100 ms; then 2,000 connections from 127.0.0.2 that send `GET /hea` and "
+                "all close, /health polled until it answers, then 500 probes 20 ms apart.",
+                ""]
+        out += _hostile_md(res["hostile"])
     for p in res.get("profiles", []):
         out += ["", "## Profile: " + p["title"], "", p["why"], "", "```", p["text"].rstrip(),
                 "```"]

@@ -326,6 +326,8 @@ static const struct cfg_key control_keys[] = {
 };
 static const struct cfg_key http_keys[] = {
 	CFG_FN("listen", http_listen, 0),
+	CFG_UINT("per_source_limit", struct config, http.per_source_limit, 1,
+		 CFG_HTTP_PER_SOURCE_MAX),
 	{ 0 },
 };
 static const struct cfg_key defaults_keys[] = {
@@ -376,6 +378,7 @@ static int set_defaults(struct config *cfg, const char *name)
 	cfg->bird.reconcile_ms = 5000;
 	cfg->control.socket = strdup("/run/healthd/healthd.sock");
 	cfg->state_dir = strdup("/var/lib/healthd");
+	cfg->http.per_source_limit = CFG_HTTP_PER_SOURCE_DEFAULT;
 	/* timeout 0: not set; checks then take CFG_DEFAULT_TIMEOUT_MS or their
 	 * interval, and the value is filled in once the file is read */
 	cfg->defaults = (struct cfg_defaults){ 1000, 0, 2, 2 };

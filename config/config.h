@@ -163,6 +163,7 @@ struct config {
 	struct {
 		char **listen;      /* "127.0.0.1:9110", "[::1]:9110" */
 		size_t n_listen;
+		unsigned per_source_limit; /* connections from one address; 256 */
 	} http;
 	struct cfg_defaults defaults;
 	struct cfg_service *services;
@@ -170,6 +171,9 @@ struct config {
 	char **warnings;            /* "FILE:LINE:COL: text", not fatal */
 	size_t n_warnings;
 };
+
+#define CFG_HTTP_PER_SOURCE_DEFAULT 256u
+#define CFG_HTTP_PER_SOURCE_MAX 512u    /* httpd.c's limit for all sources */
 
 /* ---- config.c ---- */
 

@@ -277,6 +277,7 @@ void cfg_print(FILE *out, const struct config *cfg)
 	put_key_str(out, 2, "socket", cfg->control.socket);
 	fputs("http:\n", out);
 	put_str_list(out, 2, "listen", cfg->http.listen, cfg->http.n_listen);
+	fprintf(out, "  per_source_limit: %u\n", cfg->http.per_source_limit);
 	fputs("defaults:\n", out);
 	put_duration(out, 2, "interval", cfg->defaults.interval_ms);
 	put_duration(out, 2, "timeout", cfg->defaults.timeout_ms);

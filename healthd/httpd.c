@@ -12,6 +12,16 @@
  * Only GET and HEAD (405 otherwise); anything else is 404. Connections,
  * their idle time and their memory are bounded, so a hostile client costs
  * little and cannot hold the loop.
+ *
+ * Fairness against slow and half-open clients, as HAProxy (`timeout
+ * http-request`) and nginx (reusable connections) do it: a request must
+ * arrive whole within HTTPD_REQUEST_DEADLINE_MS of its connection's start
+ * (or of the previous response, on keep-alive), however slowly it
+ * trickles; at HTTPD_CONN_LIMIT a new connection is taken by dropping the
+ * one that has waited longest for its request; one address holds at most
+ * http.per_source_limit connections (libmicrohttpd closes the others at
+ * accept). Dropping is shutdown(2) on the connection's socket, so MHD sees
+ * the close on its next run and frees it itself.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -24,20 +34,38 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config/config.h"
+
 #include "healthd/internal.h"
 
-#define HTTPD_CONN_LIMIT 256u
-#define HTTPD_CONN_TIMEOUT_S 5u
+#define HTTPD_CONN_LIMIT CFG_HTTP_PER_SOURCE_MAX   /* all sources together */
+#define HTTPD_CONN_TIMEOUT_S 5u                    /* inactivity */
+#define HTTPD_REQUEST_DEADLINE_MS 5000u            /* a whole request */
 #define HTTPD_CONN_MEMORY (16 * 1024)   /* request line + headers must fit */
 #define HTTPD_BACKLOG 1024
 
+/* One TCP connection; on its listener's waiting list while no request is
+ * being answered on it (before the first, and between keep-alive ones). */
+struct httpd_conn {
+	struct httpd_conn *prev, *next;
+	struct MHD_Connection *conn;
+	int fd;
+	uint64_t since_ms;           /* started waiting for a request */
+	bool waiting;
+	bool dropped;                /* shut down by us; MHD has yet to close it */
+};
+
 struct httpd_listener {
 	uv_poll_t poll;              /* MHD's epoll fd */
-	uv_timer_t timer;            /* MHD_get_timeout() */
+	uv_timer_t timer;            /* MHD_get_timeout(), request deadlines */
+	uv_loop_t *loop;             /* NULL for the unbound test daemon */
 	struct httpd *h;
 	struct MHD_Daemon *mhd;
 	char *addr;
 	int handles;                 /* open uv handles; freed at 0 */
+	struct httpd_conn *oldest, *newest;   /* the waiting list */
+	size_t n_conns, n_dropped;   /* open; shut down but not yet closed */
+	bool closed;                 /* a connection closed in this MHD_run */
 };
 
 struct httpd {
@@ -173,6 +201,132 @@ static enum MHD_Result serve_metrics(struct httpd *h, struct MHD_Connection *con
 			   "text/plain; version=0.0.4; charset=utf-8");
 }
 
+/* ---- connections: the waiting list, deadlines, dropping ---- */
+
+static uint64_t now_ms(const struct httpd_listener *l)
+{
+	return l->loop ? uv_now(l->loop) : 0;
+}
+
+static void wait_link(struct httpd_listener *l, struct httpd_conn *c)
+{
+	c->since_ms = now_ms(l);
+	c->waiting = true;
+	c->next = NULL;
+	c->prev = l->newest;
+	if (l->newest)
+		l->newest->next = c;
+	else
+		l->oldest = c;
+	l->newest = c;
+}
+
+static void wait_unlink(struct httpd_listener *l, struct httpd_conn *c)
+{
+	if (!c->waiting)
+		return;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		l->oldest = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		l->newest = c->prev;
+	c->prev = c->next = NULL;
+	c->waiting = false;
+}
+
+/* MHD notices the shutdown on its next run (EOF, then EPOLLHUP) and
+ * closes the connection itself; the fd stays MHD's until then. */
+static void drop(struct httpd_listener *l, struct httpd_conn *c, const char *why)
+{
+	wait_unlink(l, c);
+	c->dropped = true;
+	l->n_dropped++;
+	if (shutdown(c->fd, SHUT_RDWR) < 0)
+		log_debug("http %s: shutdown fd %d (%s): %s", l->addr, c->fd, why, strerror(errno));
+}
+
+/* Drops what has waited past the deadline; returns ms until the next one
+ * is due, or UINT64_MAX when nothing waits. */
+static uint64_t expire(struct httpd_listener *l)
+{
+	uint64_t now = now_ms(l);
+
+	while (l->oldest && now - l->oldest->since_ms >= HTTPD_REQUEST_DEADLINE_MS)
+		drop(l, l->oldest, "request deadline");
+	if (!l->oldest)
+		return UINT64_MAX;
+	return l->oldest->since_ms + HTTPD_REQUEST_DEADLINE_MS - now;
+}
+
+/* Called by MHD before it takes a connection (after its per-address cap). */
+static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen_t len)
+{
+	struct httpd_listener *l = cls;
+
+	(void)addr, (void)len;
+	if (l->n_conns - l->n_dropped < HTTPD_CONN_LIMIT)
+		return MHD_YES;
+	if (!l->oldest)
+		return MHD_NO;   /* every connection is being answered */
+	drop(l, l->oldest, "connection limit");
+	return MHD_YES;
+}
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_ctx,
+			  enum MHD_ConnectionNotificationCode what)
+{
+	struct httpd_listener *l = cls;
+	struct httpd_conn *c = *socket_ctx;
+	const union MHD_ConnectionInfo *info;
+
+	if (what == MHD_CONNECTION_NOTIFY_STARTED) {
+		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+		if (!info || !(c = calloc(1, sizeof(*c)))) {
+			/* untracked: only MHD's own timeout bounds it */
+			log_debug("http %s: cannot track a connection", l->addr);
+			return;
+		}
+		c->conn = conn;
+		c->fd = info->connect_fd;
+		wait_link(l, c);
+		l->n_conns++;
+		*socket_ctx = c;
+		return;
+	}
+	l->closed = true;   /* MHD may put its listening socket back: run again */
+	if (!c)
+		return;
+	wait_unlink(l, c);
+	if (c->dropped)
+		l->n_dropped--;
+	l->n_conns--;
+	free(c);
+	*socket_ctx = NULL;
+}
+
+static struct httpd_conn *conn_of(struct MHD_Connection *conn)
+{
+	const union MHD_ConnectionInfo *info =
+		MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return info ? info->socket_context : NULL;
+}
+
+/* A response went out: a keep-alive connection waits for its next request. */
+static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+			 enum MHD_RequestTerminationCode toe)
+{
+	struct httpd_listener *l = cls;
+	struct httpd_conn *c = conn_of(conn);
+
+	(void)req_cls;
+	if (c && !c->dropped && !c->waiting && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		wait_link(l, c);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 				  const char *url, const char *method,
 				  const char *version, const char *upload_data,
@@ -191,6 +345,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	/* Answer once the request is read in full: a response queued on the
 	 * first call (headers only) makes MHD close the connection. */
 	if (!*req_cls) {
+		struct httpd_conn *c = conn_of(conn);
+
+		if (c)
+			wait_unlink(l, c);   /* its headers are in: no longer waiting */
 		*req_cls = &seen;
 		return MHD_YES;
 	}
@@ -213,14 +371,29 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 
 static void on_timer(uv_timer_t *t);
 
+/*
+ * MHD takes its listening socket out of its epoll set at its connection
+ * limit (or on EMFILE) and puts it back only at the start of a later run,
+ * once a connection has closed. Nothing on the epoll fd would wake us for
+ * that run, so whenever a connection closed, run again on the next turn
+ * of the loop.
+ */
 static void run(struct httpd_listener *l)
 {
-	MHD_UNSIGNED_LONG_LONG ms;
+	MHD_UNSIGNED_LONG_LONG mhd_ms;
+	uint64_t ms;
 
+	expire(l);
+	l->closed = false;
 	MHD_run(l->mhd);
+	ms = expire(l);
 	uv_timer_stop(&l->timer);
-	if (MHD_get_timeout(l->mhd, &ms) == MHD_YES)
-		uv_timer_start(&l->timer, on_timer, (uint64_t)ms, 0);
+	if (l->closed)
+		ms = 0;
+	else if (MHD_get_timeout(l->mhd, &mhd_ms) == MHD_YES && mhd_ms < ms)
+		ms = mhd_ms;
+	if (ms != UINT64_MAX)
+		uv_timer_start(&l->timer, on_timer, ms, 0);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -319,26 +492,32 @@ static void listener_close(struct httpd_listener *l)
 }
 
 /* The same options for every daemon; fd < 0: connections come only from
- * MHD_add_connection. */
-static struct MHD_Daemon *start_mhd(struct httpd_listener *l, unsigned flags, int fd)
+ * MHD_add_connection. MHD's own limit leaves room for connections that
+ * on_accept dropped and MHD has not yet closed. */
+static struct MHD_Daemon *start_mhd(struct httpd_listener *l, unsigned flags, int fd,
+				    unsigned per_source)
 {
 	struct MHD_OptionItem ops[] = {
-		{ MHD_OPTION_CONNECTION_LIMIT, HTTPD_CONN_LIMIT, NULL },
+		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, l },   /* first: MHD wants it so */
+		{ MHD_OPTION_CONNECTION_LIMIT, 2 * HTTPD_CONN_LIMIT, NULL },
+		{ MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_source, NULL },
 		{ MHD_OPTION_CONNECTION_TIMEOUT, HTTPD_CONN_TIMEOUT_S, NULL },
 		{ MHD_OPTION_CONNECTION_MEMORY_LIMIT, HTTPD_CONN_MEMORY, NULL },
-		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, l },
+		{ MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, l },
+		{ MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, l },
 		{ fd >= 0 ? MHD_OPTION_LISTEN_SOCKET : MHD_OPTION_END, fd, NULL },
 		{ MHD_OPTION_END, 0, NULL },
 	};
 
 	if (fd < 0)
 		flags |= MHD_USE_NO_LISTEN_SOCKET;
-	return MHD_start_daemon(flags | MHD_USE_ERROR_LOG, 0, NULL, NULL, on_request, l,
+	return MHD_start_daemon(flags | MHD_USE_ERROR_LOG, 0, on_accept, l, on_request, l,
 				MHD_OPTION_ARRAY, ops, MHD_OPTION_END);
 }
 
 static int listener_start(struct httpd *h, uv_loop_t *loop, const char *addr,
-			  struct httpd_listener **out, char *err, size_t errlen)
+			  unsigned per_source, struct httpd_listener **out, char *err,
+			  size_t errlen)
 {
 	struct httpd_listener *l = calloc(1, sizeof(*l));
 	const union MHD_DaemonInfo *info;
@@ -351,7 +530,8 @@ static int listener_start(struct httpd *h, uv_loop_t *loop, const char *addr,
 	fd = rc = bind_addr(addr, &v6, err, errlen);
 	if (rc < 0)
 		goto fail;
-	l->mhd = start_mhd(l, MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), fd);
+	l->loop = loop;
+	l->mhd = start_mhd(l, MHD_USE_EPOLL | (v6 ? MHD_USE_IPv6 : 0), fd, per_source);
 	if (!l->mhd) {
 		snprintf(err, errlen, "http.listen %s: cannot start the HTTP server", addr);
 		rc = -EIO;
@@ -413,7 +593,8 @@ int httpd_new(struct hd *hd, uv_loop_t *loop, const struct config *cfg,
 	if ((rc = make_responses(h)) < 0)
 		goto fail;
 	for (size_t i = 0; i < cfg->http.n_listen; i++) {
-		rc = listener_start(h, loop, cfg->http.listen[i], &h->ls[i], err, errlen);
+		rc = listener_start(h, loop, cfg->http.listen[i], cfg->http.per_source_limit,
+				    &h->ls[i], err, errlen);
 		if (rc < 0)
 			goto fail;
 		h->n_ls++;
@@ -455,7 +636,7 @@ int httpd_new_unbound(struct hd *hd, struct httpd **out, struct MHD_Daemon **mhd
 		goto fail;
 	h->hd = hd;
 	l->h = h;
-	if (!(l->mhd = start_mhd(l, 0, -1)))
+	if (!(l->mhd = start_mhd(l, 0, -1, CFG_HTTP_PER_SOURCE_DEFAULT)))
 		goto fail;
 	h->ls[0] = l;
 	h->n_ls = h->live = 1;

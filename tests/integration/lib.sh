@@ -412,16 +412,18 @@ never_within() {
 	never_for "$secs" 0.02 "$@"
 }
 
-# http.listen from LAB_HTTP_LISTEN (addresses separated by spaces), if set.
+# http.listen from LAB_HTTP_LISTEN (addresses separated by spaces), if set;
+# http.per_source_limit from LAB_HTTP_PER_SOURCE, if set.
 _lab_http_yaml() {
 	[ -n "${LAB_HTTP_LISTEN:-}" ] || return 0
 	local a list=""
 	for a in $LAB_HTTP_LISTEN; do list+="${list:+, }\"$a\""; done
 	printf 'http:\n  listen: [%s]\n' "$list"
+	[ -z "${LAB_HTTP_PER_SOURCE:-}" ] || printf '  per_source_limit: %s\n' "$LAB_HTTP_PER_SOURCE"
 }
 
 # lab_config — lab_healthd_config with knobs: LAB_INTERVAL, LAB_TIMEOUT,
-# LAB_DRAIN, LAB_HOLD_DOWN, LAB_HTTP_LISTEN, LAB_STATE_DIR (default
+# LAB_DRAIN, LAB_HOLD_DOWN, LAB_HTTP_LISTEN, LAB_HTTP_PER_SOURCE, LAB_STATE_DIR (default
 # $LAB_DIR/state), and YAML lines LAB_SERVICE_EXTRA (service keys)
 # and LAB_CHECKS_EXTRA (more checks).
 lab_config() {

@@ -278,6 +278,8 @@ ParameterizedTestParameters(config, broken)
 		{ "listen_port0", P TCP "http:\n  listen: [\"127.0.0.1:0\"]\n", "t.yaml:10:12: http.listen[0]: '127.0.0.1:0' is not ADDR:PORT" },
 		{ "listen_no_port", P TCP "http:\n  listen: [\"[::1]\"]\n", "t.yaml:10:12: http.listen[0]: '[::1]' is not ADDR:PORT" },
 		{ "listen_scalar", P TCP "http:\n  listen: 127.0.0.1:9110\n", "t.yaml:10:11: http.listen: expected a list, found a scalar" },
+		{ "per_source_0", P TCP "http:\n  per_source_limit: 0\n", "t.yaml:10:21: http.per_source_limit: expected an integer from 1 to 512, found '0'" },
+		{ "per_source_513", P TCP "http:\n  per_source_limit: 513\n", "t.yaml:10:21: http.per_source_limit: expected an integer from 1 to 512, found '513'" },
 		{ "defaults_rise0", P TCP "defaults:\n  rise: 0\n", "t.yaml:10:9: defaults.rise: expected an integer from 1 to 100, found '0'" },
 		{ "defaults_fall101", P TCP "defaults:\n  fall: 101\n", "t.yaml:10:9: defaults.fall: expected an integer from 1 to 100, found '101'" },
 		{ "defaults_interval", P TCP "defaults:\n  interval: 9ms\n", "t.yaml:10:13: defaults.interval: must be at least 10ms, found 9ms" },
