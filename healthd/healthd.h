@@ -243,6 +243,13 @@ int ctl_request_parse(char *line, struct ctl_request *req, char *err, size_t err
  * UTF-8, no control characters. 0, or -EINVAL and err says why. */
 int ctl_text_check(const char *what, const char *s, size_t max, char *err, size_t errlen);
 
+/* control.socket from the text of a config file, read tolerantly so that
+ * healthctl finds healthd while the file is half edited: the YAML events
+ * up to the first error, then a line scan (block or flow map, quoted or
+ * plain value). 1 and the path in out, 0 when the file does not say,
+ * -ENAMETOOLONG when it does not fit. */
+int ctl_socket_scan(const char *text, size_t len, char *out, size_t outlen);
+
 /* ---- control.c: the unix control socket ---- */
 
 /*
