@@ -53,6 +53,19 @@ static void usage(FILE *f)
 		" 4 probe failed\n");
 }
 
+static int dir_stat(const char *path, struct stat *st)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return stat(".", st);
+	slash[slash == dir] = '\0';
+	return stat(dir, st);
+}
+
 /* What connect(2) said, for people: not running, or which group to join. */
 static void connect_failed(const char *path, int e)
 {
@@ -66,7 +79,8 @@ static void connect_failed(const char *path, int e)
 		fprintf(stderr, "healthctl: cannot reach healthd at %s: nothing listens there"
 			" (healthd is not running)\n", path);
 	} else if (e == EACCES || e == EPERM) {
-		g = stat(path, &st) == 0 ? getgrgid(st.st_gid) : NULL;
+		/* a socket in a directory we may not enter: the directory's group */
+		g = stat(path, &st) == 0 || dir_stat(path, &st) == 0 ? getgrgid(st.st_gid) : NULL;
 		if (g)
 			fprintf(stderr, "healthctl: cannot reach healthd at %s: permission denied"
 				" (join group '%s', the socket's group, or run as root)\n", path, g->gr_name);

@@ -81,6 +81,13 @@ chmod 0660 "$LAB_DIR/perm.sock"
 expect_rc 1 "${AS_NOBODY[@]}" "$HEALTHCTL_BIN" -T 2s -s "$LAB_DIR/perm.sock" status
 grep -q "permission denied (join group 'daemon'" "$LAB_DIR/err" || fail "permission: $(cat "$LAB_DIR/err")"
 stop_hostile
+# the shipped layout: a 0750 directory of the group, which nobody cannot enter
+mkdir -m 0750 "$LAB_DIR/rundir"
+chgrp daemon "$LAB_DIR/rundir"
+start_hostile "$LAB_DIR/perm.out" silent --socket "$LAB_DIR/rundir/healthd.sock" --seconds 30
+expect_rc 1 "${AS_NOBODY[@]}" "$HEALTHCTL_BIN" -T 2s -s "$LAB_DIR/rundir/healthd.sock" status
+grep -q "permission denied (join group 'daemon'" "$LAB_DIR/err" || fail "permission (directory): $(cat "$LAB_DIR/err")"
+stop_hostile
 
 lab_web_start 8080
 lab_healthd_start
