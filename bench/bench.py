@@ -3,9 +3,12 @@
 
     bench.py [--build build/std] [--out bench/results.md] [--quick]
 
+    bench.py --only control   (that part alone, merged into results.json/.md)
+
 Parts: the probe engine at 100, 1,000 and 10,000 HTTP checks against a
-local nginx; detection in the namespace lab; the HTTP endpoint under wrk
-and /health from a fresh client under slowloris and after a burst.
+local nginx; detection in the namespace lab; the HTTP endpoint under wrk;
+/health from a fresh client under slowloris and after a burst; the
+control-socket reply time while a client pipelines and never reads.
 Where a target is missed, a valgrind profile of the reason goes into the
 results. Everything started is stopped by its PID, also on failure.
 """
@@ -24,6 +27,7 @@ import time
 
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import control  # noqa: E402
 import engine  # noqa: E402
 import procs  # noqa: E402
 import profiling  # noqa: E402
@@ -95,6 +99,30 @@ class Ctx:
     pass
 
 
+def only_control(ctx, a):
+    """The control-socket part alone; the other figures come from the last
+    full run's results.json, so results.md stays whole."""
+    saved = os.path.splitext(a.out)[0] + ".json"
+    with open(saved) as f:
+        res = json.load(f)
+    ctx.tmp = tempfile.mkdtemp(prefix="healthd-bench.%d." % os.getpid())
+    ctx.nginx_port = procs.free_port()
+    try:
+        nginx = procs.nginx_start(os.path.join(ctx.tmp, "nginx"), ctx.nginx_port)
+        say("control socket: healthctl status while a client pipelines and never reads")
+        res["control"] = control.control_reply(ctx, 50 if a.quick else 200, 2 if a.quick else 5)
+        res["control"]["machine"] = machine()
+        procs.stop(nginx)
+    finally:
+        procs.stop_all()
+        shutil.rmtree(ctx.tmp, ignore_errors=True)
+    with open(saved, "w") as f:
+        json.dump(res, f, indent=1)
+    with open(a.out, "w") as f:
+        f.write(report.markdown(res))
+    print(report.control_line(res["control"]))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--build", default="build/std")
@@ -103,6 +131,7 @@ def main():
     ap.add_argument("--render", metavar="JSON", help="only write the results from saved figures")
     ap.add_argument("--only-hostile", action="store_true",
                     help="only the hostile-client part; prints its figures")
+    ap.add_argument("--only", choices=["control"], help="run one part, merged into the saved figures")
     a = ap.parse_args()
     if a.render:
         with open(a.render) as f:
@@ -113,6 +142,8 @@ def main():
         return
     ctx = Ctx()
     ctx.build = os.path.abspath(a.build)
+    if a.only:
+        return only_control(ctx, a)
     ctx.tmp = tempfile.mkdtemp(prefix="healthd-bench.%d." % os.getpid())
     warmup, window = (2, 5) if a.quick else (5, 20)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -139,6 +170,9 @@ def main():
         say("detection in the namespace lab (interval 100ms, fall 2)")
         res["detect"] = detection(ctx, 10 if a.quick else 20)
         say(report.detect_line(res["detect"]))
+        say("control socket: healthctl status while a client pipelines and never reads")
+        res["control"] = control.control_reply(ctx, 50 if a.quick else 200, warmup)
+        say(report.control_line(res["control"]))
         if res["http"] is None:
             say("checking once more for the HTTP endpoint")
             res["http"] = engine.http_endpoint(ctx, 1000, warmup, 5 if a.quick else 10)

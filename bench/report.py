@@ -107,12 +107,43 @@ def detect_line(d):
             % (d["down"]["median"], d["down"]["p95"], d["up"]["median"], d["up"]["p95"]))
 
 
+def control_line(c):
+    return ("healthctl status: p50 %.1f ms p99 %.1f ms quiet; p50 %.1f ms p99 %.1f ms while a "
+            "client pipelines and never reads (healthd took %d lines; RSS %.1f -> %.1f MB)" %
+            (c["quiet"]["p50_ms"], c["quiet"]["p99_ms"], c["pipelining"]["p50_ms"],
+             c["pipelining"]["p99_ms"], c["pipelined_sent"], mb(c["rss_kb_before"]),
+             mb(c["rss_kb_during"])))
+
+
+def _control_md(c):
+    if not c:
+        return ["not measured in this run."]
+    out = []
+    if c.get("machine"):
+        out += ["Measured alone (`bench.py --only control`) on %s, load average %s at start, "
+                "healthd %s." % (c["machine"]["date"], c["machine"]["load"],
+                                 c["machine"]["healthd"]), ""]
+    out += ["| socket | samples | failed | p50 ms | p99 ms | max ms |",
+            "|---|---:|---:|---:|---:|---:|"]
+    for k, what in (("quiet", "quiet"),
+                    ("pipelining", "one client pipelining `status`, reading nothing "
+                     "(healthd took %s lines)" % format(c["pipelined_sent"], ","))):
+        r = c[k]
+        out.append("| %s | %d | %d | %.1f | %.1f | %.1f |" %
+                   (what, r["samples"], r["failed"], r["p50_ms"], r["p99_ms"], r["max_ms"]))
+    out += ["", "healthd RSS %.1f MB before the pipelining client, %.1f MB while it ran." %
+            (mb(c["rss_kb_before"]), mb(c["rss_kb_during"]))]
+    return out
+
+
 def summary(res):
     lines = ["healthd bench (%s, %s cores):" % (res["machine"]["cpu"], res["machine"]["nproc"])]
     lines += ["  " + engine_line(e) for e in res["engine"]]
     lines.append("  " + detect_line(res["detect"]))
     lines.append("  " + http_line(res.get("http")))
     lines.append("  " + hostile_line(res.get("hostile")))
+    if res.get("control"):
+        lines.append("  " + control_line(res["control"]))
     for name, val, target, ok, _ in checks(res):
         lines.append("  %-4s %s: %s (target %s)" % ("ok" if ok else "MISS", name, val, target))
     return "\n".join(lines)
@@ -239,6 +270,11 @@ def markdown(res):
                 "all close, /health polled until it answers, then 500 probes 20 ms apart.",
                 ""]
         out += _hostile_md(res["hostile"])
+    out += ["", "## Control socket", "", "`healthctl status --json` from a fresh process, "
+            "timed from exec to exit, against healthd running 100 HTTP checks at 1 s: with "
+            "the socket quiet, then while one client has sent up to 300,000 `status` lines "
+            "and reads none of the replies (bench/control.py).", ""]
+    out += _control_md(res.get("control"))
     for p in res.get("profiles", []):
         out += ["", "## Profile: " + p["title"], "", p["why"], "", "```", p["text"].rstrip(),
                 "```"]

@@ -312,6 +312,20 @@ static int unix_path(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return 0;
 }
 
+/* A unix path, or "" for none (what healthd -t -v prints when it is not set). */
+static int unix_path_or_none(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			     const struct cfg_key *kk)
+{
+	char **path = (char **)((char *)obj + kk->off);
+
+	if (v->type == YAML_SCALAR_NODE && !*cfg_sval(v)) {
+		free(*path);
+		*path = strdup("");
+		return *path ? 0 : cfg_fail(c, v, "out of memory");
+	}
+	return unix_path(c, v, obj, kk);
+}
+
 static const struct cfg_key bird_keys[] = {
 	CFG_FN("socket", unix_path, offsetof(struct config, bird.socket)),
 	CFG_STR("include", struct config, bird.include),
@@ -322,6 +336,7 @@ static const struct cfg_key bird_keys[] = {
 };
 static const struct cfg_key control_keys[] = {
 	CFG_FN("socket", unix_path, offsetof(struct config, control.socket)),
+	CFG_FN("readonly_socket", unix_path_or_none, offsetof(struct config, control.readonly_socket)),
 	{ 0 },
 };
 static const struct cfg_key http_keys[] = {
@@ -345,6 +360,22 @@ static int section(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return cfg_walk_map(c, v, (const struct cfg_key *)kk->off, obj, NULL);
 }
 
+/* The read-only socket is a second socket: one path cannot be both. */
+static int control_section(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			   const struct cfg_key *kk)
+{
+	struct config *cfg = obj;
+	int rc = cfg_walk_map(c, v, control_keys, obj, NULL);
+
+	(void)kk;
+	if (!rc && cfg->control.readonly_socket[0] &&
+	    (!strcmp(cfg->control.readonly_socket, cfg->control.socket) ||
+	     !strcmp(cfg->control.readonly_socket, cfg->bird.socket)))
+		rc = cfg_fail(c, v, "readonly_socket '%s' is also control.socket or bird.socket",
+			      cfg->control.readonly_socket);
+	return rc;
+}
+
 static int top_services(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 			const struct cfg_key *kk)
 {
@@ -357,7 +388,7 @@ static const struct cfg_key top_keys[] = {
 	CFG_STR("node", struct config, node),
 	CFG_STR("state_dir", struct config, state_dir),
 	CFG_FN("bird", section, (size_t)bird_keys),
-	CFG_FN("control", section, (size_t)control_keys),
+	CFG_FN("control", control_section, 0),
 	CFG_FN("http", section, (size_t)http_keys),
 	CFG_FN("defaults", section, (size_t)defaults_keys),
 	CFG_FN("services", top_services, 0),
@@ -377,13 +408,15 @@ static int set_defaults(struct config *cfg, const char *name)
 	cfg->bird.timeout_ms = 2000;
 	cfg->bird.reconcile_ms = 5000;
 	cfg->control.socket = strdup("/run/healthd/healthd.sock");
+	cfg->control.readonly_socket = strdup(""); /* none */
 	cfg->state_dir = strdup("/var/lib/healthd");
 	cfg->http.per_source_limit = CFG_HTTP_PER_SOURCE_DEFAULT;
 	/* timeout 0: not set; checks then take CFG_DEFAULT_TIMEOUT_MS or their
 	 * interval, and the value is filled in once the file is read */
 	cfg->defaults = (struct cfg_defaults){ 1000, 0, 2, 2 };
 	if (!cfg->path || !cfg->node || !cfg->bird.socket ||
-	    !cfg->bird.include || !cfg->control.socket || !cfg->state_dir)
+	    !cfg->bird.include || !cfg->control.socket || !cfg->control.readonly_socket ||
+	    !cfg->state_dir)
 		return -ENOMEM;
 	return 0;
 }
@@ -572,6 +605,7 @@ void cfg_free(struct config *cfg)
 	free(cfg->bird.socket);
 	free(cfg->bird.include);
 	free(cfg->control.socket);
+	free(cfg->control.readonly_socket);
 	free(cfg->state_dir);
 	free(cfg);
 }

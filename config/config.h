@@ -158,6 +158,7 @@ struct config {
 	} bird;
 	struct {
 		char *socket;       /* /run/healthd/healthd.sock */
+		char *readonly_socket; /* "": none; status and version only, mode 0666 */
 	} control;
 	char *state_dir;            /* /var/lib/healthd: operator intent */
 	struct {

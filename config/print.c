@@ -275,6 +275,7 @@ void cfg_print(FILE *out, const struct config *cfg)
 	fprintf(out, "  purge: %s\n", cfg->bird.purge ? "true" : "false");
 	fputs("control:\n", out);
 	put_key_str(out, 2, "socket", cfg->control.socket);
+	put_key_str(out, 2, "readonly_socket", cfg->control.readonly_socket);
 	fputs("http:\n", out);
 	put_str_list(out, 2, "listen", cfg->http.listen, cfg->http.n_listen);
 	fprintf(out, "  per_source_limit: %u\n", cfg->http.per_source_limit);

@@ -406,7 +406,10 @@ int hd_new(uv_loop_t *loop, struct config *cfg, struct hd **out)
 	rc = bird_sync_new(loop, cfg, &cbs, hd, &hd->sync);
 	if (rc < 0)
 		goto fail;
-	rc = ctl_server_new(hd, loop, cfg->control.socket, &hd->ctl, err, sizeof(err));
+	rc = ctl_server_new(hd, loop, cfg->control.socket, false, &hd->ctl, err, sizeof(err));
+	if (rc == 0 && cfg->control.readonly_socket[0])
+		rc = ctl_server_new(hd, loop, cfg->control.readonly_socket, true, &hd->ctl_ro,
+				    err, sizeof(err));
 	if (rc < 0) {
 		log_err("%s", err);
 		goto fail;
@@ -445,6 +448,8 @@ fail:
 	hd->n_svcs = 0;
 	if (hd->ctl)
 		ctl_server_close(hd->ctl);
+	if (hd->ctl_ro)
+		ctl_server_close(hd->ctl_ro);
 	if (hd->sync)
 		bird_sync_close(hd->sync);
 	if (hd->engine)
@@ -517,6 +522,9 @@ int hd_reload(struct hd *hd, char *err, size_t errlen)
 			adopt_from_file(hd, nv[i]);
 		}
 	}
+	if (strcmp(ncfg->control.readonly_socket, hd->cfg->control.readonly_socket))
+		log_warn("reload: control.readonly_socket changed to '%s'; it takes effect at restart",
+			 ncfg->control.readonly_socket);
 	if (strcmp(ncfg->control.socket, hd->cfg->control.socket))
 		log_warn("reload: control.socket changed to %s; it takes effect at restart",
 			 ncfg->control.socket);
@@ -614,7 +622,9 @@ static void close_all(struct hd *hd)
 	sd_notify(0, "STOPPING=1");
 	if (hd->ctl)
 		ctl_server_close(hd->ctl);
-	hd->ctl = NULL;
+	if (hd->ctl_ro)
+		ctl_server_close(hd->ctl_ro);
+	hd->ctl = hd->ctl_ro = NULL;
 	httpd_close(hd->httpd);
 	hd->httpd = NULL;
 	for (size_t i = 0; i < hd->n_svcs; i++)

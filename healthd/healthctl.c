@@ -1,7 +1,8 @@
 /*
  * healthctl — talk to a running healthd over its control socket.
  *
- * Exit codes: 0 done; 1 healthd not reachable; 2 usage; 3 healthd refused
+ * Exit codes: 0 done; 1 healthd not reachable (no socket, permission
+ * denied, no reply within -T, reply too large); 2 usage; 3 healthd refused
  * the request (its message is printed); 4 `check`: the probe failed.
  */
 #include <errno.h>
@@ -10,8 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "config/config.h"
@@ -19,13 +25,21 @@
 
 #define DEFAULT_CONFIG "/etc/healthd/healthd.yaml"
 #define DEFAULT_SOCKET "/run/healthd/healthd.sock"
+#define DEFAULT_TIMEOUT_MS 5000
+/* The biggest status healthd makes (thousands of services, each check with
+ * its detail) is a few MB; 64 MB is ten times that and still a bound. */
+#define REPLY_MAX (64 << 20)
+#define CONFIG_MAX (4 << 20)    /* of the config read to find the socket */
+
+static uint64_t timeout_ms = DEFAULT_TIMEOUT_MS;
+static char timeout_str[32] = "5s";
 
 enum { EX_OK, EX_UNREACHABLE, EX_USAGE_, EX_REFUSED, EX_CHECK_FAILED };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"usage: healthctl [-c CONFIG | -s SOCKET] COMMAND\n"
+		"usage: healthctl [-c CONFIG | -s SOCKET] [-T TIMEOUT] COMMAND\n"
 		"  status [--json] [--watch [SECONDS]]  services, checks and why\n"
 		"  drain SERVICE|--all [--for DURATION] [--reason TEXT]\n"
 		"                                       announce with the draining communities, then withdraw;\n"
@@ -34,12 +48,59 @@ static void usage(FILE *f)
 		"  check [SERVICE/]CHECK                probe now and print the result\n"
 		"  reload                               load the config again (errors are printed)\n"
 		"  version\n"
-		"exit: 0 ok, 1 healthd not reachable, 2 usage, 3 request refused, 4 probe failed\n");
+		"  -T TIMEOUT: give up on a reply after this long (default 5s)\n"
+		"exit: 0 ok, 1 healthd not reachable or no reply, 2 usage, 3 request refused,"
+		" 4 probe failed\n");
+}
+
+static int dir_stat(const char *path, struct stat *st)
+{
+	char dir[4096];
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (!slash)
+		return stat(".", st);
+	slash[slash == dir] = '\0';
+	return stat(dir, st);
+}
+
+/* What connect(2) said, for people: not running, or which group to join. */
+static void connect_failed(const char *path, int e)
+{
+	struct stat st;
+	struct group *g;
+
+	if (e == ENOENT) {
+		fprintf(stderr, "healthctl: cannot reach healthd at %s: no such socket"
+			" (is healthd running?)\n", path);
+	} else if (e == ECONNREFUSED) {
+		fprintf(stderr, "healthctl: cannot reach healthd at %s: nothing listens there"
+			" (healthd is not running)\n", path);
+	} else if (e == EACCES || e == EPERM) {
+		/* a socket in a directory we may not enter: the directory's group */
+		g = stat(path, &st) == 0 || dir_stat(path, &st) == 0 ? getgrgid(st.st_gid) : NULL;
+		if (g)
+			fprintf(stderr, "healthctl: cannot reach healthd at %s: permission denied"
+				" (join group '%s', the socket's group, or run as root)\n", path, g->gr_name);
+		else
+			fprintf(stderr, "healthctl: cannot reach healthd at %s: permission denied"
+				" (join the socket's group or run as root)\n", path);
+	} else if (e == EAGAIN || e == EINPROGRESS || e == ETIMEDOUT) {
+		fprintf(stderr, "healthctl: cannot reach healthd at %s: timed out after %s"
+			" (its queue of connections is full)\n", path, timeout_str);
+	} else {
+		fprintf(stderr, "healthctl: cannot reach healthd at %s: %s (is healthd running?)\n",
+			path, strerror(e));
+	}
 }
 
 static int ctl_connect(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct timeval tv = { .tv_sec = (time_t)(timeout_ms / 1000),
+			      .tv_usec = (suseconds_t)(timeout_ms % 1000) * 1000 };
 	int fd;
 
 	if (strlen(path) >= sizeof(sa.sun_path)) {
@@ -48,21 +109,91 @@ static int ctl_connect(const char *path)
 	}
 	strcpy(sa.sun_path, path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		fprintf(stderr, "healthctl: cannot reach healthd at %s: %s (is healthd running?)\n",
-			path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
+	if (fd < 0) {
+		connect_failed(path, errno);
+		return -1;
+	}
+	/* a unix connect waits for room in the listen queue up to SO_SNDTIMEO */
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		connect_failed(path, errno);
+		close(fd);
 		return -1;
 	}
 	return fd;
 }
 
-/* Send one request, read one reply line; returns the code or -1. */
-static int request(const char *sock, const char *line, json_t **body)
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Read until a newline, within the deadline and REPLY_MAX bytes; the line
+ * (malloc'ed, NUL-terminated) or NULL after a message. */
+static char *read_reply(int fd, const char *sock, uint64_t deadline)
 {
 	char *buf = NULL;
 	size_t len = 0, cap = 0;
+
+	for (;;) {
+		uint64_t now = mono_ms();
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+
+		if (now >= deadline) {
+			fprintf(stderr, "healthctl: healthd at %s did not answer: timed out after %s\n",
+				sock, timeout_str);
+			goto fail;
+		}
+		int rc = poll(&pfd, 1, (int)(deadline - now));
+
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc == 0)
+			continue; /* the deadline check above says so */
+		if (len + 4096 > cap) {
+			if (cap >= REPLY_MAX) {
+				fprintf(stderr, "healthctl: reply from %s too large (more than %d MB), gave up\n",
+					sock, REPLY_MAX >> 20);
+				goto fail;
+			}
+			size_t ncap = cap ? cap * 2 : 65536;
+			char *nb = realloc(buf, ncap > REPLY_MAX ? REPLY_MAX : ncap);
+
+			if (!nb) {
+				fprintf(stderr, "healthctl: out of memory reading the reply from %s\n", sock);
+				goto fail;
+			}
+			buf = nb;
+			cap = ncap > REPLY_MAX ? REPLY_MAX : ncap;
+		}
+		ssize_t n = read(fd, buf + len, cap - len - 1);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "healthctl: %s closed the connection without a reply\n", sock);
+			goto fail;
+		}
+		if (memchr(buf + len, '\n', (size_t)n)) {
+			len += (size_t)n;
+			buf[len] = '\0';
+			return buf;
+		}
+		len += (size_t)n;
+	}
+fail:
+	free(buf);
+	return NULL;
+}
+
+/* Send one request, read one reply line; returns the code or -1. */
+static int request(const char *sock, const char *line, json_t **body)
+{
+	uint64_t deadline = mono_ms() + timeout_ms;
+	char *buf = NULL;
 	int fd = ctl_connect(sock), code = -1;
 
 	*body = NULL;
@@ -73,30 +204,16 @@ static int request(const char *sock, const char *line, json_t **body)
 		goto out;
 	}
 	/* healthd may refuse and close before reading (too many clients):
-	 * no SIGPIPE, and its reply is still read below */
-	if (send(fd, buf, strlen(buf), MSG_NOSIGNAL) < 0 && errno != EPIPE && errno != ECONNRESET) {
+	 * no SIGPIPE, and its reply is still read below. The line is short,
+	 * so the socket buffer takes it whole. */
+	if (send(fd, buf, strlen(buf), MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EPIPE &&
+	    errno != ECONNRESET) {
 		fprintf(stderr, "healthctl: writing to %s: %s\n", sock, strerror(errno));
 		goto out;
 	}
 	free(buf);
-	buf = NULL;
-	for (;;) {
-		if (len + 4096 > cap) {
-			char *nb = realloc(buf, cap += 65536);
-			if (!nb)
-				goto out;
-			buf = nb;
-		}
-		ssize_t n = read(fd, buf + len, cap - len - 1);
-		if (n <= 0) {
-			fprintf(stderr, "healthctl: %s closed the connection without a reply\n", sock);
-			goto out;
-		}
-		len += (size_t)n;
-		buf[len] = '\0';
-		if (memchr(buf, '\n', len))
-			break;
-	}
+	if (!(buf = read_reply(fd, sock, deadline)))
+		goto out;
 	json_error_t je;
 	char *sp = strchr(buf, ' ');
 	if (!sp || sscanf(buf, "%d", &code) != 1 ||
@@ -110,23 +227,38 @@ out:
 	return code;
 }
 
+/* -s, else control.socket from the config read tolerantly (a file half
+ * edited during an incident still names its socket), else the default. */
 static const char *socket_path(const char *sock, const char *cfgpath)
 {
 	static char path[4096];
-	char err[1024];
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+	int rc;
 
 	if (sock)
 		return sock;
-	if (!cfgpath && access(DEFAULT_CONFIG, R_OK) != 0)
+	f = fopen(cfgpath ? cfgpath : DEFAULT_CONFIG, "re");
+	if (!f) {
+		if (cfgpath) {
+			fprintf(stderr, "healthctl: %s: %s\n", cfgpath, strerror(errno));
+			return NULL;
+		}
 		return DEFAULT_SOCKET;
-	struct config *cfg = cfg_load(cfgpath ? cfgpath : DEFAULT_CONFIG, err, sizeof(err));
-	if (!cfg) {
-		fprintf(stderr, "healthctl: %s\n", err);
+	}
+	text = malloc(CONFIG_MAX);
+	if (text)
+		len = fread(text, 1, CONFIG_MAX, f);
+	fclose(f);
+	rc = text ? ctl_socket_scan(text, len, path, sizeof(path)) : -ENOMEM;
+	free(text);
+	if (rc < 0) {
+		fprintf(stderr, "healthctl: %s: control.socket: %s\n",
+			cfgpath ? cfgpath : DEFAULT_CONFIG, strerror(-rc));
 		return NULL;
 	}
-	snprintf(path, sizeof(path), "%s", cfg->control.socket);
-	cfg_free(cfg);
-	return path;
+	return rc ? path : DEFAULT_SOCKET;
 }
 
 static int print_error(json_t *body)
@@ -273,10 +405,18 @@ int main(int argc, char **argv)
 	char line[1024];
 	int opt;
 
-	while ((opt = getopt(argc, argv, "+c:s:h")) != -1) {
+	while ((opt = getopt(argc, argv, "+c:s:T:h")) != -1) {
 		switch (opt) {
 		case 'c': cfgpath = optarg; break;
 		case 's': sock = optarg; break;
+		case 'T':
+			if (cfg_parse_duration_max(optarg, 3600000, &timeout_ms) < 0 || !timeout_ms) {
+				fprintf(stderr, "healthctl: -T '%s': not a duration from 1ms to 1h"
+					" (e.g. 500ms, 5s)\n", optarg);
+				return EX_USAGE_;
+			}
+			cfg_format_duration(timeout_str, sizeof(timeout_str), timeout_ms);
+			break;
 		case 'h': usage(stdout); return EX_OK;
 		default: usage(stderr); return EX_USAGE_;
 		}

@@ -218,7 +218,7 @@ struct json_t *hd_status(struct hd *hd);
 /* The text table healthctl prints, from the snapshot. */
 char *hd_status_text(struct json_t *snap);
 
-/* ---- control.c: the unix control socket ---- */
+/* ---- ctl_parse.c: the control protocol's pure parts ---- */
 
 enum ctl_cmd { CTL_STATUS, CTL_VERSION, CTL_RELOAD, CTL_DRAIN, CTL_UNDRAIN, CTL_CHECK };
 /*
@@ -243,8 +243,26 @@ int ctl_request_parse(char *line, struct ctl_request *req, char *err, size_t err
  * UTF-8, no control characters. 0, or -EINVAL and err says why. */
 int ctl_text_check(const char *what, const char *s, size_t max, char *err, size_t errlen);
 
+/* control.socket from the text of a config file, read tolerantly so that
+ * healthctl finds healthd while the file is half edited: the YAML events
+ * up to the first error, then a line scan (block or flow map, quoted or
+ * plain value). 1 and the path in out, 0 when the file does not say,
+ * -ENAMETOOLONG when it does not fit. */
+int ctl_socket_scan(const char *text, size_t len, char *out, size_t outlen);
+
+/* ---- control.c: the unix control socket ---- */
+
+/*
+ * Bounded against hostile or broken clients: one request at a time per
+ * client (its next line is not read while a reply is queued or a probe is
+ * owed), at most CTL_OUT_MAX bytes queued, a request line must arrive
+ * whole within CTL_REQUEST_MS, a reply not taken within CTL_WRITE_MS drops
+ * the client, and CTL_RESERVE of the slots are kept for operators (uid 0,
+ * healthd's own uid or group, by SO_PEERCRED). A read-only socket serves
+ * status and version only (403 for the rest).
+ */
 struct ctl_server;
-int ctl_server_new(struct hd *hd, uv_loop_t *loop, const char *path,
+int ctl_server_new(struct hd *hd, uv_loop_t *loop, const char *path, bool readonly,
 		   struct ctl_server **out, char *err, size_t errlen);
 void ctl_server_close(struct ctl_server *c);
 

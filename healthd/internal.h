@@ -63,6 +63,7 @@ struct hd {
 	struct hd_service **svcs;
 	size_t n_svcs;
 	struct ctl_server *ctl;
+	struct ctl_server *ctl_ro;  /* control.readonly_socket, or NULL */
 	struct httpd *httpd;       /* NULL without http.listen */
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t maint_timer;    /* polls maintenance files */

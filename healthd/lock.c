@@ -1,5 +1,6 @@
 /*
- * One healthd per control socket and per include file: an flock(2) on
+ * One healthd per control socket (and read-only socket) and per include
+ * file: an flock(2) on
  * PATH.lock beside each, taken before either is touched (ctl_server_new
  * unlinks a stale socket, bird-glue rewrites the include file) and held
  * until the process exits. The holder writes its pid into the file, so the
@@ -22,7 +23,7 @@ struct hd_lock {
 	int fd;
 };
 
-static struct hd_lock ctl_lock = { .fd = -1 }, inc_lock = { .fd = -1 };
+static struct hd_lock ctl_lock = { .fd = -1 }, inc_lock = { .fd = -1 }, ro_lock = { .fd = -1 };
 
 /* The pid a holder wrote, or "unknown" (it may not have written it yet). */
 static void holder_pid(int fd, char *buf, size_t len)
@@ -97,12 +98,25 @@ int hd_lock_start(const struct config *cfg, char *err, size_t errlen)
 			   "not starting", err, errlen);
 
 	/* The same path for both would lock against itself. */
-	if (rc < 0 || strcmp(cfg->bird.include, cfg->control.socket) == 0)
-		return rc;
-	rc = lock_take(&inc_lock, cfg->bird.include, "include file", "not starting",
-		       err, errlen);
 	if (rc < 0)
-		lock_drop(&ctl_lock);
+		return rc;
+	if (strcmp(cfg->bird.include, cfg->control.socket) != 0) {
+		rc = lock_take(&inc_lock, cfg->bird.include, "include file", "not starting",
+			       err, errlen);
+		if (rc < 0) {
+			lock_drop(&ctl_lock);
+			return rc;
+		}
+	}
+	/* config/ makes it differ from control.socket */
+	if (cfg->control.readonly_socket[0] && strcmp(cfg->control.readonly_socket, cfg->bird.include)) {
+		rc = lock_take(&ro_lock, cfg->control.readonly_socket, "read-only control socket",
+			       "not starting", err, errlen);
+		if (rc < 0) {
+			lock_drop(&inc_lock);
+			lock_drop(&ctl_lock);
+		}
+	}
 	return rc;
 }
 

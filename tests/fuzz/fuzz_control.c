@@ -2,8 +2,10 @@
  * fuzz_control — the control socket's request handling without a daemon:
  * bytes are framed into lines as the server does (a line ends at '\n', a
  * trailing '\r' is dropped, a line may not reach CTL_LINE_MAX) and every
- * line goes through ctl_request_parse.
+ * line goes through ctl_request_parse. The same bytes, taken as a config
+ * file, go through ctl_socket_scan (what healthctl reads to find healthd).
  */
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,10 +55,26 @@ static void one_line(char *line, size_t len)
 	}
 }
 
+/* Any text: found (a non-empty path that fits), not found, or too long. */
+static void scan(const uint8_t *data, size_t size)
+{
+	char path[108];
+	int rc;
+
+	memset(path, 0x55, sizeof(path));
+	rc = ctl_socket_scan((const char *)data, size, path, sizeof(path));
+	if (rc == 1 && (!memchr(path, '\0', sizeof(path)) || !path[0]))
+		abort();
+	if (rc != 0 && rc != 1 && rc != -ENAMETOOLONG && rc != -ENOMEM)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	char buf[LINE_MAX_BYTES];
 	size_t len = 0;
+
+	scan(data, size);
 
 	for (size_t i = 0; i < size; i++) {
 		if (data[i] != '\n') {

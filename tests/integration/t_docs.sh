@@ -277,7 +277,8 @@ complete_words() { # prints COMPREPLY for the words given (the last is the one c
 cfg=$R/usr/share/doc/healthd/examples/healthd.yaml
 [ "$(complete_words healthctl '')" = "status drain undrain check reload version" ]
 [ "$(complete_words healthctl un)" = "undrain" ]
-[ "$(complete_words healthctl -)" = "-c -s -h" ]
+[ "$(complete_words healthctl -)" = "-c -s -T -h" ]
+[ "$(complete_words healthctl -T 2s st)" = "status" ]
 [ "$(complete_words healthctl status --)" = "--json --watch" ]
 [ "$(complete_words healthctl -c "$cfg" drain '')" = "web" ]
 [ "$(complete_words healthctl -c "$cfg" drain web '')" = "--for --reason" ]

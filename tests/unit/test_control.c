@@ -2,7 +2,8 @@
  * test_control — the control socket's request parser (ctl_request_parse):
  * every command, its arguments, and the errors bad requests get. The
  * socket itself is exercised by the integration tests (t_healthctl,
- * t_fault_ctl_flood).
+ * t_fault_ctl_flood, t_ctl_hostile); ctl_socket_scan, the tolerant read of
+ * control.socket that healthctl does, is tested here.
  */
 #include <criterion/criterion.h>
 #include <criterion/parameterized.h>
@@ -178,4 +179,64 @@ Test(control, reason_length_is_capped)
 	line[n + SVC_REASON_MAX + 1] = '\0';
 	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), -EINVAL);
 	cr_assert(strstr(err, "reason too long (201 bytes, at most 200)"), "%s", err);
+}
+
+/* ---- ctl_socket_scan: control.socket from a config that may not parse ---- */
+
+struct scan_case {
+	char text[192];
+	int rc;
+	char path[48];
+};
+
+ParameterizedTestParameters(control, socket_scan)
+{
+	static struct scan_case s[] = {
+		/* files that parse */
+		{ "control:\n  socket: /run/a.sock\n", 1, "/run/a.sock" },
+		{ "node: x\ncontrol:\n  # the socket\n  socket: \"/run/q b.sock\"  # quoted\nbird: {}\n", 1, "/run/q b.sock" },
+		{ "control: { socket: /x/flow.sock }\n", 1, "/x/flow.sock" },
+		{ "control: {socket: '/x/it''s.sock'}\n", 1, "/x/it's.sock" },
+		{ "bird:\n  socket: /run/bird.ctl\nservices: []\n", 0, "" },
+		{ "services:\n  - control:\n      socket: /not/top\n", 0, "" },
+		{ "", 0, "" },
+		/* files that do not: the key is still found */
+		{ "node: [oops\ncontrol:\n  socket: /run/after-error.sock\n", 1, "/run/after-error.sock" },
+		{ "node: [oops\ncontrol: { socket: \"/r/f.sock\", other: 1 }\n", 1, "/r/f.sock" },
+		{ "node: [oops\r\ncontrol:\r\n  socket: /r/crlf.sock\r\n", 1, "/r/crlf.sock" },
+		{ "control:\n  socket: /run/before.sock\nservices:\n  - name: [unclosed\n", 1, "/run/before.sock" },
+		{ "node: [oops\ncontrol:\n  other: 1\n  socket: /r/plain.sock # note\n", 1, "/r/plain.sock" },
+		{ "node: [oops\nbird:\n  socket: /r/bird.ctl\n", 0, "" },
+		{ "node: [oops\ncontrol:\n  socket: \"/r/unterminated\n", 0, "" },
+		{ "node: [oops\ncontrol:\nbird:\n  socket: /r/bird.ctl\n", 0, "" },
+	};
+	return cr_make_param_array(struct scan_case, s, sizeof(s) / sizeof(s[0]));
+}
+
+ParameterizedTest(struct scan_case *s, control, socket_scan)
+{
+	char path[108] = "";
+	int rc = ctl_socket_scan(s->text, strlen(s->text), path, sizeof(path));
+
+	cr_assert_eq(rc, s->rc, "%s: rc %d, path '%s'", s->text, rc, path);
+	if (rc == 1)
+		cr_assert_str_eq(path, s->path, "%s", s->text);
+}
+
+Test(control, socket_scan_path_too_long)
+{
+	char text[256], path[16];
+
+	snprintf(text, sizeof(text), "control:\n  socket: /a/path/longer/than/sixteen\n");
+	cr_assert_eq(ctl_socket_scan(text, strlen(text), path, sizeof(path)), -ENAMETOOLONG);
+	snprintf(text, sizeof(text), "x: [\ncontrol:\n  socket: /a/path/longer/than/sixteen\n");
+	cr_assert_eq(ctl_socket_scan(text, strlen(text), path, sizeof(path)), -ENAMETOOLONG);
+}
+
+Test(control, socket_scan_nul_is_no_path)
+{
+	static const char text[] = "x: [\ncontrol:\n  socket: \0/after/nul\n";
+	char path[64];
+
+	cr_assert_eq(ctl_socket_scan(text, sizeof(text) - 1, path, sizeof(path)), 0);
 }
