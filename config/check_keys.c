@@ -126,6 +126,18 @@ static int check_on_fail(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return rc;
 }
 
+/* A URL that did not parse, for its error (which reaches -t, the log and
+ * healthctl): whatever stands before an '@' may be a secret. */
+static const char *url_shown(const char *url, char *buf, size_t len)
+{
+	const char *at = strrchr(url, '@');
+
+	cfg_redact_url(url, buf, len);
+	if (at && !strstr(buf, CFG_REDACTED))
+		snprintf(buf, len, CFG_REDACTED "%s", at);
+	return buf;
+}
+
 static int check_url(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 		     const struct cfg_key *kk)
 {
@@ -135,8 +147,12 @@ static int check_url(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	if (rc)
 		return rc;
 	if ((strncmp(*url, "http://", 7) && strncmp(*url, "https://", 8)) ||
-	    strpbrk(*url, " \t\r\n") || !strchr(*url, '/')[2])
-		return cfg_fail(c, v, "'%s' is not an http:// or https:// URL", *url);
+	    strpbrk(*url, " \t\r\n") || !strchr(*url, '/')[2]) {
+		char shown[512];
+
+		return cfg_fail(c, v, "'%s' is not an http:// or https:// URL",
+				url_shown(*url, shown, sizeof(shown)));
+	}
 	return 0;
 }
 
@@ -243,10 +259,16 @@ static int check_headers(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 		yaml_node_pair_t *p = &v->data.mapping.pairs.start[i];
 		yaml_node_t *kn = cfg_node(c, p->key), *vn = cfg_node(c, p->value);
 		struct cfg_header *h = &k->headers[k->n_headers++];
-		size_t old = cfg_push_key(c, cfg_sval(kn));
+		char shown[CFG_NAME_MAX + 16];
+
+		/* "Authorization:Bearer x" as a key: never print past the ':' */
+		snprintf(shown, sizeof(shown), "%.*s", (int)strcspn(cfg_sval(kn), ":"),
+			 cfg_sval(kn));
+		size_t old = cfg_push_key(c, shown);
 
 		if (!header_name_valid(cfg_sval(kn)))
-			rc = cfg_fail(c, kn, "'%s' is not a valid header name", cfg_sval(kn));
+			rc = cfg_fail(c, kn, "'%.*s' is not a valid header name",
+				      (int)strcspn(cfg_sval(kn), ":"), cfg_sval(kn));
 		for (size_t j = 0; !rc && j + 1 < k->n_headers; j++)
 			if (strcasecmp(k->headers[j].name, cfg_sval(kn)) == 0)
 				rc = cfg_fail(c, kn, "duplicate header '%s'", cfg_sval(kn));

@@ -11,7 +11,8 @@
 #include "config/config.h"
 
 /* The user info of scheme://userinfo@host/...: the authority ends at the
- * first '/', '?' or '#' (RFC 3986), its user info at the last '@' in it. */
+ * first '/', '?' or '#' (RFC 3986), its user info at the last '@' in it.
+ * user:password keeps the user; a user alone (often a token) goes whole. */
 const char *cfg_redact_url(const char *url, char *buf, size_t len)
 {
 	const char *auth = strstr(url, "://"), *end, *at = NULL, *colon;
@@ -24,8 +25,10 @@ const char *cfg_redact_url(const char *url, char *buf, size_t len)
 				at = p;
 	}
 	colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
-	if (!colon)
+	if (!at)
 		snprintf(buf, len, "%s", url);
+	else if (!colon)        /* a user alone is often a token: all of it */
+		snprintf(buf, len, "%.*s" CFG_REDACTED "%s", (int)(auth - url), url, at);
 	else
 		snprintf(buf, len, "%.*s" CFG_REDACTED "%s", (int)(colon + 1 - url), url, at);
 	return buf;

@@ -15,10 +15,11 @@
  *
  * Fairness against slow and half-open clients, as HAProxy (`timeout
  * http-request`) and nginx (reusable connections) do it: a request must
- * arrive whole within HTTPD_REQUEST_DEADLINE_MS of its connection's start
- * (or of the previous response, on keep-alive), however slowly it
- * trickles; at HTTPD_CONN_LIMIT a new connection is taken by dropping the
- * one that has waited longest for its request; one address holds at most
+ * arrive whole and its reply be taken within HTTPD_REQUEST_DEADLINE_MS of
+ * its connection's start (or of the previous response, on keep-alive),
+ * however slowly it trickles, a body or a slow reader of the reply
+ * included; at HTTPD_CONN_LIMIT a new connection is taken by dropping the
+ * oldest exchange; one address holds at most
  * http.per_source_limit connections (libmicrohttpd closes the others at
  * accept). Dropping is shutdown(2) on the connection's socket, so MHD sees
  * the close on its next run and frees it itself.
@@ -44,13 +45,13 @@
 #define HTTPD_CONN_MEMORY (16 * 1024)   /* request line + headers must fit */
 #define HTTPD_BACKLOG 1024
 
-/* One TCP connection; on its listener's waiting list while no request is
- * being answered on it (before the first, and between keep-alive ones). */
+/* One TCP connection, on its listener's list (oldest exchange first) from
+ * its start, and again from each keep-alive response. */
 struct httpd_conn {
 	struct httpd_conn *prev, *next;
 	struct MHD_Connection *conn;
 	int fd;
-	uint64_t since_ms;           /* started waiting for a request */
+	uint64_t since_ms;           /* its current exchange started */
 	bool waiting;
 	bool dropped;                /* shut down by us; MHD has yet to close it */
 };
@@ -270,7 +271,7 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 	if (l->n_conns - l->n_dropped < HTTPD_CONN_LIMIT)
 		return MHD_YES;
 	if (!l->oldest)
-		return MHD_NO;   /* every connection is being answered */
+		return MHD_NO;   /* every slot is being dropped already */
 	drop(l, l->oldest, "connection limit");
 	return MHD_YES;
 }
@@ -323,8 +324,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	struct httpd_conn *c = conn_of(conn);
 
 	(void)req_cls;
-	if (c && !c->dropped && !c->waiting && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+	if (c && !c->dropped && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+		wait_unlink(l, c);   /* its next request gets a deadline of its own */
 		wait_link(l, c);
+	}
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
@@ -344,11 +347,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 		return MHD_queue_response(conn, MHD_HTTP_METHOD_NOT_ALLOWED, h->not_allowed);
 	/* Answer once the request is read in full: a response queued on the
 	 * first call (headers only) makes MHD close the connection. */
+	/* The deadline covers the whole exchange, a slow body or a slow
+	 * reader of the reply included: the connection stays on the list. */
 	if (!*req_cls) {
-		struct httpd_conn *c = conn_of(conn);
-
-		if (c)
-			wait_unlink(l, c);   /* its headers are in: no longer waiting */
 		*req_cls = &seen;
 		return MHD_YES;
 	}

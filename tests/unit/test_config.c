@@ -366,6 +366,8 @@ ParameterizedTestParameters(config, broken)
 		{ "check_duplicate_key", P TCP "        port: 81\n", "t.yaml:9:9: services[0].checks[0].port: duplicate key (first at line 8)" },
 		{ "url_scheme", P "      - name: a\n        type: http\n        url: ftp://x/\n", "t.yaml:7:14: services[0].checks[0].url: 'ftp://x/' is not an http:// or https:// URL" },
 		{ "url_empty_host", P "      - name: a\n        type: http\n        url: http://\n", "t.yaml:7:14: services[0].checks[0].url: 'http://' is not an http:// or https:// URL" },
+		{ "url_bad_with_password", P "      - name: a\n        type: http\n        url: \"https://admin:s3cret@host/ x\"\n", "t.yaml:7:14: services[0].checks[0].url: 'https://admin:***@host/ x' is not an http:// or https:// URL" },
+		{ "url_bad_scheme_with_password", P "      - name: a\n        type: http\n        url: \"htp//admin:s3cret@host/\"\n", "t.yaml:7:14: services[0].checks[0].url: '***@host/' is not an http:// or https:// URL" },
 		{ "expect_status_low", P HTTP "        expect_status: [200, 99]\n", "t.yaml:8:30: services[0].checks[0].expect_status[1]: expected an integer from 100 to 599, found '99'" },
 		{ "expect_status_high", P HTTP "        expect_status: [600]\n", "t.yaml:8:25: services[0].checks[0].expect_status[0]: expected an integer from 100 to 599, found '600'" },
 		{ "expect_status_word", P HTTP "        expect_status: [ok]\n", "t.yaml:8:25: services[0].checks[0].expect_status[0]: expected an integer from 100 to 599, found 'ok'" },
@@ -380,6 +382,7 @@ ParameterizedTestParameters(config, broken)
 		{ "headers_list", P HTTP "        headers: [a]\n", "t.yaml:8:18: services[0].checks[0].headers: expected a mapping, found a list" },
 		{ "header_value_list", P HTTP "        headers:\n          X-A: [1]\n", "t.yaml:9:16: services[0].checks[0].headers.X-A: expected a string, found a list" },
 		{ "header_name", P HTTP "        headers:\n          \"X A\": b\n", "t.yaml:9:11: services[0].checks[0].headers.X A: 'X A' is not a valid header name" },
+		{ "header_name_with_a_secret", P HTTP "        headers: {Authorization:Bearer xyz}\n", "t.yaml:8:19: services[0].checks[0].headers.Authorization: 'Authorization' is not a valid header name" },
 		{ "header_duplicate", P HTTP "        headers:\n          X-A: \"1\"\n          x-a: \"2\"\n", "t.yaml:10:11: services[0].checks[0].headers.x-a: duplicate header 'x-a'" },
 		{ "port0", P "      - name: a\n        type: tcp\n        host: x\n        port: 0\n", "t.yaml:8:15: services[0].checks[0].port: expected an integer from 1 to 65535, found '0'" },
 		{ "port_high", P "      - name: a\n        type: tcp\n        host: x\n        port: 70000\n", "t.yaml:8:15: services[0].checks[0].port: expected an integer from 1 to 65535, found '70000'" },
@@ -542,7 +545,7 @@ Test(config, redact_url)
 	static const struct { const char *in, *out; } cases[] = {
 		{ "http://user:pass@127.0.0.1/healthz", "http://user:***@127.0.0.1/healthz" },
 		{ "https://user:pass@www.example.net:8443/a?b=c", "https://user:***@www.example.net:8443/a?b=c" },
-		{ "http://user@127.0.0.1/", "http://user@127.0.0.1/" },         /* no password */
+		{ "http://user@127.0.0.1/", "http://***@127.0.0.1/" },          /* a token alone */
 		{ "http://127.0.0.1/", "http://127.0.0.1/" },
 		{ "http://127.0.0.1/a@b:c", "http://127.0.0.1/a@b:c" },         /* '@' in the path */
 		{ "http://127.0.0.1/?u=a:b@c", "http://127.0.0.1/?u=a:b@c" },
