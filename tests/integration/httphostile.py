@@ -16,6 +16,11 @@ time; every socket is closed before it exits.
   httphostile.py bigline HOST PORT
       a 70 KB request line, then garbage, each on its own connection: a 4xx
       or a close. Prints "NAME: RESULT"; exit 1 on anything else.
+  httphostile.py slowbody HOST PORT [--n 50] [--from ADDR] [--secs 15]
+      N connections send whole headers announcing a 1 MB body, then a body
+      byte a second: the server must close every one within SECS (its
+      whole-request deadline). Prints "slowbody CLOSED/N closed, last after
+      X ms"; exit 1 if any stayed open.
   httphostile.py cap HOST PORT --limit N [--from ADDR] [--probe-from ADDR]
       N + 4 connections from one source hold half a request; the last 4
       must be closed by the server within 3 s while the first N stay open,
@@ -160,6 +165,32 @@ async def slowloris(a):
     return 0 if sent and len(lat) >= 0.9 * sent else 1
 
 
+async def slowbody(a):
+    closed, last = [0], [0.0]
+    t0 = time.monotonic()
+    end = t0 + a.secs
+
+    async def one():
+        try:
+            _, w = await asyncio.wait_for(connect(a.host, a.port, a.src), 5)
+        except (OSError, asyncio.TimeoutError):
+            return
+        try:
+            w.write(b"GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n")
+            while time.monotonic() < end:
+                await asyncio.sleep(1)
+                w.write(b"b")
+                await w.drain()
+        except (OSError, ConnectionError):
+            closed[0] += 1
+            last[0] = max(last[0], ms_since(t0))
+        finally:
+            w.close()
+    await asyncio.gather(*[asyncio.create_task(one()) for _ in range(a.n)])
+    print("slowbody %d/%d closed, last after %.0f ms" % (closed[0], a.n, last[0]), flush=True)
+    return 0 if closed[0] == a.n else 1
+
+
 async def one_request(host, port, src, payload, timeout=5):
     try:
         r, w = await asyncio.wait_for(connect(host, port, src), timeout)
@@ -233,7 +264,7 @@ async def cap(a):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["burst", "slowloris", "bigline", "cap"])
+    p.add_argument("mode", choices=["burst", "slowloris", "slowbody", "bigline", "cap"])
     p.add_argument("host")
     p.add_argument("port", type=int)
     p.add_argument("--n", type=int, default=None)
@@ -247,8 +278,10 @@ def main():
     a.n = min(a.n or (2000 if a.mode == "burst" else 1000), 5000)
     a.secs = min(a.secs, 120)
     a.after = min(a.after, 2000)
-    return asyncio.run({"burst": burst, "slowloris": slowloris, "bigline": bigline,
-                        "cap": cap}[a.mode](a))
+    if a.mode == "slowbody":
+        a.n = min(a.n if a.n != 1000 else 50, 500)
+    return asyncio.run({"burst": burst, "slowloris": slowloris, "slowbody": slowbody,
+                        "bigline": bigline, "cap": cap}[a.mode](a))
 
 
 if __name__ == "__main__":

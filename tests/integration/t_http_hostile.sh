@@ -2,7 +2,8 @@
 # The HTTP endpoint stays reachable and fair under hostile clients:
 # (a) after 2,000 connections that send "GET /hea" and close, /health
 # answers again; (b) under 1,000 slowloris connections (a header byte a
-# second) a fresh client's /health is answered; (c) a 70 KB request line and
+# second) a fresh client's /health is answered, and a body trickled after
+# whole headers is cut off at the same deadline; (c) a 70 KB request line and
 # garbage get a 4xx or a close and /health stays fine; (d) beyond
 # http.per_source_limit a source's connections are closed while another
 # source is still answered. Times are reported as measured:, not asserted
@@ -46,6 +47,13 @@ hostile slowloris "$H" "$P" --n 1000 --from "$SLOW_SRCS" --probe-from 192.0.2.1 
 log "measured: /health from a fresh client under 1,000 slowloris connections: $(tail -n 1 "$LAB_DIR/slow.out") ($(head -n 1 "$LAB_DIR/slow.out"))"
 healthd_alive || fail "healthd died under slowloris"
 wait_for 5 "/health 200 after slowloris" health_ok
+
+# (b2) whole headers, then a body a byte a second: the deadline covers the
+# whole exchange, so each is closed in about 5 s, not kept alive by its bytes
+hostile slowbody "$H" "$P" --n 50 --from 192.0.2.14 --secs 15 >"$LAB_DIR/slowbody.out" 2>&1 ||
+	fail "slow bodies kept their slots: $(tail -n 1 "$LAB_DIR/slowbody.out")"
+log "measured: $(tail -n 1 "$LAB_DIR/slowbody.out")"
+health_ok || fail "/health after slow bodies"
 
 # (c) a 70 KB request line and garbage
 hostile bigline "$H" "$P" --from 192.0.2.12 >"$LAB_DIR/bigline.out" 2>&1 ||
