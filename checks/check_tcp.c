@@ -212,6 +212,17 @@ static void on_timer(uv_timer_t *timer)
 	c = t->c;
 	want = timeout_ms(c) * 1000;
 	took = check_now_us() - c->started_us;
+	/* This address had its share of the time: on to the next one (a
+	 * blackholed AAAA must not cost the A record its chance). */
+	if (took < want && p->conn && p->next < p->n_addrs) {
+		const struct sockaddr_storage *ss = &p->addrs[p->next - 1];
+
+		conn_close(p);
+		p->err = UV_ETIMEDOUT;
+		note_failure(p, ss, UV_ETIMEDOUT);
+		connect_next(p);
+		return;
+	}
 	/* The loop's clock may lag the probe's start: never end early. */
 	if (took < want) {
 		uv_timer_start(timer, on_timer, (want - took + 999) / 1000, 0);
@@ -257,15 +268,23 @@ static int conn_start(struct tcp_probe *p, const struct sockaddr *sa)
 
 /* Try the addresses in order until one connect is under way; when none is
  * left, the last error is reported from the loop (never from inside
- * check_start()). The probe's timer bounds the whole attempt. */
+ * check_start()). The probe's timer bounds the whole attempt; each address
+ * gets an equal share of what is left of it. */
 static void connect_next(struct tcp_probe *p)
 {
 	while (p->next < p->n_addrs) {
 		const struct sockaddr_storage *ss = &p->addrs[p->next++];
 		int rc = conn_start(p, (const struct sockaddr *)ss);
 
-		if (rc == 0)
+		if (rc == 0) {
+			uint64_t want = timeout_ms(p->t->c) * 1000;
+			uint64_t took = check_now_us() - p->t->c->started_us;
+			uint64_t left = took < want ? want - took : 0;
+
+			uv_timer_start(&p->timer, on_timer,
+				       (left / (p->n_addrs - p->next + 1) + 999) / 1000, 0);
 			return;
+		}
 		p->err = rc;
 		note_failure(p, ss, rc);
 	}
