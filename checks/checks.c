@@ -240,6 +240,38 @@ void check_freed(struct check *c)
 	free(c);
 }
 
+/* The length of the valid UTF-8 sequence at s, 0 if there is none. */
+static size_t utf8_len(const unsigned char *s)
+{
+	size_t n = s[0] < 0x80 ? 1 : (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 :
+		   (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+
+	if (n == 0 || (n == 2 && s[0] < 0xc2) || (n == 4 && s[0] > 0xf4))
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	if ((n == 3 && s[0] == 0xe0 && s[1] < 0xa0) || (n == 3 && s[0] == 0xed && s[1] >= 0xa0) ||
+	    (n == 4 && s[0] == 0xf0 && s[1] < 0x90) || (n == 4 && s[0] == 0xf4 && s[1] >= 0x90))
+		return 0;   /* overlong, surrogate, past U+10FFFF */
+	return n;
+}
+
+/* A detail is JSON text in status and replies: a byte that is not UTF-8
+ * (a server's text, or a character cut by the length limit) becomes '?',
+ * so that no reply is lost to it. */
+void check_detail_clean(char *s)
+{
+	for (unsigned char *p = (unsigned char *)s; *p;) {
+		size_t n = utf8_len(p);
+
+		if (n == 0)
+			*p++ = '?';
+		else
+			p += n;
+	}
+}
+
 void check_report(struct check *c, enum check_reason reason, int http_status,
 		  const char *fmt, ...)
 {
@@ -257,6 +289,7 @@ void check_report(struct check *c, enum check_reason reason, int http_status,
 	va_start(ap, fmt);
 	vsnprintf(r.detail, sizeof(r.detail), fmt, ap);
 	va_end(ap);
+	check_detail_clean(r.detail);
 	c->running = false;
 	c->done(c, &r, c->arg);
 }

@@ -100,6 +100,8 @@ void check_status(const struct check *c, struct json_t *obj);
 /* Cancel and free; memory goes once the check's handles are closed. */
 void check_destroy(struct check *c);
 
+/* Bytes of S that are not UTF-8 become '?' (S stays NUL-terminated). */
+void check_detail_clean(char *s);
 /* For check types: end the probe in flight with a result. The latency is
  * filled in from started_us. */
 void check_report(struct check *c, enum check_reason reason, int http_status,

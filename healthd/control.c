@@ -23,7 +23,7 @@
 #define CTL_IDLE_MS 1000       /* at the limit, a client silent this long makes room */
 #define CTL_REQUEST_MS 2000    /* a request line arrives whole within this */
 #define CTL_WRITE_MS 10000     /* a client takes its reply within this */
-#define CTL_OUT_MAX (16u << 20) /* bytes queued for one client */
+#define CTL_OUT_MAX (64u << 20) /* bytes queued for one client: healthctl's reply cap */
 #define CTL_SWEEP_MS 250
 
 struct ctl_server {
@@ -284,14 +284,19 @@ static void client_drive(struct ctl_client *c)
 
 	if (c->writes == 0 && c->pending == 0 && (nl = memchr(c->buf, '\n', c->len))) {
 		size_t used = (size_t)(nl - c->buf) + 1;
+		char line[sizeof(c->buf)];
 
-		*nl = '\0';
-		if (nl > c->buf && nl[-1] == '\r')
-			nl[-1] = '\0';
-		handle(c, c->buf);
+		/* Out of the buffer before it is handled: a reply may come back
+		 * at once (a probe that cannot start) and drive this client
+		 * again from inside handle(). */
+		memcpy(line, c->buf, used - 1);
+		line[used - 1] = '\0';
+		if (used > 1 && line[used - 2] == '\r')
+			line[used - 2] = '\0';
 		memmove(c->buf, c->buf + used, c->len - used);
 		c->len -= used;
 		c->req_ms = uv_now(c->pipe.loop);
+		handle(c, line);
 		if (client_gone(c))
 			return;
 	}
@@ -350,7 +355,8 @@ static void on_sweep(uv_timer_t *t)
 
 /* Closes the client idle longest (at least CTL_IDLE_MS), so that clients
  * holding connections open cannot lock operators out; for an operator,
- * when none is idle, the oldest client that is not one. */
+ * when none is idle, the oldest client that is not one. A non-operator
+ * never evicts an operator. */
 static bool evict(struct ctl_server *srv, uint64_t now, bool for_operator)
 {
 	struct ctl_client *old = NULL, *busy = NULL;
@@ -358,8 +364,9 @@ static bool evict(struct ctl_server *srv, uint64_t now, bool for_operator)
 	for (struct ctl_client *c = srv->head; c; c = c->next) {
 		if (client_gone(c))
 			continue;
+		/* a non-operator makes room only among non-operators */
 		if (c->pending == 0 && c->writes == 0 && now - c->last_ms >= CTL_IDLE_MS &&
-		    (!old || c->last_ms < old->last_ms))
+		    (for_operator || !c->operator) && (!old || c->last_ms < old->last_ms))
 			old = c;
 		if (!c->operator && c->pending == 0 && (!busy || c->req_ms < busy->req_ms))
 			busy = c;

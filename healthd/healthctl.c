@@ -429,6 +429,13 @@ int main(int argc, char **argv)
 	char **args = argv + optind + 1;
 	int nargs = argc - optind - 1;
 
+	/* one request is one line: an argument must not start another */
+	for (int i = optind; i < argc; i++)
+		if (strpbrk(argv[i], "\r\n")) {
+			fprintf(stderr, "healthctl: an argument may not contain a line break\n");
+			return EX_USAGE_;
+		}
+
 	if (!strcmp(cmd, "version") && nargs == 0) {
 		const char *p = socket_path(sock, cfgpath);
 		if (!p || simple(p, "version", false) != EX_OK)

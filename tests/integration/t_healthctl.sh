@@ -50,6 +50,8 @@ expect_rc 0 lab_healthctl undrain web
 expect_rc 3 lab_healthctl undrain nosuch
 expect_rc 2 lab_healthctl drain
 expect_rc 2 lab_healthctl frobnicate
+expect_rc 2 lab_healthctl check $'http\nreload'   # one request, one line
+grep -q "may not contain a line break" "$LAB_DIR/err"
 expect_rc 2 lab_healthctl drain web --for 5x
 grep -qF "drain --for '5x': not a duration" "$LAB_DIR/err"
 expect_rc 2 lab_healthctl drain web --for 18446744073709551615ms

@@ -5,6 +5,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -692,4 +693,29 @@ Test(checks, callback_restarts_and_destroys)
 	cr_assert_eq(w.r.reason, CHECK_REFUSED);
 	cr_assert_eq(hw.r.reason, CHECK_REFUSED);
 	finish();
+}
+
+/* A detail is JSON text: bytes that are not UTF-8 (a character cut by the
+ * length limit, a server's Latin-1) become '?', valid text stays. */
+Test(checks, detail_is_always_utf8)
+{
+	char cut[] = "caf\xc3";                 /* the limit cut a 2-byte character */
+	char latin1[] = "caf\xe9 ok";
+	char good[] = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80";
+	char bad[] = "\xc0\xaf \xed\xa0\x80 \xf4\x90\x80\x80";   /* overlong, surrogate, > U+10FFFF */
+
+	check_detail_clean(cut);
+	cr_assert_str_eq(cut, "caf?");
+	check_detail_clean(latin1);
+	cr_assert_str_eq(latin1, "caf? ok");
+	check_detail_clean(good);
+	cr_assert_str_eq(good, "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+	check_detail_clean(bad);
+	cr_assert_str_eq(bad, "?? ??? ????");
+	for (char *t[] = { cut, latin1, good, bad }, **p = t; p < t + 4; p++) {
+		json_t *j = json_string(*p);
+
+		cr_assert_not_null(j, "jansson takes %s", *p);
+		json_decref(j);
+	}
 }
