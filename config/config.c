@@ -463,12 +463,10 @@ static int scan_events(struct cfg_ctx *c, const char *yaml, size_t len)
 	return rc;
 }
 
-/* Sets c->doc once there is a document to delete. */
-static int load_doc(struct cfg_ctx *c, yaml_document_t *doc, const char *yaml,
-		    size_t len)
+int cfg_parse_doc(struct cfg_ctx *c, yaml_document_t *doc, const char *yaml,
+		  size_t len, yaml_node_t **root)
 {
 	yaml_parser_t p;
-	yaml_node_t *root;
 	int rc;
 
 	if ((rc = scan_events(c, yaml, len)))
@@ -483,8 +481,20 @@ static int load_doc(struct cfg_ctx *c, yaml_document_t *doc, const char *yaml,
 	yaml_parser_delete(&p);
 	if (rc)
 		return rc;
-	if (!(root = yaml_document_get_root_node(c->doc)))
+	if (!(*root = yaml_document_get_root_node(c->doc)))
 		return cfg_fail_at(c, (yaml_mark_t){ 0 }, "config", "the file is empty");
+	return 0;
+}
+
+/* Sets c->doc once there is a document to delete. */
+static int load_doc(struct cfg_ctx *c, yaml_document_t *doc, const char *yaml,
+		    size_t len)
+{
+	yaml_node_t *root;
+	int rc;
+
+	if ((rc = cfg_parse_doc(c, doc, yaml, len, &root)))
+		return rc;
 	if ((rc = cfg_walk_map(c, root, top_keys, c->cfg, NULL)))
 		return rc;
 	if (!c->services)
@@ -518,16 +528,18 @@ fail:
 	return NULL;
 }
 
-struct config *cfg_load(const char *path, char *err, size_t errlen)
+int cfg_read_file(const char *path, char **out, size_t *outlen, char *err,
+		  size_t errlen)
 {
-	struct config *cfg = NULL;
 	char *buf = NULL;
 	size_t len = 0, cap = 0, n;
+	int rc = 0;
 	FILE *f = fopen(path, "r");
 
 	if (!f) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		return NULL;
+		rc = -errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(-rc));
+		return rc;
 	}
 	do {
 		if (len == cap) {
@@ -535,18 +547,37 @@ struct config *cfg_load(const char *path, char *err, size_t errlen)
 
 			if (!nb) {
 				snprintf(err, errlen, "%s: out of memory", path);
+				rc = -ENOMEM;
 				goto out;
 			}
 			buf = nb;
 		}
 		len += n = fread(buf + len, 1, cap - len, f);
 	} while (n > 0);
-	if (ferror(f))
+	if (ferror(f)) {
 		snprintf(err, errlen, "%s: read error", path);
-	else
-		cfg = cfg_load_string(path, buf, len, err, errlen);
+		rc = -EIO;
+	}
 out:
 	fclose(f);
+	if (rc) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
+	*outlen = len;
+	return 0;
+}
+
+struct config *cfg_load(const char *path, char *err, size_t errlen)
+{
+	struct config *cfg;
+	char *buf;
+	size_t len;
+
+	if (cfg_read_file(path, &buf, &len, err, errlen))
+		return NULL;
+	cfg = cfg_load_string(path, buf, len, err, errlen);
 	free(buf);
 	return cfg;
 }

@@ -1,6 +1,7 @@
 /*
  * config/load.h — internals shared by the loader's files; not installed,
- * included only by the .c files of config/.
+ * included only by the .c files of config/ and by mesh/, which reads its
+ * inventory through the same walker.
  *
  *   yaml_walk.c   errors with marks, the key path, typed value readers,
  *                 and the table-driven walk of a mapping
@@ -114,6 +115,16 @@ int cfg_get_enum(struct cfg_ctx *c, yaml_node_t *n, const char *const *names,
  * refuse a key the table knows. */
 int cfg_walk_map(struct cfg_ctx *c, yaml_node_t *m, const struct cfg_key *tab,
 		 void *obj, cfg_accept_fn accept);
+
+/* ---- config.c: reading a document ---- */
+
+/* Syntax errors, anchors and extra documents refused; sets c->doc once
+ * there is a document to delete, *root to its root node. */
+int cfg_parse_doc(struct cfg_ctx *c, yaml_document_t *doc, const char *yaml,
+		  size_t len, yaml_node_t **root);
+/* The whole file into *out (free it); errors "PATH: reason" into err. */
+int cfg_read_file(const char *path, char **out, size_t *outlen, char *err,
+		  size_t errlen);
 
 /* ---- check_keys.c ---- */
 
