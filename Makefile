@@ -31,7 +31,8 @@ ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) -I. $(PKG_CF
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 LIB_SRC  := $(wildcard config/*.c checks/*.c bird-glue/*.c) \
-            $(filter-out healthd/main.c healthd/healthctl.c,$(wildcard healthd/*.c))
+            $(filter-out healthd/main.c healthd/healthctl.c,$(wildcard healthd/*.c)) \
+            $(filter-out mesh/meshctl.c,$(wildcard mesh/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TLIB_SRC := $(wildcard tests/lib/*.c)
 TLIB_OBJ := $(TLIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -46,7 +47,7 @@ all: deps
 deps:
 	@scripts/deps.sh build
 
-build: $(BUILD)/healthd $(BUILD)/healthctl
+build: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -60,6 +61,9 @@ $(BUILD)/healthd: $(BUILD)/obj/healthd/main.o $(BUILD)/libhealthd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/healthctl: $(BUILD)/obj/healthd/healthctl.o $(BUILD)/libhealthd.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/meshctl: $(BUILD)/obj/mesh/meshctl.o $(BUILD)/libhealthd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TLIB_OBJ) $(BUILD)/libhealthd.a
@@ -83,10 +87,10 @@ check:
 	@scripts/deps.sh all
 	@$(MAKE) --no-print-directory unit integration
 
-unit: $(BUILD)/healthd $(BUILD)/healthctl $(UNIT_BIN)
+unit: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
-integration: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/kernel/wg_kernel_probe $(BUILD)/tests/slowfsync.so
+integration: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/kernel/wg_kernel_probe $(BUILD)/tests/slowfsync.so
 	@HEALTHD_BUILD=$(BUILD) tests/integration/run.sh
 
 # The unit suites under valgrind memcheck: any error or leak fails.
@@ -134,11 +138,12 @@ install: build
 	install -d $(DESTDIR)$(PREFIX)/sbin $(DESTDIR)$(PREFIX)/share/doc/healthd/examples
 	install -m 0755 $(BUILD)/healthd $(DESTDIR)$(PREFIX)/sbin/healthd
 	install -m 0755 $(BUILD)/healthctl $(DESTDIR)$(PREFIX)/sbin/healthctl
+	install -m 0755 $(BUILD)/meshctl $(DESTDIR)$(PREFIX)/sbin/meshctl
 	install -m 0644 config/examples/* $(DESTDIR)$(PREFIX)/share/doc/healthd/examples/
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0644 man/healthd.yaml.5 $(DESTDIR)$(MANDIR)/man5/healthd.yaml.5
-	install -m 0644 man/healthd.8 man/healthctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/healthd.8 man/healthctl.8 man/meshctl.8 $(DESTDIR)$(MANDIR)/man8/
 	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/healthd.service > $(DESTDIR)$(UNITDIR)/healthd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/healthd.service
 	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/healthd-withdraw.service > $(DESTDIR)$(UNITDIR)/healthd-withdraw.service

@@ -175,7 +175,11 @@ Test(config, golden_files)
 static void example_one(const char *path)
 {
 	char err[512];
-	struct config *cfg = cfg_load(path, err, sizeof(err));
+	struct config *cfg;
+
+	if (has_suffix(path, "/mesh.yaml"))
+		return; /* the mesh inventory: test_mesh.c */
+	cfg = cfg_load(path, err, sizeof(err));
 
 	cr_assert_not_null(cfg, "shipped example does not load: %s", err);
 	cr_assert_geq(cfg->n_services, 1);

@@ -1,0 +1,183 @@
+/*
+ * mesh/mesh.h — the mesh inventory (mesh.yaml, see MESH.md): its loader on
+ * config/'s strict walker, the semantic checks, and the address plan.
+ *
+ *   load.c     the key tables: mesh.yaml into struct mesh
+ *   check.c    the rules between keys: slots, tunnel addresses, reflectors
+ *   plan.c     one snapshot of the plan, rendered as text or JSON
+ *   meshctl.c  the command-line tool (check, plan)
+ *
+ * Data flow: mesh.yaml ──> mesh_load() ──> struct mesh (checked, immutable)
+ *                                            └──> mesh_plan_build() ──> text | JSON
+ */
+#ifndef HEALTHD_MESH_MESH_H
+#define HEALTHD_MESH_MESH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "config/config.h"
+
+/* Where a value was written, for errors found after the walk. */
+struct mesh_mark {
+	unsigned line, col;
+	char path[256];              /* as config/'s walker names it */
+};
+
+struct mesh_prefix {
+	struct cfg_prefix p;
+	struct mesh_mark at;
+};
+
+struct mesh_prefixes {
+	struct mesh_prefix *items;
+	size_t n;
+};
+
+/* A single address (no length). */
+struct mesh_addr {
+	int family;                  /* AF_INET or AF_INET6 */
+	uint8_t addr[16];
+	char text[48];
+	struct mesh_mark at;
+};
+
+struct mesh_addrs {
+	struct mesh_addr *items;
+	size_t n;
+};
+
+struct mesh_tunnel {
+	char *interface;
+	unsigned port;
+	struct mesh_prefix ipv4, ipv6;
+};
+
+struct mesh_upstream {
+	char *name;
+	unsigned asn;
+	struct mesh_addr neighbor_ipv4, neighbor_ipv6;
+	unsigned multihop;
+	char *password_file;
+};
+
+struct mesh_provider {
+	char *name;
+	unsigned slot;               /* offset in a region's /29 */
+	struct mesh_mark at;
+};
+
+struct mesh_service {
+	char *name;
+	struct mesh_addrs addresses;     /* anycast, on every node */
+	struct mesh_prefixes announce;
+	struct mesh_mark at;
+	struct cfg_communities communities[CFG_COMM_SETS];
+	size_t n_checks;             /* checked as healthd.yaml's, kept there */
+};
+
+struct mesh_region {
+	char *name;
+	struct mesh_prefix subnet;   /* a /29 inside the IPv4 block */
+	struct mesh_mark at;
+};
+
+struct mesh_node {
+	char *name;
+	char *region, *provider, *upstream;
+	char *reflector;             /* a client's reflector; NULL = every one */
+	bool route_reflector;
+	struct mesh_addr public_ipv4, tunnel_ipv4, tunnel_ipv6;
+	char *wireguard_public_key;  /* NULL before enrolment */
+	struct mesh_mark at, provider_at, reflector_at, key_at;
+	/* filled in by the checks */
+	const struct mesh_region *reg;
+	const struct mesh_provider *prov;
+	struct mesh_addr slot;       /* region's /29 + provider offset */
+};
+
+struct mesh {
+	char *path;
+	unsigned asn;
+	struct mesh_prefixes blocks, admin;
+	struct mesh_tunnel tunnel;
+	unsigned looking_glass_port;
+	struct mesh_upstream *upstreams;
+	size_t n_upstreams;
+	struct mesh_provider *providers;
+	size_t n_providers;
+	struct mesh_service *services;
+	size_t n_services;
+	struct mesh_region *regions;
+	size_t n_regions;
+	struct mesh_node *nodes;
+	size_t n_nodes;
+	struct mesh_addrs retired;
+	char **warnings;             /* "FILE:LINE:COL: text", not fatal */
+	size_t n_warnings;
+	struct config *checks;       /* the services' healthd checks */
+};
+
+#define MESH_SLOTS 8                 /* addresses in a region's /29 */
+
+/* ---- load.c ---- */
+
+/* NULL with "FILE:LINE:COL: KEY: text" in err on any error. */
+struct mesh *mesh_load(const char *path, char *err, size_t errlen);
+struct mesh *mesh_load_string(const char *name, const char *yaml, size_t len,
+			      char *err, size_t errlen);
+void mesh_free(struct mesh *m);
+int mesh_parse_addr(const char *s, struct mesh_addr *a);
+/* The 32 bytes of a WireGuard key in base64 (44 characters). */
+bool mesh_wg_key_valid(const char *s);
+
+/* ---- check.c ---- */
+
+/* Every rule between keys; the first broken one into err. Adds warnings. */
+int mesh_check(struct mesh *m, char *err, size_t errlen);
+bool mesh_prefix_contains(const struct cfg_prefix *p, int family,
+			  const uint8_t *addr);
+const struct mesh_region *mesh_region_find(const struct mesh *m, const char *name);
+const struct mesh_node *mesh_node_find(const struct mesh *m, const char *name);
+
+/* ---- plan.c ---- */
+
+struct mesh_plan_slot {
+	unsigned offset;
+	char address[48];
+	const char *provider;        /* NULL: no provider has this offset */
+	const char *node;            /* NULL: free */
+	const char *anycast;         /* the service whose address this is */
+};
+
+struct mesh_plan_region {
+	const char *name;
+	const char *subnet;
+	struct mesh_plan_slot slots[MESH_SLOTS];
+	size_t used, free;
+};
+
+struct mesh_plan_node {
+	const struct mesh_node *node;
+	const char *role;            /* "reflector" or "client" */
+	const char **peers;          /* a client's reflectors, a reflector's clients */
+	size_t n_peers;
+};
+
+struct mesh_plan {
+	const struct mesh *mesh;
+	struct mesh_plan_region *regions;
+	size_t n_regions;
+	struct mesh_plan_node *nodes;
+	size_t n_nodes;
+};
+
+int mesh_plan_build(const struct mesh *m, struct mesh_plan *p);
+void mesh_plan_free(struct mesh_plan *p);
+void mesh_plan_text(FILE *f, const struct mesh_plan *p);
+/* 0, or -ENOMEM. */
+int mesh_plan_json(FILE *f, const struct mesh_plan *p);
+
+#endif
