@@ -1,204 +1,13 @@
 /*
  * mesh/load.c — mesh.yaml into struct mesh through config/'s strict walker:
- * the key tables of MESH.md's inventory, typed values, required keys, and
- * the refusal of anything that looks like a secret.
+ * the key tables of MESH.md's inventory, load and free.
  */
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "config/load.h"
-#include "mesh/mesh.h"
-
-static void mark(struct cfg_ctx *c, const yaml_node_t *n, struct mesh_mark *at)
-{
-	at->line = (unsigned)n->start_mark.line + 1;
-	at->col = (unsigned)n->start_mark.column + 1;
-	snprintf(at->path, sizeof(at->path), "%s", c->path[0] ? c->path : "mesh");
-}
-
-static int require(struct cfg_ctx *c, yaml_node_t *m, const char *const *keys)
-{
-	for (; *keys; keys++)
-		if (!cfg_map_get(c, m, *keys))
-			return cfg_missing(c, m, *keys, NULL);
-	return 0;
-}
-
-/* ---- secrets: refused wherever they are written ---- */
-
-/* A key name folded to lower case without '_' and '-'. */
-static const char *secret_reason(const char *key)
-{
-	static const struct { const char *name, *why; } secrets[] = {
-		{ "privatekey", "a private key never leaves the machine that made it; the inventory holds public keys only" },
-		{ "presharedkey", "a preshared key is a secret; the inventory holds public keys only" },
-		{ "password", "a password does not belong in the inventory; give password_file, a path on the node" },
-		{ "passwd", "a password does not belong in the inventory; give password_file, a path on the node" },
-		{ "secret", "a secret does not belong in the inventory" },
-	};
-	char f[64];
-	size_t n = 0;
-
-	for (; *key && n < sizeof(f) - 1; key++)
-		if (*key != '_' && *key != '-')
-			f[n++] = (char)tolower((unsigned char)*key);
-	f[n] = '\0';
-	for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
-		if (strcmp(f, secrets[i].name) == 0)
-			return secrets[i].why;
-	return NULL;
-}
-
-static int scan_secrets(struct cfg_ctx *c, yaml_node_t *n)
-{
-	int rc = 0;
-
-	if (n->type == YAML_SEQUENCE_NODE) {
-		for (size_t i = 0; !rc && i < CFG_SEQ_LEN(n); i++) {
-			size_t old = cfg_push_idx(c, i);
-
-			rc = scan_secrets(c, CFG_SEQ_AT(c, n, i));
-			cfg_pop(c, old);
-		}
-	} else if (n->type == YAML_MAPPING_NODE) {
-		for (yaml_node_pair_t *p = n->data.mapping.pairs.start;
-		     !rc && p < n->data.mapping.pairs.top; p++) {
-			yaml_node_t *k = cfg_node(c, p->key);
-			const char *why;
-			size_t old;
-
-			if (k->type != YAML_SCALAR_NODE)
-				continue;
-			old = cfg_push_key(c, cfg_sval(k));
-			if ((why = secret_reason(cfg_sval(k))))
-				rc = cfg_fail(c, k, "refused: %s", why);
-			else
-				rc = scan_secrets(c, cfg_node(c, p->value));
-			cfg_pop(c, old);
-		}
-	}
-	return rc;
-}
-
-/* ---- typed values ---- */
-
-int mesh_parse_addr(const char *s, struct mesh_addr *a)
-{
-	memset(a->addr, 0, sizeof(a->addr));
-	a->family = strchr(s, ':') ? AF_INET6 : AF_INET;
-	if (inet_pton(a->family, s, a->addr) != 1)
-		return -EINVAL;
-	inet_ntop(a->family, a->addr, a->text, sizeof(a->text));
-	return 0;
-}
-
-static int get_addr(struct cfg_ctx *c, yaml_node_t *v, struct mesh_addr *a,
-		    int family)
-{
-	int rc = cfg_want_scalar(c, v, "an address");
-
-	if (rc)
-		return rc;
-	if (mesh_parse_addr(cfg_sval(v), a) ||
-	    (family && a->family != family))
-		return cfg_fail(c, v, "'%s' is not an %s address", cfg_sval(v),
-				family == AF_INET ? "IPv4" : family == AF_INET6 ? "IPv6" : "IP");
-	mark(c, v, &a->at);
-	return 0;
-}
-
-static int get_prefix(struct cfg_ctx *c, yaml_node_t *v, struct mesh_prefix *p,
-		      int family)
-{
-	int rc = cfg_want_scalar(c, v, "a prefix");
-
-	if (rc)
-		return rc;
-	rc = cfg_parse_prefix(cfg_sval(v), &p->p);
-	if (rc == -EDOM)
-		return cfg_fail(c, v, "'%s' has host bits set (did you mean %s?)",
-				cfg_sval(v), p->p.text);
-	if (rc || (family && p->p.family != family))
-		return cfg_fail(c, v, "'%s' is not an %s prefix", cfg_sval(v),
-				family == AF_INET ? "IPv4" : family == AF_INET6 ? "IPv6" : "IP");
-	mark(c, v, &p->at);
-	return 0;
-}
-
-/* The key's argument is the field's offset, a family or 0 in min. */
-static int key_addr(struct cfg_ctx *c, yaml_node_t *v, void *obj,
-		    const struct cfg_key *k)
-{
-	return get_addr(c, v, (struct mesh_addr *)((char *)obj + k->off),
-			(int)k->min);
-}
-
-static int key_prefix(struct cfg_ctx *c, yaml_node_t *v, void *obj,
-		      const struct cfg_key *k)
-{
-	return get_prefix(c, v, (struct mesh_prefix *)((char *)obj + k->off),
-			  (int)k->min);
-}
-
-#define ADDR(n, T, f, fam)   { n, key_addr, CFG_K_FN, offsetof(T, f), fam, 0 }
-#define PREFIX(n, T, f, fam) { n, key_prefix, CFG_K_FN, offsetof(T, f), fam, 0 }
-
-static int key_prefixes(struct cfg_ctx *c, yaml_node_t *v, void *obj,
-			const struct cfg_key *k)
-{
-	struct mesh_prefixes *l = (struct mesh_prefixes *)((char *)obj + k->off);
-	int rc = cfg_want_seq(c, v, true);
-
-	if (rc)
-		return rc;
-	if (!(l->items = calloc(CFG_SEQ_LEN(v), sizeof(*l->items))))
-		return cfg_fail(c, v, "out of memory");
-	for (size_t i = 0; !rc && i < CFG_SEQ_LEN(v); i++) {
-		size_t old = cfg_push_idx(c, i);
-
-		rc = get_prefix(c, CFG_SEQ_AT(c, v, i), &l->items[i], 0);
-		l->n += !rc;
-		cfg_pop(c, old);
-	}
-	return rc;
-}
-
-static int key_addrs(struct cfg_ctx *c, yaml_node_t *v, void *obj,
-		     const struct cfg_key *k)
-{
-	struct mesh_addrs *l = (struct mesh_addrs *)((char *)obj + k->off);
-	int rc = cfg_want_seq(c, v, k->min != 0);
-
-	if (rc || !CFG_SEQ_LEN(v))
-		return rc;
-	if (!(l->items = calloc(CFG_SEQ_LEN(v), sizeof(*l->items))))
-		return cfg_fail(c, v, "out of memory");
-	for (size_t i = 0; !rc && i < CFG_SEQ_LEN(v); i++) {
-		size_t old = cfg_push_idx(c, i);
-
-		rc = get_addr(c, CFG_SEQ_AT(c, v, i), &l->items[i], 0);
-		l->n += !rc;
-		cfg_pop(c, old);
-	}
-	return rc;
-}
-
-/* A name: letters, digits, '-', '_' and '.'. */
-static int key_name(struct cfg_ctx *c, yaml_node_t *v, void *obj,
-		    const struct cfg_key *k)
-{
-	char **out = (char **)((char *)obj + k->off);
-	int rc = cfg_get_str(c, v, out);
-
-	if (!rc && !cfg_name_valid(*out))
-		rc = cfg_fail(c, v, "'%s' is not a valid name", *out);
-	return rc;
-}
-
-#define NAME(n, T, f) { n, key_name, CFG_K_FN, offsetof(T, f), 0, 0 }
+#include "mesh/load.h"
 
 /* ---- mesh: ---- */
 
@@ -216,7 +25,7 @@ static int key_tunnel(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	static const char *const req[] = { "ipv4", "ipv6", NULL };
 	int rc = cfg_walk_map(c, v, tunnel_keys, (char *)obj + k->off, NULL);
 
-	return rc ? rc : require(c, v, req);
+	return rc ? rc : mesh_require(c, v, req);
 }
 
 static const struct cfg_key lg_keys[] = {
@@ -233,8 +42,8 @@ static int key_lg(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 
 static const struct cfg_key mesh_keys[] = {
 	CFG_UINT("asn", struct mesh, asn, 1, 4294967295u),
-	{ "blocks", key_prefixes, CFG_K_FN, offsetof(struct mesh, blocks), 0, 0 },
-	{ "admin", key_prefixes, CFG_K_FN, offsetof(struct mesh, admin), 0, 0 },
+	{ "blocks", mesh_key_prefixes, CFG_K_FN, offsetof(struct mesh, blocks), 0, 0 },
+	{ "admin", mesh_key_prefixes, CFG_K_FN, offsetof(struct mesh, admin), 0, 0 },
 	CFG_FN("tunnel", key_tunnel, offsetof(struct mesh, tunnel)),
 	CFG_FN("looking_glass", key_lg, 0),
 	{ 0 },
@@ -247,7 +56,7 @@ static int top_mesh(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	int rc = cfg_walk_map(c, v, mesh_keys, obj, NULL);
 
 	(void)k;
-	return rc ? rc : require(c, v, req);
+	return rc ? rc : mesh_require(c, v, req);
 }
 
 /* ---- upstreams: and providers:, mappings keyed by name ---- */
@@ -293,7 +102,7 @@ static int one_upstream(struct cfg_ctx *c, yaml_node_t *kn, yaml_node_t *v,
 		return cfg_fail(c, kn, "out of memory");
 	if ((rc = cfg_walk_map(c, v, upstream_keys, u, NULL)))
 		return rc;
-	if ((rc = require(c, v, req)))
+	if ((rc = mesh_require(c, v, req)))
 		return rc;
 	if (!u->neighbor_ipv4.family && !u->neighbor_ipv6.family)
 		return cfg_missing(c, v, "neighbor_ipv4", NULL);
@@ -312,7 +121,7 @@ static int one_provider(struct cfg_ctx *c, yaml_node_t *kn, yaml_node_t *v,
 	if ((rc = cfg_get_uint(c, v, 0, 255, &u)))
 		return rc;
 	p->slot = (unsigned)u;
-	mark(c, v, &p->at);
+	mesh_mark_at(c, v, &p->at);
 	return 0;
 }
 
@@ -414,8 +223,8 @@ static int key_checks(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 
 static const struct cfg_key service_keys[] = {
 	NAME("name", struct mesh_service, name),
-	{ "addresses", key_addrs, CFG_K_FN, offsetof(struct mesh_service, addresses), 1, 0 },
-	{ "announce", key_prefixes, CFG_K_FN, offsetof(struct mesh_service, announce), 0, 0 },
+	{ "addresses", mesh_key_addrs, CFG_K_FN, offsetof(struct mesh_service, addresses), 1, 0 },
+	{ "announce", mesh_key_prefixes, CFG_K_FN, offsetof(struct mesh_service, announce), 0, 0 },
 	CFG_FN("communities", key_comms, 0),
 	CFG_FN("checks", key_checks, 0),
 	{ 0 },
@@ -434,7 +243,7 @@ static int key_key(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	int rc = cfg_get_str(c, v, &n->wireguard_public_key);
 
 	(void)k;
-	mark(c, v, &n->key_at);
+	mesh_mark_at(c, v, &n->key_at);
 	if (!rc && !mesh_wg_key_valid(n->wireguard_public_key))
 		rc = cfg_fail(c, v, "'%s' is not a WireGuard public key (32 bytes in base64, 44 characters)",
 			      n->wireguard_public_key);
@@ -445,12 +254,12 @@ static int key_marked_name(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 			   const struct cfg_key *k)
 {
 	struct mesh_node *n = obj;
-	int rc = key_name(c, v, obj, k);
+	int rc = mesh_key_name(c, v, obj, k);
 
 	if (k->off == offsetof(struct mesh_node, provider))
-		mark(c, v, &n->provider_at);
+		mesh_mark_at(c, v, &n->provider_at);
 	else
-		mark(c, v, &n->reflector_at);
+		mesh_mark_at(c, v, &n->reflector_at);
 	return rc;
 }
 
@@ -506,10 +315,10 @@ static int key_list(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 		size_t old = cfg_push_idx(c, i);
 
 		(*n)++;
-		mark(c, e, (struct mesh_mark *)(el + l->at_off));
+		mesh_mark_at(c, e, (struct mesh_mark *)(el + l->at_off));
 		c->svc = i < c->cfg->n_services ? &c->cfg->services[i] : NULL;
 		if (!(rc = cfg_walk_map(c, e, l->keys, el, NULL)))
-			rc = require(c, e, l->req);
+			rc = mesh_require(c, e, l->req);
 		cfg_pop(c, old);
 	}
 	return rc;
@@ -535,7 +344,7 @@ static const struct cfg_key top_keys[] = {
 	CFG_FN("services", top_services, 0),
 	CFG_FN("regions", key_list, 1),
 	CFG_FN("nodes", key_list, 2),
-	{ "retired", key_addrs, CFG_K_FN, offsetof(struct mesh, retired), 0, 0 },
+	{ "retired", mesh_key_addrs, CFG_K_FN, offsetof(struct mesh, retired), 0, 0 },
 	{ 0 },
 };
 
@@ -550,11 +359,11 @@ static int load_doc(struct cfg_ctx *c, struct mesh *m, const char *yaml, size_t 
 
 	if ((rc = cfg_parse_doc(c, doc, yaml, len, &root)))
 		return rc;
-	if ((rc = scan_secrets(c, root)))
+	if ((rc = mesh_scan_secrets(c, root)))
 		return rc;
 	if ((rc = cfg_walk_map(c, root, top_keys, m, NULL)))
 		return rc;
-	return require(c, root, req);
+	return mesh_require(c, root, req);
 }
 
 struct mesh *mesh_load_string(const char *name, const char *yaml, size_t len,

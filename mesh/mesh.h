@@ -3,6 +3,7 @@
  * config/'s strict walker, the semantic checks, and the address plan.
  *
  *   load.c     the key tables: mesh.yaml into struct mesh
+ *   values.c   addresses, prefixes, names; secrets refused (with load.h)
  *   check.c    the rules between keys: slots, tunnel addresses, reflectors
  *   plan.c     one snapshot of the plan, rendered as text or JSON
  *   meshctl.c  the command-line tool (check, plan)
