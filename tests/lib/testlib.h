@@ -42,6 +42,12 @@ int birdlab_cmd(struct birdlab *b, const char *cmd, char *out, size_t outlen);
 /* Write text to b->include. 0 or -errno. */
 int birdlab_write_include(struct birdlab *b, const char *text);
 
+/* ---- testfile.c ---- */
+
+/* PATH's whole text, NUL-terminated (caller frees); NULL when it cannot be
+ * read whole. */
+char *testlib_read_file(const char *path);
+
 /* ---- fakebird.c: a control-socket server misbehaving on purpose ---- */
 
 enum fakebird_mode {

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "config/config.h"
+#include "tests/lib/testlib.h"
 
 #define GOLDEN_DIR "tests/unit/golden/config"
 #define EXAMPLES_DIR "config/examples"
@@ -49,22 +50,6 @@ static char *print_str(const struct config *cfg)
 	return buf;
 }
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return buf;
-}
 
 static bool has_suffix(const char *s, const char *suffix)
 {
@@ -157,7 +142,7 @@ static void golden_one(const char *path)
 		fputs(got, f);
 		fclose(f);
 	}
-	char *want = slurp(out_path);
+	char *want = testlib_read_file(out_path);
 	cr_assert_not_null(want, "%s missing (HEALTHD_UPDATE_GOLDEN=1 writes it)", out_path);
 	cr_assert_str_eq(got, want, "%s: printed config differs from %s:\n%s", path,
 			 out_path, got);

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "mesh/mesh.h"
+#include "tests/lib/testlib.h"
 
 #define EXAMPLE "config/examples/mesh.yaml"
 #define GOLDEN_DIR "tests/unit/golden/mesh"
@@ -33,22 +34,6 @@ static struct mesh *load(const char *yaml)
 	return m;
 }
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
-
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	cr_assert_eq(fread(buf, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return buf;
-}
 
 /* Lines 1-15: a valid inventory in documentation values; two regions
  * (lax .0/29, ord .8/29), lax1 reflects for ord1, 192.0.2.10 is anycast. */
@@ -189,7 +174,7 @@ ParameterizedTest(struct broken *b, mesh, broken)
 /* The production trap: 192.30.120.10 is ORD's +2 ("future") slot. */
 Test(mesh, anycast_is_ords_future_slot)
 {
-	char *yaml = slurp(EXAMPLE), err[512];
+	char *yaml = testlib_read_file(EXAMPLE), err[512];
 	const char *extra =
 		"  - name: ord2\n    region: ord\n    provider: future\n"
 		"    tunnel_ipv4: 10.10.10.5\n";
@@ -302,7 +287,7 @@ static void golden(const char *name, bool json)
 		fputs(got, w);
 		fclose(w);
 	}
-	char *want = slurp(path);
+	char *want = testlib_read_file(path);
 	cr_assert_not_null(want, "%s missing (HEALTHD_UPDATE_GOLDEN=1 writes it)", path);
 	cr_assert_str_eq(got, want, "plan differs from %s:\n%s", path, got);
 	free(want);
