@@ -23,7 +23,9 @@ wait_for 5 "the checks to call for announcing" lab_state_is up
 lab_bird_start
 wait_for 15 "upstream to learn $LAB_PREFIX4 once BIRD is there" lab_upstream_has "$LAB_PREFIX4"
 wait_for 5 "upstream to learn $LAB_PREFIX6" lab_upstream_has "$LAB_PREFIX6"
-grep -qF "connected to BIRD at $sock" "$LAB_DIR/healthd.log"
+# BIRD may announce from healthd's file before healthd's next reconnect
+# attempt (its back-off reaches 5 s while BIRD is absent)
+wait_for 10 "healthd to connect to BIRD" grep -qF "connected to BIRD at $sock" "$LAB_DIR/healthd.log"
 wait_for 5 "healthctl to show BIRD connected" eval '[ "$(lab_status_get "d[\"bird\"][\"connected\"]")" = True ]'
 lab_state_is up
 
