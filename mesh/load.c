@@ -12,8 +12,9 @@
 /* ---- mesh: ---- */
 
 static const struct cfg_key tunnel_keys[] = {
-	CFG_STR("interface", struct mesh_tunnel, interface),
+	{ "interface", mesh_key_ifname, CFG_K_FN, offsetof(struct mesh_tunnel, interface), 0, 0 },
 	CFG_UINT("port", struct mesh_tunnel, port, 1, 65535),
+	CFG_DUR("keepalive", struct mesh_tunnel, keepalive_ms, CFG_SEC(1), CFG_SEC(65535)),
 	PREFIX("ipv4", struct mesh_tunnel, ipv4, AF_INET),
 	PREFIX("ipv6", struct mesh_tunnel, ipv6, AF_INET6),
 	{ 0 },
@@ -274,6 +275,8 @@ static const struct cfg_key node_keys[] = {
 	ADDR("tunnel_ipv4", struct mesh_node, tunnel_ipv4, AF_INET),
 	ADDR("tunnel_ipv6", struct mesh_node, tunnel_ipv6, AF_INET6),
 	CFG_FN("wireguard_public_key", key_key, 0),
+	{ "tunnel_interface", mesh_key_ifname, CFG_K_FN, offsetof(struct mesh_node, tunnel_interface), 0, 0 },
+	{ "root", mesh_key_root, CFG_K_FN, offsetof(struct mesh_node, root), 0, 0 },
 	{ 0 },
 };
 
@@ -380,8 +383,9 @@ struct mesh *mesh_load_string(const char *name, const char *yaml, size_t len,
 		snprintf(err, errlen, "%s: out of memory", name);
 		goto fail;
 	}
-	m->checks->defaults = (struct cfg_defaults){ 1000, CFG_DEFAULT_TIMEOUT_MS, 2, 2 };
+	m->checks->defaults = (struct cfg_defaults){ 1000, 0, 2, 2 };   /* timeout 0: as healthd.yaml */
 	m->tunnel.port = 51820;
+	m->tunnel.keepalive_ms = CFG_SEC(1);
 	m->looking_glass_port = 8080;
 	c.cfg = m->checks;
 	rc = load_doc(&c, m, yaml, len, &doc);
@@ -444,6 +448,8 @@ void mesh_free(struct mesh *m)
 		free(n->upstream);
 		free(n->reflector);
 		free(n->wireguard_public_key);
+		free(n->tunnel_interface);
+		free(n->root);
 	}
 	for (size_t i = 0; i < m->n_warnings; i++)
 		free(m->warnings[i]);

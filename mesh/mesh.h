@@ -53,6 +53,7 @@ struct mesh_addrs {
 struct mesh_tunnel {
 	char *interface;
 	unsigned port;
+	uint64_t keepalive_ms;       /* WireGuard persistent keepalive; 1s */
 	struct mesh_prefix ipv4, ipv6;
 };
 
@@ -92,6 +93,8 @@ struct mesh_node {
 	bool route_reflector;
 	struct mesh_addr public_ipv4, tunnel_ipv4, tunnel_ipv6;
 	char *wireguard_public_key;  /* NULL before enrolment */
+	char *tunnel_interface;      /* NULL: the mesh's tunnel.interface */
+	char *root;                  /* where the node's files live; "/" */
 	struct mesh_mark at, provider_at, reflector_at, key_at;
 	/* filled in by the checks */
 	const struct mesh_region *reg;
@@ -131,6 +134,7 @@ struct mesh *mesh_load_string(const char *name, const char *yaml, size_t len,
 			      char *err, size_t errlen);
 void mesh_free(struct mesh *m);
 int mesh_parse_addr(const char *s, struct mesh_addr *a);
+bool mesh_ifname_valid(const char *s);
 /* The 32 bytes of a WireGuard key in base64 (44 characters). */
 bool mesh_wg_key_valid(const char *s);
 
@@ -180,5 +184,66 @@ void mesh_plan_free(struct mesh_plan *p);
 void mesh_plan_text(FILE *f, const struct mesh_plan *p);
 /* 0, or -ENOMEM. */
 int mesh_plan_json(FILE *f, const struct mesh_plan *p);
+
+/* ---- render.c ---- */
+
+enum mesh_tool {
+	MESH_TOOL_NONE,
+	MESH_TOOL_BIRD,              /* bird -p -c */
+	MESH_TOOL_NFT,               /* nft -c -f, inside unshare -n */
+	MESH_TOOL_HEALTHD,           /* healthd -t -c */
+};
+
+/* The per-node file names, relative to the node's root. */
+#define MESH_BIRD_CONF "etc/bird/bird.conf"
+#define MESH_BIRD_SOCKET "run/bird/bird.ctl"
+#define MESH_HEALTHD_INCLUDE "etc/bird/healthd.conf"
+#define MESH_HEALTHD_CONF "etc/healthd/healthd.yaml"
+#define MESH_HEALTHD_SOCKET "run/healthd/healthd.sock"
+#define MESH_NFT_CONF "etc/nftables.d/healthd-mesh.nft"
+
+struct mesh_file {
+	char *path;                  /* relative to the node's root */
+	char *data;
+	size_t len;
+	unsigned mode;
+	enum mesh_tool tool;
+};
+
+struct mesh_files {
+	const struct mesh *mesh;
+	const struct mesh_node *node;
+	struct mesh_file *items;
+	size_t n;
+};
+
+/* Every file of node n, in a fixed order. 0 or -ENOMEM. */
+int mesh_render_node(const struct mesh *m, const struct mesh_node *n,
+		     struct mesh_files *out);
+void mesh_files_free(struct mesh_files *f);
+const struct mesh_file *mesh_files_find(const struct mesh_files *f, const char *path);
+
+/* ---- stage.c ---- */
+
+struct mesh_tools {
+	const char *bird, *nft, *unshare, *healthd;   /* programs; NULL: skip */
+};
+
+/* The tools from the environment (MESHCTL_BIRD, …) or PATH, healthd
+ * beside argv0 first. */
+void mesh_tools_default(struct mesh_tools *t, const char *argv0);
+/* f into dir (made, mode 0755), every file written and fsynced. */
+int mesh_files_write(const struct mesh_files *f, const char *dir, char *err, size_t errlen);
+/* The files in dir (as written by mesh_files_write) through the real
+ * tools. stubs: a directory for stand-ins of included files that do not
+ * exist here (the healthd include, the upstream password); NULL = the
+ * includes must exist. 0, or -1 with the tool's own words in err. */
+int mesh_files_validate(const struct mesh_files *f, const char *dir,
+			const struct mesh_tools *t, const char *stubs,
+			char *err, size_t errlen);
+/* Render into dir/.NAME.XXXXXX, validate, then swap it with dir/NAME in
+ * one rename (renameat2 RENAME_EXCHANGE) and remove the old tree. */
+int mesh_render_tree(const struct mesh_files *f, const char *dir,
+		     const struct mesh_tools *t, char *err, size_t errlen);
 
 #endif

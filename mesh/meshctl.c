@@ -2,6 +2,9 @@
  * mesh/meshctl.c — the operator's tool over the mesh inventory:
  *   meshctl check -c FILE          validate; 0 valid, 1 with the error
  *   meshctl plan -c FILE [--json]  the address plan
+ *   meshctl render -c FILE [--node NAME] -o DIR
+ *                                  every node's files into DIR/NODE/, each
+ *                                  checked by the real tool, swapped in whole
  * Warnings go to stderr and are not fatal.
  */
 #include <getopt.h>
@@ -18,6 +21,7 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: meshctl check [-c FILE]\n"
 		"       meshctl plan [-c FILE] [--json]\n"
+		"       meshctl render [-c FILE] [--node NAME] -o DIR\n"
 		"FILE defaults to " DEFAULT_INVENTORY ".\n");
 }
 
@@ -56,15 +60,51 @@ static int cmd_plan(struct mesh *m, bool json)
 	return rc ? 1 : 0;
 }
 
+static int cmd_render(struct mesh *m, const char *node, const char *dir,
+		      const char *argv0)
+{
+	struct mesh_tools t;
+	size_t done = 0;
+
+	mesh_tools_default(&t, argv0);
+	if (node && !mesh_node_find(m, node)) {
+		fprintf(stderr, "meshctl: %s: no node named '%s'\n", m->path, node);
+		return 1;
+	}
+	for (size_t i = 0; i < m->n_nodes; i++) {
+		const struct mesh_node *n = &m->nodes[i];
+		struct mesh_files f;
+		char err[4096];
+
+		if (node && strcmp(node, n->name))
+			continue;
+		if (mesh_render_node(m, n, &f)) {
+			fprintf(stderr, "meshctl: out of memory\n");
+			return 1;
+		}
+		if (mesh_render_tree(&f, dir, &t, err, sizeof(err))) {
+			fprintf(stderr, "meshctl: %s: %s\n", n->name, err);
+			mesh_files_free(&f);
+			return 1;
+		}
+		printf("%s/%s: %zu files\n", dir, n->name, f.n);
+		mesh_files_free(&f);
+		done++;
+	}
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "json", no_argument, NULL, 'j' },
+		{ "node", required_argument, NULL, 'n' },
+		{ "output", required_argument, NULL, 'o' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *path = DEFAULT_INVENTORY, *cmd;
+	const char *path = DEFAULT_INVENTORY, *cmd, *node = NULL, *out = NULL;
 	bool json = false;
 	struct mesh *m;
 	int o, rc;
@@ -79,13 +119,19 @@ int main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	optind = 2;
-	while ((o = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+	while ((o = getopt_long(argc, argv, "c:n:o:h", opts, NULL)) != -1) {
 		switch (o) {
 		case 'c':
 			path = optarg;
 			break;
 		case 'j':
 			json = true;
+			break;
+		case 'n':
+			node = optarg;
+			break;
+		case 'o':
+			out = optarg;
 			break;
 		case 'h':
 			usage(stdout);
@@ -95,8 +141,13 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (optind != argc || (strcmp(cmd, "check") && strcmp(cmd, "plan"))) {
+	if (optind != argc || (strcmp(cmd, "check") && strcmp(cmd, "plan") &&
+			       strcmp(cmd, "render"))) {
 		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(cmd, "render") && !out) {
+		fprintf(stderr, "meshctl: render needs -o DIR\n");
 		return 2;
 	}
 	if (json && strcmp(cmd, "plan")) {
@@ -105,7 +156,12 @@ int main(int argc, char **argv)
 	}
 	if (!(m = load(path)))
 		return 1;
-	rc = strcmp(cmd, "plan") == 0 ? cmd_plan(m, json) : 0;
+	if (strcmp(cmd, "plan") == 0)
+		rc = cmd_plan(m, json);
+	else if (strcmp(cmd, "render") == 0)
+		rc = cmd_render(m, node, out, argv[0]);
+	else
+		rc = 0;
 	if (!rc && strcmp(cmd, "check") == 0)
 		printf("%s: valid\n", path);
 	mesh_free(m);

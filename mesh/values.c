@@ -193,3 +193,50 @@ int mesh_key_name(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 		rc = cfg_fail(c, v, "'%s' is not a valid name", *out);
 	return rc;
 }
+
+bool mesh_ifname_valid(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n > 15 || !strcmp(s, ".") || !strcmp(s, ".."))
+		return false;
+	for (; *s; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-'))
+			return false;
+	return true;
+}
+
+/* A Linux interface name: 1-15 characters, no '/', no blank. */
+int mesh_key_ifname(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			 const struct cfg_key *k)
+{
+	char **dst = (char **)((char *)obj + k->off);
+	int rc = cfg_get_str(c, v, dst);
+
+	if (rc)
+		return rc;
+	if (!mesh_ifname_valid(*dst))
+		return cfg_fail(c, v, "'%s' is not an interface name (1-15 of [A-Za-z0-9_.-])", *dst);
+	return 0;
+}
+
+/* An absolute directory; the rendered files go under it. */
+int mesh_key_root(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		    const struct cfg_key *k)
+{
+	char **dst = (char **)((char *)obj + k->off);
+	int rc = cfg_get_str(c, v, dst);
+
+	if (rc)
+		return rc;
+	bool bad = (*dst)[0] != '/' || strlen(*dst) > 160 || strstr(*dst, "/../") ||
+		   (strlen(*dst) >= 3 && !strcmp(*dst + strlen(*dst) - 3, "/.."));
+
+	for (const unsigned char *p = (const unsigned char *)*dst; !bad && *p; p++)
+		bad = *p <= ' ' || *p == 0x7f || *p == '"' || *p == '\\' || *p == '%';
+	if (bad)
+		return cfg_fail(c, v, "'%s' is not an absolute directory (at most 160 characters, no blank, quote, backslash, %% or /../)", *dst);
+	return 0;
+}
+
