@@ -246,4 +246,24 @@ int mesh_files_validate(const struct mesh_files *f, const char *dir,
 int mesh_render_tree(const struct mesh_files *f, const char *dir,
 		     const struct mesh_tools *t, char *err, size_t errlen);
 
+/* ---- apply.c, addnode.c ---- */
+
+struct mesh_apply_opts {
+	const char *root;            /* DESTDIR-like prefix; "/" */
+	const char *bird_socket;     /* NULL: the node's run/bird/bird.ctl */
+	const struct mesh_tools *tools;
+	const char *healthctl;
+	unsigned timeout_s;          /* BIRD undoes an unconfirmed configure then */
+	unsigned wait_s;             /* for the BGP sessions to come back */
+};
+
+/* Unified diffs of what would change under root; 1 changed, 0 same, -1. */
+int mesh_diff(const struct mesh_files *f, const char *root, FILE *out);
+/* 0 applied; 1 with the reason on stderr, and nothing left changed. */
+int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE *out);
+/* The entry of a new node, checked against the inventory's text. */
+int mesh_add_node(const struct mesh *m, const char *yaml, size_t yaml_len,
+		  const char *region, const char *provider, const char *name,
+		  const char *upstream, FILE *out, char *err, size_t errlen);
+
 #endif

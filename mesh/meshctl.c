@@ -5,13 +5,22 @@
  *   meshctl render -c FILE [--node NAME] -o DIR
  *                                  every node's files into DIR/NODE/, each
  *                                  checked by the real tool, swapped in whole
+ *   meshctl diff -c FILE --node NAME [--root DIR]
+ *                                  what apply would change there; exit 1 if any
+ *   meshctl apply -c FILE --node NAME [--timeout S] [--wait S]
+ *                                  install on the node, timed configure, confirm
+ *   meshctl add-node -c FILE --region R --provider P [--name N] [--upstream U]
+ *                                  the entry of a new node, to paste
  * Warnings go to stderr and are not fatal.
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "config/load.h"
 #include "mesh/mesh.h"
 
 #define DEFAULT_INVENTORY "mesh.yaml"
@@ -22,6 +31,10 @@ static void usage(FILE *f)
 		"usage: meshctl check [-c FILE]\n"
 		"       meshctl plan [-c FILE] [--json]\n"
 		"       meshctl render [-c FILE] [--node NAME] -o DIR\n"
+		"       meshctl diff [-c FILE] --node NAME [--root DIR]\n"
+		"       meshctl apply [-c FILE] --node NAME [--root DIR] [--timeout S] [--wait S]\n"
+		"                     [--bird-socket PATH]\n"
+		"       meshctl add-node [-c FILE] --region R --provider P [--name N] [--upstream U]\n"
 		"FILE defaults to " DEFAULT_INVENTORY ".\n");
 }
 
@@ -94,6 +107,62 @@ static int cmd_render(struct mesh *m, const char *node, const char *dir,
 	return 0;
 }
 
+static int cmd_node(struct mesh *m, const char *cmd, const char *node,
+		    struct mesh_apply_opts *ao, const char *argv0)
+{
+	const struct mesh_node *n = mesh_node_find(m, node);
+	struct mesh_tools t;
+	struct mesh_files f;
+	char hctl[4096];
+	const char *slash = strrchr(argv0, '/');
+	int rc;
+
+	if (!n) {
+		fprintf(stderr, "meshctl: %s: no node named '%s'\n", m->path, node);
+		return 1;
+	}
+	if (mesh_render_node(m, n, &f)) {
+		fprintf(stderr, "meshctl: out of memory\n");
+		return 1;
+	}
+	if (strcmp(cmd, "diff") == 0) {
+		rc = mesh_diff(&f, ao->root, stdout);
+		if (rc < 0)
+			fprintf(stderr, "meshctl: diff: %s\n", strerror(errno));
+		rc = rc < 0 ? 2 : rc;
+	} else {
+		mesh_tools_default(&t, argv0);
+		if (slash) {
+			snprintf(hctl, sizeof(hctl), "%.*s/healthctl", (int)(slash - argv0), argv0);
+			ao->healthctl = access(hctl, X_OK) == 0 ? hctl : "healthctl";
+		} else {
+			ao->healthctl = "healthctl";
+		}
+		ao->tools = &t;
+		rc = mesh_apply(&f, ao, stdout);
+	}
+	mesh_files_free(&f);
+	return rc;
+}
+
+static int cmd_add_node(struct mesh *m, const char *path, const char *region,
+			const char *provider, const char *name, const char *upstream)
+{
+	char err[1024], *buf;
+	size_t len;
+	int rc;
+
+	if (cfg_read_file(path, &buf, &len, err, sizeof(err))) {
+		fprintf(stderr, "%s\n", err);
+		return 1;
+	}
+	rc = mesh_add_node(m, buf, len, region, provider, name, upstream, stdout, err, sizeof(err));
+	if (rc)
+		fprintf(stderr, "meshctl: add-node: %s\n", err);
+	free(buf);
+	return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -101,10 +170,21 @@ int main(int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ "node", required_argument, NULL, 'n' },
 		{ "output", required_argument, NULL, 'o' },
+		{ "root", required_argument, NULL, 'r' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "wait", required_argument, NULL, 'W' },
+		{ "bird-socket", required_argument, NULL, 'B' },
+		{ "region", required_argument, NULL, 'R' },
+		{ "provider", required_argument, NULL, 'P' },
+		{ "name", required_argument, NULL, 'N' },
+		{ "upstream", required_argument, NULL, 'U' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *path = DEFAULT_INVENTORY, *cmd, *node = NULL, *out = NULL;
+	const char *root = "/", *bird_socket = NULL, *region = NULL, *provider = NULL;
+	const char *name = NULL, *upstream = NULL;
+	unsigned timeout_s = 60, wait_s = 30;
 	bool json = false;
 	struct mesh *m;
 	int o, rc;
@@ -133,6 +213,37 @@ int main(int argc, char **argv)
 		case 'o':
 			out = optarg;
 			break;
+		case 'r':
+			root = optarg;
+			break;
+		case 'T':
+		case 'W': {
+			char *end;
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || v < 1 || v > 3600) {
+				fprintf(stderr, "meshctl: --%s: '%s' is not a number of seconds (1-3600)\n",
+					o == 'T' ? "timeout" : "wait", optarg);
+				return 2;
+			}
+			*(o == 'T' ? &timeout_s : &wait_s) = (unsigned)v;
+			break;
+		}
+		case 'B':
+			bird_socket = optarg;
+			break;
+		case 'R':
+			region = optarg;
+			break;
+		case 'P':
+			provider = optarg;
+			break;
+		case 'N':
+			name = optarg;
+			break;
+		case 'U':
+			upstream = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -142,8 +253,22 @@ int main(int argc, char **argv)
 		}
 	}
 	if (optind != argc || (strcmp(cmd, "check") && strcmp(cmd, "plan") &&
-			       strcmp(cmd, "render"))) {
+			       strcmp(cmd, "render") && strcmp(cmd, "diff") &&
+			       strcmp(cmd, "apply") && strcmp(cmd, "add-node"))) {
 		usage(stderr);
+		return 2;
+	}
+	if ((!strcmp(cmd, "diff") || !strcmp(cmd, "apply")) && !node) {
+		fprintf(stderr, "meshctl: %s needs --node NAME\n", cmd);
+		return 2;
+	}
+	if (!strcmp(cmd, "apply") && wait_s >= timeout_s) {
+		fprintf(stderr, "meshctl: --wait (%u s) must be shorter than --timeout (%u s)\n",
+			wait_s, timeout_s);
+		return 2;
+	}
+	if (!strcmp(cmd, "add-node") && (!region || !provider)) {
+		fprintf(stderr, "meshctl: add-node needs --region and --provider\n");
 		return 2;
 	}
 	if (!strcmp(cmd, "render") && !out) {
@@ -160,6 +285,12 @@ int main(int argc, char **argv)
 		rc = cmd_plan(m, json);
 	else if (strcmp(cmd, "render") == 0)
 		rc = cmd_render(m, node, out, argv[0]);
+	else if (strcmp(cmd, "diff") == 0 || strcmp(cmd, "apply") == 0) {
+		struct mesh_apply_opts ao = { root, bird_socket, NULL, NULL, timeout_s, wait_s };
+
+		rc = cmd_node(m, cmd, node, &ao, argv[0]);
+	} else if (strcmp(cmd, "add-node") == 0)
+		rc = cmd_add_node(m, path, region, provider, name, upstream);
 	else
 		rc = 0;
 	if (!rc && strcmp(cmd, "check") == 0)
