@@ -227,6 +227,7 @@ const struct mesh_file *mesh_files_find(const struct mesh_files *f, const char *
 
 struct mesh_tools {
 	const char *bird, *nft, *unshare, *healthd;   /* programs; NULL: skip */
+	char found[4][512];          /* where PATH had them */
 };
 
 /* The tools from the environment (MESHCTL_BIRD, …) or PATH, healthd

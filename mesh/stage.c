@@ -21,50 +21,48 @@
 
 /* ---- tools ---- */
 
-static char *in_path(const char *prog)
+static const char *in_path(const char *prog, char *buf, size_t len)
 {
 	const char *path = getenv("PATH");
-	char buf[4096];
 
 	if (strchr(prog, '/'))
-		return access(prog, X_OK) == 0 ? strdup(prog) : NULL;
+		return access(prog, X_OK) == 0 ? prog : NULL;
 	for (const char *p = path ? path : "/usr/sbin:/usr/bin:/sbin:/bin"; *p;) {
 		size_t n = strcspn(p, ":");
 
-		snprintf(buf, sizeof(buf), "%.*s/%s", (int)n, p, prog);
-		if (n && access(buf, X_OK) == 0)
-			return strdup(buf);
+		if (n && (size_t)snprintf(buf, len, "%.*s/%s", (int)n, p, prog) < len &&
+		    access(buf, X_OK) == 0)
+			return buf;
 		p += n + (p[n] == ':');
 	}
 	return NULL;
 }
 
-static const char *tool(const char *env, const char *prog)
+static const char *tool(const char *env, const char *prog, char *buf, size_t len)
 {
 	const char *e = getenv(env);
 
 	if (e)
 		return *e ? e : NULL;     /* set empty: skip that check */
-	return in_path(prog);         /* kept for the process's life */
+	return in_path(prog, buf, len);
 }
 
 void mesh_tools_default(struct mesh_tools *t, const char *argv0)
 {
-	char buf[4096];
 	const char *slash = argv0 ? strrchr(argv0, '/') : NULL;
+	size_t len = sizeof(t->found[0]);
 
-	t->bird = tool("MESHCTL_BIRD", "bird");
-	t->nft = tool("MESHCTL_NFT", "nft");
-	t->unshare = tool("MESHCTL_UNSHARE", "unshare");
+	t->bird = tool("MESHCTL_BIRD", "bird", t->found[0], len);
+	t->nft = tool("MESHCTL_NFT", "nft", t->found[1], len);
+	t->unshare = tool("MESHCTL_UNSHARE", "unshare", t->found[2], len);
 	t->healthd = getenv("MESHCTL_HEALTHD");
 	if (t->healthd && !*t->healthd)
 		t->healthd = NULL;
-	else if (!t->healthd && slash) {
-		snprintf(buf, sizeof(buf), "%.*s/healthd", (int)(slash - argv0), argv0);
-		t->healthd = access(buf, X_OK) == 0 ? strdup(buf) : NULL;
-	}
+	else if (!t->healthd && slash &&
+		 (size_t)snprintf(t->found[3], len, "%.*s/healthd", (int)(slash - argv0), argv0) < len)
+		t->healthd = access(t->found[3], X_OK) == 0 ? t->found[3] : NULL;
 	if (!t->healthd && !getenv("MESHCTL_HEALTHD"))
-		t->healthd = in_path("healthd");
+		t->healthd = in_path("healthd", t->found[3], len);
 }
 
 /* argv[0] run to completion, its output into out. The exit status, or -1. */
