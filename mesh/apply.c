@@ -437,7 +437,7 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 		char sys[300];
 
 		install_path(o->root, n, MESH_NFT_CONF, nft, sizeof(nft));
-		if (o->tools->nft) {
+		if (o->tools->nft && *o->tools->nft) {
 			char *argv[] = { (char *)o->tools->nft, "-f", nft, NULL };
 
 			if (run_quiet(argv, true) != 0) {

@@ -226,7 +226,7 @@ const struct mesh_file *mesh_files_find(const struct mesh_files *f, const char *
 /* ---- stage.c ---- */
 
 struct mesh_tools {
-	const char *bird, *nft, *unshare, *healthd;   /* programs; NULL: skip */
+	const char *bird, *nft, *unshare, *healthd;   /* NULL: not found; "": skip */
 	char found[4][512];          /* where PATH had them */
 };
 

@@ -43,7 +43,7 @@ static const char *tool(const char *env, const char *prog, char *buf, size_t len
 	const char *e = getenv(env);
 
 	if (e)
-		return *e ? e : NULL;     /* set empty: skip that check */
+		return e;                 /* set empty: skip that check */
 	return in_path(prog, buf, len);
 }
 
@@ -56,9 +56,7 @@ void mesh_tools_default(struct mesh_tools *t, const char *argv0)
 	t->nft = tool("MESHCTL_NFT", "nft", t->found[1], len);
 	t->unshare = tool("MESHCTL_UNSHARE", "unshare", t->found[2], len);
 	t->healthd = getenv("MESHCTL_HEALTHD");
-	if (t->healthd && !*t->healthd)
-		t->healthd = NULL;
-	else if (!t->healthd && slash &&
+	if (!t->healthd && slash &&
 		 (size_t)snprintf(t->found[3], len, "%.*s/healthd", (int)(slash - argv0), argv0) < len)
 		t->healthd = access(t->found[3], X_OK) == 0 ? t->found[3] : NULL;
 	if (!t->healthd && !getenv("MESHCTL_HEALTHD"))
@@ -266,6 +264,8 @@ static int check_one(const struct mesh_files *f, const struct mesh_file *mf,
 		what = "bird -p";
 		if (!t->bird)
 			goto missing;
+		if (!*t->bird)
+			return 0;
 		if (stubs) {
 			if (bird_with_stubs(f->mesh, mf, stubs, conf, sizeof(conf), err, errlen))
 				return -1;
@@ -278,7 +278,9 @@ static int check_one(const struct mesh_files *f, const struct mesh_file *mf,
 		char *argv[] = { (char *)t->unshare, "-n", (char *)t->nft, "-c", "-f", path, NULL };
 
 		what = "nft -c (in unshare -n)";
-		if (!t->nft || !t->unshare)
+		if (t->nft && !*t->nft)
+			return 0;
+		if (!t->nft || !t->unshare || !*t->unshare)
 			goto missing;
 		st = run(argv, out, sizeof(out));
 		break;
@@ -289,6 +291,8 @@ static int check_one(const struct mesh_files *f, const struct mesh_file *mf,
 		what = "healthd -t";
 		if (!t->healthd)
 			goto missing;
+		if (!*t->healthd)
+			return 0;
 		st = run(argv, out, sizeof(out));
 		break;
 	}
