@@ -40,7 +40,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all deps build check unit integration demo install clean bench valgrind fuzz
+.PHONY: all deps build check unit integration demo demo-node install clean bench valgrind fuzz
 all: deps
 	@$(MAKE) --no-print-directory build
 
@@ -129,7 +129,14 @@ bench:
 	@$(MAKE) --no-print-directory build
 	@python3 bench/bench.py --build $(BUILD)
 
+# The four-region mesh in namespaces, rendered by meshctl: failover and return.
 demo: deps
+	@scripts/deps.sh all
+	@$(MAKE) --no-print-directory build
+	@HEALTHD_BUILD=$(BUILD) scripts/mesh-demo.sh
+
+# One node, one upstream: withdrawal and re-announce.
+demo-node: deps
 	@scripts/deps.sh all
 	@$(MAKE) --no-print-directory build
 	@HEALTHD_BUILD=$(BUILD) scripts/demo.sh
