@@ -283,6 +283,72 @@ static bool all_back(struct bconn *b, char want[][72], int n_want, char *missing
 	return missing[0] == '\0';
 }
 
+/* ---- WireGuard ---- */
+
+/*
+ * `wg syncconf` takes a whole configuration: one without a PrivateKey
+ * clears the device's key, and every session with it. So the rendered
+ * file goes to wg through a pipe with the node's own key put in: read here
+ * on the node, never written elsewhere, wiped after.
+ */
+static int wg_sync(const char *ifname, const char *conf, const char *keyfile, FILE *out)
+{
+	size_t clen = 0, klen = 0;
+	char *body = read_all(conf, &clen), *key = read_all(keyfile, &klen);
+	const char *rest;
+	int fds[2], st = -1;
+	pid_t pid;
+
+	if (!key || !body) {
+		fprintf(out, "WireGuard: %s left as it is: %s cannot be read\n", ifname,
+			!key ? keyfile : conf);
+		free(body);
+		if (key)
+			explicit_bzero(key, klen);
+		free(key);
+		return 0;
+	}
+	while (klen && (key[klen - 1] == '\n' || key[klen - 1] == ' '))
+		key[--klen] = '\0';
+	rest = strstr(body, "[Interface]\n");
+	if (!rest || pipe2(fds, O_CLOEXEC)) {
+		fprintf(stderr, "meshctl: %s: no [Interface] section\n", conf);
+		goto out;
+	}
+	rest += strlen("[Interface]\n");
+	if ((pid = fork()) == 0) {
+		dup2(fds[0], 0);
+		execlp("wg", "wg", "syncconf", ifname, "/dev/stdin", (char *)NULL);
+		fprintf(stderr, "meshctl: wg: %s\n", strerror(errno));
+		_exit(127);
+	}
+	close(fds[0]);
+	if (pid > 0) {
+		FILE *w = fdopen(fds[1], "w");
+
+		if (w) {
+			fprintf(w, "[Interface]\nPrivateKey = %s\n%s", key, rest);
+			fclose(w);
+		} else {
+			close(fds[1]);
+		}
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		st = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+	} else {
+		close(fds[1]);
+	}
+	if (st == 0)
+		fprintf(out, "WireGuard: %s in sync\n", ifname);
+	else
+		fprintf(stderr, "meshctl: wg syncconf %s failed\n", ifname);
+out:
+	explicit_bzero(key, klen);
+	free(key);
+	free(body);
+	return st == 0 ? 0 : -1;
+}
+
 /* ---- apply ---- */
 
 static int put_file(const char *path, const char *data, size_t len, unsigned mode)
@@ -332,6 +398,7 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 	struct { char *path, *old; size_t len; bool existed; } saved[16];
 	size_t n_saved = 0;
 	int n_before = 0, rc = 1, changed = 0;
+	bool timed = false;               /* a configure ... timeout is pending */
 	struct bconn b = { .fd = -1 };
 
 	if (!mkdtemp(stage)) {
@@ -406,6 +473,7 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 				b.last.code, k ? strerror(-k) : b.text);
 			goto restore;
 		}
+		timed = true;
 		fprintf(out, "BIRD: configure timeout %u s: %s; waiting for %d BGP session%s\n",
 			o->timeout_s, b.text, n_before, n_before == 1 ? "" : "s");
 		end = now_ms() + (uint64_t)o->wait_s * 1000;
@@ -415,10 +483,8 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 			struct timespec ts = { 0, 200 * 1000000 };
 
 			if (now_ms() >= end) {
-				fprintf(stderr, "meshctl: BGP sessions not back within %u s: %s. Not confirmed: "
-					"BIRD returns to the old configuration when the %u s timeout ends; "
-					"the old files are back on disk\n",
-					o->wait_s, missing, o->timeout_s);
+				fprintf(stderr, "meshctl: BGP sessions not back within %u s: %s; not confirmed\n",
+					o->wait_s, missing);
 				goto restore;
 			}
 			nanosleep(&ts, NULL);
@@ -428,6 +494,7 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 				k ? strerror(-k) : b.text);
 			goto restore;
 		}
+		timed = false;
 		fprintf(out, "BIRD: sessions back; %s\n", b.text);
 	}
 
@@ -450,13 +517,12 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 		install_path(o->root, n, rel, wgf, sizeof(wgf));
 		snprintf(sys, sizeof(sys), "/sys/class/net/%s", ifname);
 		if (access(sys, F_OK) == 0) {
-			char *argv[] = { "wg", "syncconf", (char *)ifname, wgf, NULL };
+			char key[4096];
 
-			if (run_quiet(argv, true) != 0) {
-				fprintf(stderr, "meshctl: wg syncconf %s failed\n", ifname);
+			snprintf(rel, sizeof(rel), "etc/wireguard/%s.key", ifname);
+			install_path(o->root, n, rel, key, sizeof(key));
+			if (wg_sync(ifname, wgf, key, out) != 0)
 				goto out_free;
-			}
-			fprintf(out, "WireGuard: %s in sync\n", ifname);
 		} else {
 			fprintf(out, "WireGuard: no interface %s here yet\n", ifname);
 		}
@@ -476,7 +542,11 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 	rc = 0;
 	goto out_free;
 restore:
-	/* Back as it was, so that disk and BIRD's undo agree. */
+	/* Back as it was, on disk and then in BIRD. BIRD's own undo would
+	 * return to the configuration it parsed last, whose include file may
+	 * say healthd's protocols are disabled where healthd has enabled them
+	 * since: a plain configure of the restored files keeps them as
+	 * healthd has them now, and ends the pending undo. */
 	for (size_t i = 0; i < n_saved; i++) {
 		if (!saved[i].path)
 			continue;
@@ -484,6 +554,19 @@ restore:
 				     : unlink(saved[i].path) == 0)
 			fprintf(stderr, "meshctl: %s %s\n", saved[i].path,
 				saved[i].existed ? "restored" : "removed");
+	}
+	if (timed) {
+		char cmd[4200];
+		int k;
+
+		snprintf(cmd, sizeof(cmd), "configure \"%s\"", conf);
+		k = b_cmd(&b, cmd, false, 30000);
+		if (!k && bird_code_ok(b.last.code))
+			fprintf(stderr, "meshctl: BIRD: back on the old configuration (%s)\n", b.text);
+		else
+			fprintf(stderr, "meshctl: BIRD did not take the old files back (%d %s): "
+				"it returns to its old configuration by itself when the %u s timeout ends\n",
+				b.last.code, k ? strerror(-k) : b.text, o->timeout_s);
 	}
 out_free:
 	for (size_t i = 0; i < n_saved; i++) {

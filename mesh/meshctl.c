@@ -14,6 +14,7 @@
  * Warnings go to stderr and are not fatal.
  */
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
@@ -189,6 +190,7 @@ int main(int argc, char **argv)
 	struct mesh *m;
 	int o, rc;
 
+	signal(SIGPIPE, SIG_IGN);    /* a tool that exits early is an error, not our end */
 	if (argc < 2 || argv[1][0] == '-') {
 		if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
 			usage(stdout);

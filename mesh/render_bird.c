@@ -104,17 +104,22 @@ static void put_ibgp(FILE *f, const struct mesh *m, const struct mesh_node *n,
 	fputs("\tdirect;\n", f);
 	if (p->rr_client)
 		fputs("\trr client;\n", f);
+	/* a lost tunnel comes back in seconds, not BIRD's default minute */
 	fputs("\tbfd on;\n"
-	      "\tconnect retry time 5;\n", f);
+	      "\tconnect retry time 5;\n"
+	      "\terror wait time 5, 60;\n", f);
+	/* A reflector passes routes on with their announcer's next hop, so
+	 * every path a client sees names the node it comes from. */
 	fprintf(f, "\t%s {\n"
 		"\t\timport filter mesh_from_mesh_%s;\n"
 		"\t\texport filter %s;\n"
-		"\t\tnext hop self;\n"
+		"%s"
 		"\t\tadd paths on;\n"
 		"\t};\n"
 		"}\n\n",
 		family == AF_INET ? "ipv4" : "ipv6", v,
-		n->route_reflector ? "mesh_to_mesh" : "mesh_to_reflector");
+		n->route_reflector ? "mesh_to_mesh" : "mesh_to_reflector",
+		n->route_reflector ? "" : "\t\tnext hop self;\n");
 }
 
 static void put_ebgp(FILE *f, const struct mesh *m, const struct mesh_upstream *u, int family)
@@ -173,9 +178,9 @@ void mesh_render_bird(FILE *f, const struct mesh *m, const struct mesh_node *n,
 	fputs("# The anycast prefixes are announced, never installed: no kernel protocol.\n\n", f);
 	fprintf(f, "protocol bfd mesh_bfd {\n"
 		"\tinterface \"%s\" {\n"
-		"\t\tmin rx interval 100 ms;\n"
-		"\t\tmin tx interval 100 ms;\n"
-		"\t\tmultiplier 3;\n"
+		"\t\tmin rx interval 250 ms;\n"
+		"\t\tmin tx interval 250 ms;\n"
+		"\t\tmultiplier 4;\n"
 		"\t};\n"
 		"}\n\n", ifname);
 

@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -359,16 +360,28 @@ static int fsync_dir(const char *dir)
 int mesh_render_tree(const struct mesh_files *f, const char *dir,
 		     const struct mesh_tools *t, char *err, size_t errlen)
 {
-	char stage[4096], stubs[4096], target[4096];
+	char stage[PATH_MAX + 80], stubs[PATH_MAX + 80], target[PATH_MAX + 80];
+	char abs[PATH_MAX];
 	int rc;
 
 	if ((rc = mkdirs(dir, 0755))) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
 		return -1;
 	}
-	snprintf(target, sizeof(target), "%s/%s", dir, f->node->name);
-	snprintf(stage, sizeof(stage), "%s/.%s.XXXXXX", dir, f->node->name);
-	snprintf(stubs, sizeof(stubs), "%s/.%s.stubs.XXXXXX", dir, f->node->name);
+	/* BIRD reads an include relative to the including file: stand-ins
+	 * are named by absolute paths */
+	if (!realpath(dir, abs)) {
+		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+		return -1;
+	}
+	dir = abs;
+	if (strlen(dir) + 20 > PATH_MAX) {
+		snprintf(err, errlen, "%s: path too long", dir);
+		return -1;
+	}
+	snprintf(target, sizeof(target), "%s/%.48s", dir, f->node->name);
+	snprintf(stage, sizeof(stage), "%s/.%.48s.XXXXXX", dir, f->node->name);
+	snprintf(stubs, sizeof(stubs), "%s/.%.48s.stubs.XXXXXX", dir, f->node->name);
 	if (!mkdtemp(stage)) {
 		snprintf(err, errlen, "%s: %s", stage, strerror(errno));
 		return -1;
