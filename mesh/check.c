@@ -315,6 +315,42 @@ static int warn_announce(struct chk *k)
 	return rc;
 }
 
+/* A service announces inside our blocks, and what it announces carries
+ * its addresses: an address outside every announced prefix is reached by
+ * nobody. */
+static int check_services(struct chk *k)
+{
+	struct mesh *m = k->m;
+
+	for (size_t i = 0; i < m->n_services; i++) {
+		const struct mesh_service *s = &m->services[i];
+
+		for (size_t j = 0; j < s->announce.n; j++) {
+			const struct mesh_prefix *p = &s->announce.items[j];
+			bool inside = false;
+
+			for (size_t b = 0; b < m->blocks.n && !inside; b++)
+				inside = m->blocks.items[b].p.family == p->p.family &&
+					 m->blocks.items[b].p.len <= p->p.len &&
+					 mesh_prefix_contains(&m->blocks.items[b].p, p->p.family, p->p.addr);
+			if (!inside)
+				return fail(k, &p->at, "%s is outside the mesh's blocks: the upstream would refuse it, or worse, carry it",
+					    p->p.text);
+		}
+		for (size_t j = 0; j < s->addresses.n; j++) {
+			const struct mesh_addr *a = &s->addresses.items[j];
+			bool covered = false;
+
+			for (size_t q = 0; q < s->announce.n && !covered; q++)
+				covered = mesh_prefix_contains(&s->announce.items[q].p, a->family, a->addr);
+			if (!covered)
+				return fail(k, &a->at, "service %s's address %s is in none of its announced prefixes: no user would reach it",
+					    s->name, a->text);
+		}
+	}
+	return 0;
+}
+
 int mesh_check(struct mesh *m, char *err, size_t errlen)
 {
 	struct chk k = { m, err, errlen };
@@ -325,7 +361,7 @@ int mesh_check(struct mesh *m, char *err, size_t errlen)
 	for (size_t i = 0; i < m->n_nodes; i++)
 		if ((rc = check_node(&k, i)))
 			return rc;
-	if ((rc = check_reflectors(&k)) || (rc = warn_announce(&k)))
+	if ((rc = check_reflectors(&k)) || (rc = check_services(&k)) || (rc = warn_announce(&k)))
 		return rc;
 	for (size_t i = 0; i < m->n_regions; i++) {
 		bool used = false;
