@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -152,14 +153,15 @@ int mesh_diff(const struct mesh_files *f, const char *root, FILE *out)
 
 /* ---- BIRD, blocking ---- */
 
+#define MAX_ROWS 4096
+
 struct bconn {
-	int fd;
+	int fd;                      /* -1: closed, or broken by a timeout */
 	struct bird_parser *p;
-	struct bird_reply last;      /* copied: code and text */
+	int code;                    /* the last reply's */
 	char text[1024];
-	char *body;                  /* the whole reply's text, for show protocols */
 	bool done;
-	struct bird_proto rows[256];
+	struct bird_proto *rows;
 	int n_rows;
 	bool want_rows;
 };
@@ -169,15 +171,27 @@ static void on_reply(void *arg, const struct bird_reply *r)
 	struct bconn *b = arg;
 
 	b->done = true;
-	b->last.code = r->code;
+	b->code = r->code;
 	snprintf(b->text, sizeof(b->text), "%s", r->text ? r->text : "");
-	if (b->want_rows) {
-		int n = bird_parse_protocols(r, b->rows, 256, NULL);
+	if (b->want_rows && b->rows) {
+		int n = bird_parse_protocols(r, b->rows, MAX_ROWS, NULL);
 
 		b->n_rows = n < 0 ? 0 : n;
 	}
 }
 
+static void b_close(struct bconn *b)
+{
+	if (b->p)
+		bird_parser_free(b->p);
+	b->p = NULL;
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+}
+
+/* A reply that does not come in time breaks the connection: a late one
+ * must never be read as the answer to the next command. */
 static int b_wait(struct bconn *b, int timeout_ms)
 {
 	uint64_t end = now_ms() + (uint64_t)timeout_ms;
@@ -189,47 +203,46 @@ static int b_wait(struct bconn *b, int timeout_ms)
 		char buf[4096];
 		ssize_t r;
 
-		if (t >= end)
+		if (t >= end) {
+			b_close(b);
 			return -ETIMEDOUT;
+		}
 		if (poll(&pfd, 1, (int)(end - t)) <= 0)
 			continue;
-		if ((r = read(b->fd, buf, sizeof(buf))) <= 0)
-			return -ECONNRESET;
-		if (bird_parser_feed(b->p, buf, (size_t)r, on_reply, b) < 0)
-			return -EPROTO;
+		if ((r = read(b->fd, buf, sizeof(buf))) <= 0 ||
+		    bird_parser_feed(b->p, buf, (size_t)r, on_reply, b) < 0) {
+			b_close(b);
+			return r <= 0 ? -ECONNRESET : -EPROTO;
+		}
 	}
 	return 0;
 }
 
+/* 0, -ENOENT/-ECONNREFUSED (BIRD is not running), or another -errno. */
 static int b_open(struct bconn *b, const char *sock)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int e;
 
-	memset(b, 0, sizeof(*b));
+	b->fd = -1;
+	b->p = NULL;
 	if (strlen(sock) >= sizeof(sa.sun_path))
 		return -ENAMETOOLONG;
 	strcpy(sa.sun_path, sock);
 	if ((b->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
 		return -errno;
 	if (connect(b->fd, (struct sockaddr *)&sa, sizeof(sa))) {
-		int e = -errno;
-
-		close(b->fd);
+		e = -errno;
+		b_close(b);
 		return e;
 	}
 	if (!(b->p = bird_parser_new())) {
-		close(b->fd);
+		b_close(b);
 		return -ENOMEM;
 	}
-	return b_wait(b, 5000);   /* 0001 welcome */
-}
-
-static void b_close(struct bconn *b)
-{
-	if (b->p)
-		bird_parser_free(b->p);
-	if (b->fd >= 0)
-		close(b->fd);
+	if ((e = b_wait(b, 5000)))   /* 0001 welcome */
+		return e;
+	return b->code == 1 ? 0 : -EPROTO;
 }
 
 static int b_cmd(struct bconn *b, const char *cmd, bool rows, int timeout_ms)
@@ -237,34 +250,41 @@ static int b_cmd(struct bconn *b, const char *cmd, bool rows, int timeout_ms)
 	size_t n = strlen(cmd);
 	char line[4200];
 
+	if (b->fd < 0)
+		return -ENOTCONN;
 	snprintf(line, sizeof(line), "%s\n", cmd);
 	b->want_rows = rows;
-	if (write(b->fd, line, n + 1) != (ssize_t)(n + 1))
-		return -errno;
+	b->n_rows = 0;
+	if (write(b->fd, line, n + 1) != (ssize_t)(n + 1)) {
+		b_close(b);
+		return -EIO;
+	}
 	return b_wait(b, timeout_ms);
 }
 
-/* BGP sessions Established now. */
-static int established(struct bconn *b, char names[][72], int max)
+/* The BGP sessions Established now, names into a new array. */
+static int established(struct bconn *b, char (**names)[72])
 {
-	int n = 0;
+	int n = 0, k;
 
-	if (b_cmd(b, "show protocols", true, 5000) || b->last.code != 0)
+	if ((k = b_cmd(b, "show protocols", true, 5000)) || b->code != 0)
 		return -1;
-	for (int i = 0; i < b->n_rows && n < max; i++)
+	if (!(*names = calloc((size_t)b->n_rows + 1, sizeof(**names))))
+		return -1;
+	for (int i = 0; i < b->n_rows; i++)
 		if (!strcmp(b->rows[i].proto, "BGP") && !strncmp(b->rows[i].info, "Established", 11))
-			snprintf(names[n++], 72, "%s", b->rows[i].name);
+			snprintf((*names)[n++], 72, "%s", b->rows[i].name);
 	return n;
 }
 
-/* Every name in want Established (or no longer a protocol). */
-static bool all_back(struct bconn *b, char want[][72], int n_want, char *missing, size_t len)
+/* Every name in want Established again (or no longer a protocol). */
+static bool all_back(struct bconn *b, char (*want)[72], int n_want, char *missing, size_t len)
 {
-	if (b_cmd(b, "show protocols", true, 5000) || b->last.code != 0) {
+	missing[0] = '\0';
+	if (b_cmd(b, "show protocols", true, 5000) || b->code != 0) {
 		snprintf(missing, len, "show protocols failed");
 		return false;
 	}
-	missing[0] = '\0';
 	for (int i = 0; i < n_want; i++) {
 		bool seen = false, up = false;
 
@@ -351,9 +371,22 @@ out:
 
 /* ---- apply ---- */
 
-static int put_file(const char *path, const char *data, size_t len, unsigned mode)
+/* A private key in a file meshctl would replace (a wg-quick file, say). */
+static bool holds_private_key(const char *data)
+{
+	return data && (strstr(data, "PrivateKey =") || strstr(data, "PrivateKey=") ||
+			strstr(data, "PRIVATE KEY"));
+}
+
+/*
+ * data into path by a temporary name, fsync and rename; an existing file
+ * keeps its mode and owner. staged: leave it at path.meshctl-new.
+ */
+static int put_file(const char *path, const char *data, size_t len, unsigned mode, bool staged)
 {
 	char tmp[4200], dir[4096];
+	struct stat st;
+	bool had = stat(path, &st) == 0;
 	int fd;
 	size_t off = 0;
 
@@ -364,12 +397,16 @@ static int put_file(const char *path, const char *data, size_t len, unsigned mod
 			mkdir(dir, 0755);
 			*p = '/';
 		}
+	if (had)
+		mode = st.st_mode & 07777;
 	snprintf(tmp, sizeof(tmp), "%s.meshctl-new", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
 		return -errno;
 	while (off < len) {
 		ssize_t w = write(fd, data + off, len - off);
 
+		if (w < 0 && errno == EINTR)
+			continue;
 		if (w < 0) {
 			int e = -errno;
 
@@ -379,7 +416,8 @@ static int put_file(const char *path, const char *data, size_t len, unsigned mod
 		}
 		off += (size_t)w;
 	}
-	if (fchmod(fd, mode) || fsync(fd) || close(fd) || rename(tmp, path)) {
+	if ((had && fchown(fd, st.st_uid, st.st_gid)) || fchmod(fd, mode) || fsync(fd) ||
+	    close(fd) || (!staged && rename(tmp, path))) {
 		int e = -errno;
 
 		unlink(tmp);
@@ -388,21 +426,141 @@ static int put_file(const char *path, const char *data, size_t len, unsigned mod
 	return 0;
 }
 
+static int run_step(const char *what, char *const argv[], FILE *out)
+{
+	if (run_quiet(argv, true) != 0) {
+		fprintf(stderr, "meshctl: %s failed\n", what);
+		return -1;
+	}
+	fprintf(out, "%s\n", what);
+	return 0;
+}
+
+/*
+ * BIRD first, on a staged copy: configure "bird.conf.meshctl-new" timeout
+ * N, the sessions, configure confirm, and only then is the copy renamed
+ * over bird.conf. If meshctl dies in between, BIRD undoes it by itself and
+ * the disk still holds the old file, so both agree. Returns 0, or 1 with
+ * nothing changed.
+ */
+static int apply_bird(const struct mesh_file *mf, const char *conf, const char *sock,
+		      const struct mesh_apply_opts *o, FILE *out)
+{
+	char staged[4200], cmd[4300], missing[1024], (*before)[72] = NULL;
+	struct bconn b = { .fd = -1 };
+	uint64_t end;
+	int n_before, k, rc = 1;
+
+	snprintf(staged, sizeof(staged), "%s.meshctl-new", conf);
+	if (!(b.rows = calloc(MAX_ROWS, sizeof(*b.rows)))) {
+		fprintf(stderr, "meshctl: out of memory\n");
+		return 1;
+	}
+	if ((k = b_open(&b, sock)) != 0) {
+		free(b.rows);
+		if (k != -ENOENT && k != -ECONNREFUSED) {
+			fprintf(stderr, "meshctl: BIRD at %s: %s; nothing changed\n", sock, strerror(-k));
+			return 1;
+		}
+		if ((k = put_file(conf, mf->data, mf->len, mf->mode, false))) {
+			fprintf(stderr, "meshctl: %s: %s\n", conf, strerror(-k));
+			return 1;
+		}
+		fprintf(out, "BIRD: not running at %s; it reads %s when it starts\n", sock, conf);
+		return 0;
+	}
+	if ((n_before = established(&b, &before)) < 0) {
+		fprintf(stderr, "meshctl: BIRD: show protocols failed: %s; nothing changed\n", b.text);
+		goto out;
+	}
+	if ((k = put_file(conf, mf->data, mf->len, mf->mode, true))) {
+		fprintf(stderr, "meshctl: %s: %s; nothing changed\n", staged, strerror(-k));
+		goto out;
+	}
+	end = now_ms() + (uint64_t)o->wait_s * 1000;
+	snprintf(cmd, sizeof(cmd), "configure \"%s\" timeout %u", staged, o->timeout_s);
+	k = b_cmd(&b, cmd, false, 30000);
+	if (k || !bird_code_ok(b.code)) {
+		fprintf(stderr, "meshctl: BIRD refused the new configuration (%s); it runs the old one, nothing changed\n",
+			k ? strerror(-k) : b.text);
+		unlink(staged);
+		goto out;
+	}
+	fprintf(out, "BIRD: configure timeout %u s: %s; waiting for %d BGP session%s\n",
+		o->timeout_s, b.text, n_before, n_before == 1 ? "" : "s");
+	/* a restarted session passes through Idle and Connect first */
+	while (!all_back(&b, before, n_before, missing, sizeof(missing))) {
+		struct timespec ts = { 0, 200 * 1000000 };
+
+		if (now_ms() >= end || b.fd < 0) {
+			fprintf(stderr, "meshctl: BGP sessions not back within %u s: %s; not confirmed\n",
+				o->wait_s, missing);
+			goto undo;
+		}
+		nanosleep(&ts, NULL);
+	}
+	/* 0018 only: 0019 "Nothing to do" means BIRD's undo came first */
+	if ((k = b_cmd(&b, "configure confirm", false, 10000)) || b.code != 18) {
+		fprintf(stderr, "meshctl: BIRD: configure confirm answered %s\n",
+			k ? strerror(-k) : b.text);
+		goto undo;
+	}
+	if (rename(staged, conf)) {
+		fprintf(stderr, "meshctl: %s: %s (BIRD runs the new configuration; apply again)\n",
+			conf, strerror(errno));
+		goto out;
+	}
+	fprintf(out, "BIRD: sessions back; %s; %s in place\n", b.text, conf);
+	rc = 0;
+	goto out;
+undo:
+	/*
+	 * The old file, configured now: that ends the pending undo. BIRD's own
+	 * undo would return to the configuration it parsed last, whose copy of
+	 * healthd's include may still say disabled where healthd has enabled
+	 * its protocols since; a configure reads the include as it is now.
+	 */
+	unlink(staged);
+	snprintf(cmd, sizeof(cmd), "configure \"%s\"", conf);
+	if (b.fd < 0 && b_open(&b, sock) != 0)
+		k = -ENOTCONN;
+	else
+		k = b_cmd(&b, cmd, false, 30000);
+	if (!k && bird_code_ok(b.code))
+		fprintf(stderr, "meshctl: BIRD: back on the old configuration (%s); nothing changed\n", b.text);
+	else
+		fprintf(stderr, "meshctl: BIRD did not take the old file back (%s): it returns to it by "
+			"itself when the %u s timeout ends\n", k ? strerror(-k) : b.text, o->timeout_s);
+out:
+	free(before);
+	free(b.rows);
+	b_close(&b);
+	return rc;
+}
+
 int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE *out)
 {
 	const struct mesh *m = f->mesh;
 	const struct mesh_node *n = f->node;
+	const char *ifname = mesh_node_ifname(m, n);
 	char stage[] = "/tmp/meshctl-apply.XXXXXX", stubs[4200], err[4096];
-	char conf[4096], inc[4096], sock[4096];
-	char before[64][72], missing[1024];
-	struct { char *path, *old; size_t len; bool existed; } saved[16];
-	size_t n_saved = 0;
-	int n_before = 0, rc = 1, changed = 0;
-	bool timed = false;               /* a configure ... timeout is pending */
-	struct bconn b = { .fd = -1 };
+	char conf[4096], inc[4096], sock[4096], lock[4096], path[4096], rel[300];
+	const struct mesh_file *bird = mesh_files_find(f, MESH_BIRD_CONF);
+	int rc = 1, lfd = -1;
 
+	/* one apply at a time on a node */
+	mesh_node_path(n, "run/meshctl.lock", lock, sizeof(lock));
+	put_file(lock, "", 0, 0600, false);
+	if ((lfd = open(lock, O_RDWR | O_CLOEXEC | O_NOFOLLOW)) < 0 || flock(lfd, LOCK_EX | LOCK_NB)) {
+		fprintf(stderr, "meshctl: %s: %s\n", lock,
+			errno == EWOULDBLOCK ? "another meshctl apply runs on this node" : strerror(errno));
+		if (lfd >= 0)
+			close(lfd);
+		return 1;
+	}
 	if (!mkdtemp(stage)) {
 		fprintf(stderr, "meshctl: %s: %s\n", stage, strerror(errno));
+		close(lfd);
 		return 1;
 	}
 	snprintf(stubs, sizeof(stubs), "%s/.stubs", stage);
@@ -410,174 +568,106 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 	if (mesh_files_write(f, stage, err, sizeof(err)) ||
 	    mesh_files_validate(f, stage, o->tools, stubs, err, sizeof(err))) {
 		fprintf(stderr, "meshctl: %s: nothing changed: %s\n", n->name, err);
-		goto out_free;
+		goto out;
 	}
 	fprintf(out, "%s: %zu files rendered and checked\n", n->name, f->n);
+	/* never overwrite a node's secret */
+	for (size_t i = 0; i < f->n; i++) {
+		size_t len;
+		char *cur;
 
-	install_path(o->root, n, MESH_BIRD_CONF, conf, sizeof(conf));
-	install_path(o->root, n, MESH_HEALTHD_INCLUDE, inc, sizeof(inc));
+		mesh_node_path(n, f->items[i].path, path, sizeof(path));
+		cur = read_all(path, &len);
+		if (holds_private_key(cur)) {
+			fprintf(stderr, "meshctl: %s holds a private key: meshctl never overwrites it. "
+				"Move the key to etc/wireguard/%s.key under the node's root, remove it "
+				"from this file, then apply again; nothing changed\n", path, ifname);
+			if (cur)
+				explicit_bzero(cur, len);
+			free(cur);
+			goto out;
+		}
+		free(cur);
+	}
+
+	mesh_node_path(n, MESH_BIRD_CONF, conf, sizeof(conf));
+	mesh_node_path(n, MESH_HEALTHD_INCLUDE, inc, sizeof(inc));
 	if (o->bird_socket)
 		snprintf(sock, sizeof(sock), "%s", o->bird_socket);
 	else
-		install_path(o->root, n, MESH_BIRD_SOCKET, sock, sizeof(sock));
+		mesh_node_path(n, MESH_BIRD_SOCKET, sock, sizeof(sock));
+	if (access(inc, F_OK) != 0 && put_file(inc, "", 0, 0644, false) == 0)
+		fprintf(out, "  created %s (empty, until healthd writes it)\n", inc);
+	if (apply_bird(bird, conf, sock, o, out))
+		goto out;
 
+	/* BIRD runs the new configuration: now the rest, each file in place */
 	for (size_t i = 0; i < f->n; i++) {
 		const struct mesh_file *mf = &f->items[i];
-		char path[4096], *cur;
 		size_t len;
+		char *cur;
 		int e;
 
-		install_path(o->root, n, mf->path, path, sizeof(path));
+		if (mf == bird)
+			continue;
+		mesh_node_path(n, mf->path, path, sizeof(path));
 		cur = read_all(path, &len);
 		if (cur && len == mf->len && !memcmp(cur, mf->data, len)) {
 			free(cur);
 			continue;
 		}
-		if (n_saved < sizeof(saved) / sizeof(saved[0])) {
-			saved[n_saved].path = strdup(path);
-			saved[n_saved].old = cur;
-			saved[n_saved].len = len;
-			saved[n_saved].existed = cur != NULL;
-			n_saved++;
-		} else {
-			free(cur);
-		}
-		if ((e = put_file(path, mf->data, mf->len, mf->mode))) {
-			fprintf(stderr, "meshctl: %s: %s\n", path, strerror(-e));
-			goto restore;
+		free(cur);
+		if ((e = put_file(path, mf->data, mf->len, mf->mode, false))) {
+			fprintf(stderr, "meshctl: %s: %s (BIRD runs the new configuration; apply again)\n",
+				path, strerror(-e));
+			goto out;
 		}
 		fprintf(out, "  changed %s\n", path);
-		changed++;
 	}
-	if (access(inc, F_OK) != 0 && put_file(inc, "", 0, 0644) == 0)
-		fprintf(out, "  created %s (empty, until healthd writes it)\n", inc);
-	if (!changed)
-		fprintf(out, "  no file changed\n");
+	mesh_node_path(n, MESH_NFT_CONF, path, sizeof(path));
+	if (o->tools->nft && *o->tools->nft) {
+		char *argv[] = { (char *)o->tools->nft, "-f", path, NULL };
 
-	if (b_open(&b, sock) != 0) {
-		fprintf(out, "BIRD: not running at %s; it reads %s when it starts\n", sock, conf);
+		if (run_step("nftables: table inet healthd_mesh loaded", argv, out))
+			goto after;
 	} else {
-		char cmd[4200];
-		uint64_t end;
-		int k;
-
-		n_before = established(&b, before, 64);
-		if (n_before < 0) {
-			fprintf(stderr, "meshctl: BIRD: show protocols failed: %s\n", b.text);
-			goto restore;
-		}
-		snprintf(cmd, sizeof(cmd), "configure \"%s\" timeout %u", conf, o->timeout_s);
-		k = b_cmd(&b, cmd, false, 30000);
-		if (k || !bird_code_ok(b.last.code)) {
-			fprintf(stderr, "meshctl: BIRD refused the new configuration (%d %s); the old one stays\n",
-				b.last.code, k ? strerror(-k) : b.text);
-			goto restore;
-		}
-		timed = true;
-		fprintf(out, "BIRD: configure timeout %u s: %s; waiting for %d BGP session%s\n",
-			o->timeout_s, b.text, n_before, n_before == 1 ? "" : "s");
-		end = now_ms() + (uint64_t)o->wait_s * 1000;
-		/* a restarted session passes through Idle/Connect first: ask until
-		 * all are back or the wait is over */
-		while (!all_back(&b, before, n_before, missing, sizeof(missing))) {
-			struct timespec ts = { 0, 200 * 1000000 };
-
-			if (now_ms() >= end) {
-				fprintf(stderr, "meshctl: BGP sessions not back within %u s: %s; not confirmed\n",
-					o->wait_s, missing);
-				goto restore;
-			}
-			nanosleep(&ts, NULL);
-		}
-		if ((k = b_cmd(&b, "configure confirm", false, 10000)) || !bird_code_ok(b.last.code)) {
-			fprintf(stderr, "meshctl: BIRD: configure confirm failed (%d %s)\n", b.last.code,
-				k ? strerror(-k) : b.text);
-			goto restore;
-		}
-		timed = false;
-		fprintf(out, "BIRD: sessions back; %s\n", b.text);
+		fprintf(out, "nftables: not loaded (MESHCTL_NFT is empty)\n");
 	}
+	snprintf(rel, sizeof(rel), "/sys/class/net/%s", ifname);
+	if (access(rel, F_OK) == 0) {
+		char wgf[4096], key[4096];
 
-	{
-		char nft[4096], wgf[4096], rel[300], ctl[4096];
-		const char *ifname = mesh_node_ifname(m, n);
-		char sys[300];
-
-		install_path(o->root, n, MESH_NFT_CONF, nft, sizeof(nft));
-		if (o->tools->nft && *o->tools->nft) {
-			char *argv[] = { (char *)o->tools->nft, "-f", nft, NULL };
-
-			if (run_quiet(argv, true) != 0) {
-				fprintf(stderr, "meshctl: nft -f %s failed\n", nft);
-				goto out_free;
-			}
-			fprintf(out, "nftables: table inet healthd_mesh loaded\n");
-		}
 		snprintf(rel, sizeof(rel), "etc/wireguard/%s.conf", ifname);
-		install_path(o->root, n, rel, wgf, sizeof(wgf));
-		snprintf(sys, sizeof(sys), "/sys/class/net/%s", ifname);
-		if (access(sys, F_OK) == 0) {
-			char key[4096];
+		mesh_node_path(n, rel, wgf, sizeof(wgf));
+		snprintf(rel, sizeof(rel), "etc/wireguard/%s.key", ifname);
+		mesh_node_path(n, rel, key, sizeof(key));
+		if (wg_sync(ifname, wgf, key, out) != 0)
+			goto after;
+	} else {
+		fprintf(out, "WireGuard: no interface %s here yet\n", ifname);
+	}
+	mesh_node_path(n, MESH_HEALTHD_SOCKET, path, sizeof(path));
+	if (access(path, F_OK) == 0 && o->healthctl) {
+		char *argv[] = { (char *)o->healthctl, "-s", path, "reload", NULL };
 
-			snprintf(rel, sizeof(rel), "etc/wireguard/%s.key", ifname);
-			install_path(o->root, n, rel, key, sizeof(key));
-			if (wg_sync(ifname, wgf, key, out) != 0)
-				goto out_free;
-		} else {
-			fprintf(out, "WireGuard: no interface %s here yet\n", ifname);
+		if (run_quiet(argv, false) != 0) {
+			fprintf(stderr, "meshctl: healthctl reload failed\n");
+			goto after;
 		}
-		install_path(o->root, n, MESH_HEALTHD_SOCKET, ctl, sizeof(ctl));
-		if (access(ctl, F_OK) == 0 && o->healthctl) {
-			char *argv[] = { (char *)o->healthctl, "-s", ctl, "reload", NULL };
-
-			if (run_quiet(argv, false) != 0) {
-				fprintf(stderr, "meshctl: healthctl reload failed\n");
-				goto out_free;
-			}
-			fprintf(out, "healthd: reloaded\n");
-		} else {
-			fprintf(out, "healthd: not running; it reads its file when it starts\n");
-		}
+		fprintf(out, "healthd: reloaded\n");
+	} else {
+		fprintf(out, "healthd: not running; it reads its file when it starts\n");
 	}
 	rc = 0;
-	goto out_free;
-restore:
-	/* Back as it was, on disk and then in BIRD. BIRD's own undo would
-	 * return to the configuration it parsed last, whose include file may
-	 * say healthd's protocols are disabled where healthd has enabled them
-	 * since: a plain configure of the restored files keeps them as
-	 * healthd has them now, and ends the pending undo. */
-	for (size_t i = 0; i < n_saved; i++) {
-		if (!saved[i].path)
-			continue;
-		if (saved[i].existed ? put_file(saved[i].path, saved[i].old, saved[i].len, 0644) == 0
-				     : unlink(saved[i].path) == 0)
-			fprintf(stderr, "meshctl: %s %s\n", saved[i].path,
-				saved[i].existed ? "restored" : "removed");
-	}
-	if (timed) {
-		char cmd[4200];
-		int k;
-
-		snprintf(cmd, sizeof(cmd), "configure \"%s\"", conf);
-		k = b_cmd(&b, cmd, false, 30000);
-		if (!k && bird_code_ok(b.last.code))
-			fprintf(stderr, "meshctl: BIRD: back on the old configuration (%s)\n", b.text);
-		else
-			fprintf(stderr, "meshctl: BIRD did not take the old files back (%d %s): "
-				"it returns to its old configuration by itself when the %u s timeout ends\n",
-				b.last.code, k ? strerror(-k) : b.text, o->timeout_s);
-	}
-out_free:
-	for (size_t i = 0; i < n_saved; i++) {
-		free(saved[i].path);
-		free(saved[i].old);
-	}
-	b_close(&b);
+	goto out;
+after:
+	fprintf(stderr, "meshctl: BIRD and the files are new; the step above is not done: fix it, then apply again\n");
+out:
 	{
 		char *argv[] = { "rm", "-rf", stage, NULL };
 
 		run_quiet(argv, false);
 	}
+	close(lfd);
 	return rc;
 }

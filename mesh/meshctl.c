@@ -33,7 +33,7 @@ static void usage(FILE *f)
 		"       meshctl plan [-c FILE] [--json]\n"
 		"       meshctl render [-c FILE] [--node NAME] -o DIR\n"
 		"       meshctl diff [-c FILE] --node NAME [--root DIR]\n"
-		"       meshctl apply [-c FILE] --node NAME [--root DIR] [--timeout S] [--wait S]\n"
+		"       meshctl apply [-c FILE] --node NAME [--timeout S] [--wait S]\n"
 		"                     [--bird-socket PATH]\n"
 		"       meshctl add-node [-c FILE] --region R --provider P [--name N] [--upstream U]\n"
 		"FILE defaults to " DEFAULT_INVENTORY ".\n");
@@ -264,9 +264,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "meshctl: %s needs --node NAME\n", cmd);
 		return 2;
 	}
-	if (!strcmp(cmd, "apply") && wait_s >= timeout_s) {
-		fprintf(stderr, "meshctl: --wait (%u s) must be shorter than --timeout (%u s)\n",
-			wait_s, timeout_s);
+	if (!strcmp(cmd, "apply") && wait_s + 5 > timeout_s) {
+		fprintf(stderr, "meshctl: --wait (%u s) must end at least 5 s before --timeout (%u s): "
+			"the confirm must reach BIRD before its undo\n", wait_s, timeout_s);
+		return 2;
+	}
+	if (!strcmp(cmd, "apply") && strcmp(root, "/")) {
+		fprintf(stderr, "meshctl: apply works where the node's files live (nodes[].root); --root is for diff\n");
 		return 2;
 	}
 	if (!strcmp(cmd, "add-node") && (!region || !provider)) {
