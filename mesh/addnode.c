@@ -57,8 +57,6 @@ static size_t insert_at(const char *yaml, size_t len)
 			in_nodes = true;
 		i = eol + (eol < len);
 	}
-	if (len && yaml[len - 1] != '\n')
-		return len;    /* caller's entry starts on a line of its own anyway */
 	return len;
 }
 
@@ -149,12 +147,17 @@ int mesh_add_node(const struct mesh *m, const char *yaml, size_t yaml_len,
 	if (!(all = malloc(yaml_len + entry_len + 2)))
 		goto nomem;
 	{
-		size_t at = insert_at(yaml, yaml_len);
+		size_t at = insert_at(yaml, yaml_len), w;
 
 		memcpy(all, yaml, at);
-		memcpy(all + at, entry, entry_len);
-		memcpy(all + at + entry_len, yaml + at, yaml_len - at);
-		all[yaml_len + entry_len] = '\0';
+		w = at;
+		if (at && all[at - 1] != '\n')
+			all[w++] = '\n';   /* a file without a last newline */
+		memcpy(all + w, entry, entry_len);
+		memcpy(all + w + entry_len, yaml + at, yaml_len - at);
+		w += entry_len + (yaml_len - at);
+		all[w] = '\0';
+		yaml_len = w - entry_len;
 	}
 	if (!(check = mesh_load_string(m->path, all, yaml_len + entry_len, err, errlen))) {
 		free(all);

@@ -123,6 +123,13 @@ int mesh_diff(const struct mesh_files *f, const char *root, FILE *out)
 			free(old);
 			continue;
 		}
+		if (old && (strstr(old, "PrivateKey") || strstr(old, "PRIVATE KEY"))) {
+			explicit_bzero(old, len);
+			free(old);
+			changed = 1;
+			fprintf(out, "%s: holds a private key, not shown (apply never overwrites it)\n", path);
+			continue;
+		}
 		free(old);
 		changed = 1;
 		snprintf(newp, sizeof(newp), "%s/new", tmp);

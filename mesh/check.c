@@ -265,6 +265,10 @@ static int check_node(struct chk *k, size_t i)
 	    (rc = check_tunnel(k, &n->tunnel_ipv6, &m->tunnel.ipv6, i,
 			       offsetof(struct mesh_node, tunnel_ipv6))))
 		return rc;
+	if (n->wireguard_public_key && !n->public_ipv4.family &&
+	    (rc = warn(k, &n->key_at, "node %s has a WireGuard key but no public_ipv4: the other nodes cannot reach it, and their firewalls drop its packets",
+		       n->name)))
+		return rc;
 	return 0;
 }
 

@@ -24,8 +24,17 @@ static int key_tunnel(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 		      const struct cfg_key *k)
 {
 	static const char *const req[] = { "ipv4", "ipv6", NULL };
-	int rc = cfg_walk_map(c, v, tunnel_keys, (char *)obj + k->off, NULL);
+	struct mesh_tunnel *t = (struct mesh_tunnel *)((char *)obj + k->off);
+	int rc = cfg_walk_map(c, v, tunnel_keys, t, NULL);
+	yaml_node_t *ka;
 
+	if (!rc && t->keepalive_ms % 1000 && (ka = cfg_map_get(c, v, "keepalive"))) {
+		size_t old = cfg_push_key(c, "keepalive");
+
+		rc = cfg_fail(c, ka, "WireGuard's keepalive is whole seconds, found %s", cfg_sval(ka));
+		cfg_pop(c, old);
+		return rc;
+	}
 	return rc ? rc : mesh_require(c, v, req);
 }
 
@@ -67,7 +76,7 @@ static const struct cfg_key upstream_keys[] = {
 	ADDR("neighbor_ipv4", struct mesh_upstream, neighbor_ipv4, AF_INET),
 	ADDR("neighbor_ipv6", struct mesh_upstream, neighbor_ipv6, AF_INET6),
 	CFG_UINT("multihop", struct mesh_upstream, multihop, 1, 255),
-	CFG_STR("password_file", struct mesh_upstream, password_file),
+	{ "password_file", mesh_key_path, CFG_K_FN, offsetof(struct mesh_upstream, password_file), 0, 0 },
 	{ 0 },
 };
 
@@ -198,6 +207,34 @@ static int key_comms(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return cfg_walk_map(c, v, comm_keys, obj, NULL);
 }
 
+/*
+ * The inventory is in git and in every node's healthd.yaml: a check's
+ * password or token does not belong there (and the rendered file would
+ * carry it redacted, failing the check on every node). "mesh" is the
+ * tunnel check meshctl adds.
+ */
+static int no_credentials(struct cfg_ctx *c, yaml_node_t *n, const struct cfg_check *k)
+{
+	const char *sep;
+
+	if (strcmp(k->name, "mesh") == 0)
+		return cfg_fail(c, n, "check name 'mesh' is taken: meshctl adds the tunnel's WireGuard check under it");
+	if (k->url && (sep = strstr(k->url, "://"))) {
+		size_t host = strcspn(sep + 3, "/?#");
+
+		if (memchr(sep + 3, '@', host))
+			return cfg_fail(c, n, "refused: the url of check %s carries a user or password; "
+					"the inventory holds no credential (give the check none, or keep it in healthd.yaml on the node)",
+					k->name);
+	}
+	for (size_t i = 0; i < k->n_headers; i++)
+		if (cfg_header_redacted(k, k->headers[i].name))
+			return cfg_fail(c, n, "refused: header %s of check %s is a credential; "
+					"the inventory holds none (keep it in healthd.yaml on the node)",
+					k->headers[i].name, k->name);
+	return 0;
+}
+
 /* Read as healthd.yaml's checks are, into the service of the same index
  * in c->cfg (freed with it). */
 static int key_checks(struct cfg_ctx *c, yaml_node_t *v, void *obj,
@@ -217,6 +254,8 @@ static int key_checks(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 		size_t old = cfg_push_idx(c, c->chk_idx);
 
 		rc = cfg_load_check(c, CFG_SEQ_AT(c, v, c->chk_idx), &s->checks[c->chk_idx]);
+		if (!rc)
+			rc = no_credentials(c, CFG_SEQ_AT(c, v, c->chk_idx), &s->checks[c->chk_idx]);
 		cfg_pop(c, old);
 	}
 	return rc;

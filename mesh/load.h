@@ -24,6 +24,7 @@ int mesh_key_prefixes(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct
 int mesh_key_addrs(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k);
 int mesh_key_name(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k);
 int mesh_key_ifname(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k);
+int mesh_key_path(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k);
 int mesh_key_root(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k);
 
 #define ADDR(n, T, f, fam)   { n, mesh_key_addr, CFG_K_FN, offsetof(T, f), fam, 0 }

@@ -233,7 +233,7 @@ struct mesh_tools {
 /* The tools from the environment (MESHCTL_BIRD, …) or PATH, healthd
  * beside argv0 first. */
 void mesh_tools_default(struct mesh_tools *t, const char *argv0);
-/* f into dir (made, mode 0755), every file written and fsynced. */
+/* f into dir (made, mode 0755); durable only after a syncfs(). */
 int mesh_files_write(const struct mesh_files *f, const char *dir, char *err, size_t errlen);
 /* The files in dir (as written by mesh_files_write) through the real
  * tools. stubs: a directory for stand-ins of included files that do not
@@ -242,8 +242,20 @@ int mesh_files_write(const struct mesh_files *f, const char *dir, char *err, siz
 int mesh_files_validate(const struct mesh_files *f, const char *dir,
 			const struct mesh_tools *t, const char *stubs,
 			char *err, size_t errlen);
-/* Render into dir/.NAME.XXXXXX, validate, then swap it with dir/NAME in
- * one rename (renameat2 RENAME_EXCHANGE) and remove the old tree. */
+/* Write f into a new dir/.NAME.XXXXXX (its path into stage) and check it
+ * there; removed again on failure. */
+int mesh_stage_tree(const struct mesh_files *f, const char *dir,
+		    const struct mesh_tools *t, char *stage, size_t stagelen,
+		    char *err, size_t errlen);
+/* The staged tree trades places with dir/NAME in one rename (renameat2
+ * RENAME_EXCHANGE); the old tree is removed. dir/NAME that is not a
+ * directory (a symbolic link) is refused. */
+int mesh_swap_tree(const char *stage, const char *name, char *err, size_t errlen);
+void mesh_stage_drop(const char *stage);
+/* Every staged file on disk (one syncfs() of the file system), before any
+ * tree is swapped in. */
+int mesh_stage_sync(const char *stage, char *err, size_t errlen);
+/* Both: render, validate, swap. */
 int mesh_render_tree(const struct mesh_files *f, const char *dir,
 		     const struct mesh_tools *t, char *err, size_t errlen);
 

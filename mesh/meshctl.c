@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -39,7 +40,7 @@ static void usage(FILE *f)
 		"FILE defaults to " DEFAULT_INVENTORY ".\n");
 }
 
-static struct mesh *load(const char *path)
+static struct mesh *load(const char *path, bool rendering)
 {
 	char err[1024];
 	struct mesh *m = mesh_load(path, err, sizeof(err));
@@ -50,6 +51,8 @@ static struct mesh *load(const char *path)
 	}
 	for (size_t i = 0; i < m->n_warnings; i++)
 		fprintf(stderr, "warning: %s\n", m->warnings[i]);
+	if (rendering && !m->admin.n)
+		fprintf(stderr, "warning: %s: mesh.admin is empty: the firewall opens SSH (22) to nobody\n", path);
 	return m;
 }
 
@@ -74,38 +77,70 @@ static int cmd_plan(struct mesh *m, bool json)
 	return rc ? 1 : 0;
 }
 
+/* Every node staged and checked first; only then is each swapped in, so a
+ * node that a tool refuses leaves every tree as it was. */
 static int cmd_render(struct mesh *m, const char *node, const char *dir,
 		      const char *argv0)
 {
 	struct mesh_tools t;
-	size_t done = 0;
+	char (*stages)[PATH_MAX + 80] = calloc(m->n_nodes + 1, sizeof(*stages));
+	size_t *counts = calloc(m->n_nodes + 1, sizeof(*counts));
+	char err[4096];
+	int rc = 0;
 
 	mesh_tools_default(&t, argv0);
+	if (!stages || !counts) {
+		fprintf(stderr, "meshctl: out of memory\n");
+		rc = 1;
+		goto out;
+	}
 	if (node && !mesh_node_find(m, node)) {
 		fprintf(stderr, "meshctl: %s: no node named '%s'\n", m->path, node);
-		return 1;
+		rc = 1;
+		goto out;
 	}
-	for (size_t i = 0; i < m->n_nodes; i++) {
+	for (size_t i = 0; !rc && i < m->n_nodes; i++) {
 		const struct mesh_node *n = &m->nodes[i];
 		struct mesh_files f;
-		char err[4096];
 
 		if (node && strcmp(node, n->name))
 			continue;
 		if (mesh_render_node(m, n, &f)) {
 			fprintf(stderr, "meshctl: out of memory\n");
-			return 1;
+			rc = 1;
+			break;
 		}
-		if (mesh_render_tree(&f, dir, &t, err, sizeof(err))) {
-			fprintf(stderr, "meshctl: %s: %s\n", n->name, err);
-			mesh_files_free(&f);
-			return 1;
+		if (mesh_stage_tree(&f, dir, &t, stages[i], sizeof(stages[i]), err, sizeof(err))) {
+			fprintf(stderr, "meshctl: %s: %s; no tree changed\n", n->name, err);
+			stages[i][0] = '\0';
+			rc = 1;
 		}
-		printf("%s/%s: %zu files\n", dir, n->name, f.n);
+		counts[i] = f.n;
 		mesh_files_free(&f);
-		done++;
 	}
-	return 0;
+	for (size_t i = 0; !rc && i < m->n_nodes; i++)
+		if (stages[i][0] && mesh_stage_sync(stages[i], err, sizeof(err))) {
+			fprintf(stderr, "meshctl: %s; no tree changed\n", err);
+			rc = 1;
+		}
+		else if (stages[i][0])
+			break;          /* one syncfs covers the file system */
+	for (size_t i = 0; i < m->n_nodes; i++) {
+		if (!stages[i][0])
+			continue;
+		if (rc) {
+			mesh_stage_drop(stages[i]);
+		} else if (mesh_swap_tree(stages[i], m->nodes[i].name, err, sizeof(err))) {
+			fprintf(stderr, "meshctl: %s: %s\n", m->nodes[i].name, err);
+			rc = 1;
+		} else {
+			printf("%s/%s: %zu files\n", dir, m->nodes[i].name, counts[i]);
+		}
+	}
+out:
+	free(stages);
+	free(counts);
+	return rc;
 }
 
 static int cmd_node(struct mesh *m, const char *cmd, const char *node,
@@ -285,7 +320,7 @@ int main(int argc, char **argv)
 		fprintf(stderr, "meshctl: --json is an option of plan\n");
 		return 2;
 	}
-	if (!(m = load(path)))
+	if (!(m = load(path, !strcmp(cmd, "render") || !strcmp(cmd, "apply"))))
 		return 1;
 	if (strcmp(cmd, "plan") == 0)
 		rc = cmd_plan(m, json);

@@ -4,9 +4,10 @@
  * interface with the anycast addresses, and the nftables ruleset of
  * MESH.md's security model.
  *
- * No private key is ever written: networkd reads it with PrivateKeyFile=,
- * wg(8)'s file has no [Interface] PrivateKey (syncconf leaves the key the
- * device has).
+ * No private key is ever written: networkd reads it with PrivateKeyFile=;
+ * wg(8)'s file has no [Interface] PrivateKey, so it is given to syncconf
+ * with the key put in (syncconf would clear a key the file leaves out):
+ * meshctl apply does that through a pipe.
  */
 #include <stdio.h>
 #include <string.h>
@@ -55,12 +56,13 @@ void mesh_render_wg(FILE *f, const struct mesh *m, const struct mesh_node *n)
 	char key[512];
 
 	mesh_node_path(n, "etc/wireguard/", key, sizeof(key));
-	fprintf(f, "# WireGuard %s on %s, for `wg syncconf %s THIS-FILE`; rendered by\n"
-		"# meshctl. The private key stays on the node: `wg set %s private-key\n"
-		"# %s%s.key` (wg-quick: PostUp = wg set %%i private-key FILE).\n"
+	fprintf(f, "# WireGuard %s on %s, rendered by meshctl; `meshctl apply` loads it.\n"
+		"# The private key stays in %s%s.key on the node. `wg syncconf` clears\n"
+		"# a key its file leaves out: apply hands it this file with the key\n"
+		"# added, through a pipe. By hand: wg addconf, or wg set %s private-key.\n"
 		"[Interface]\nListenPort = %u\n",
-		mesh_node_ifname(m, n), n->name, mesh_node_ifname(m, n),
-		mesh_node_ifname(m, n), key, mesh_node_ifname(m, n), m->tunnel.port);
+		mesh_node_ifname(m, n), n->name, key, mesh_node_ifname(m, n),
+		mesh_node_ifname(m, n), m->tunnel.port);
 	put_peers(f, m, n, false);
 }
 

@@ -43,9 +43,9 @@ static const char *tool(const char *env, const char *prog, char *buf, size_t len
 {
 	const char *e = getenv(env);
 
-	if (e)
+	if (e && !*e)
 		return e;                 /* set empty: skip that check */
-	return in_path(prog, buf, len);
+	return in_path(e ? e : prog, buf, len);
 }
 
 void mesh_tools_default(struct mesh_tools *t, const char *argv0)
@@ -155,7 +155,9 @@ static int write_file(const char *path, const char *data, size_t len, unsigned m
 		}
 		off += (size_t)w;
 	}
-	if (fchmod(fd, mode) || fsync(fd)) {
+	/* no fsync per file: the tree is made durable with one syncfs()
+	 * before it is swapped in (mesh_swap_tree) */
+	if (fchmod(fd, mode)) {
 		int e = -errno;
 
 		close(fd);
@@ -312,25 +314,33 @@ missing:
 	return -1;
 }
 
+/* Remove a tree without following a symbolic link anywhere in it. */
 static void rm_rf(const char *path)
 {
-	DIR *d = opendir(path);
+	struct stat st;
 	struct dirent *e;
+	DIR *d;
+	int fd;
 
-	if (!d) {
+	if (lstat(path, &st) != 0)
+		return;
+	if (!S_ISDIR(st.st_mode)) {
 		unlink(path);
 		return;
 	}
+	if ((fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+	    !(d = fdopendir(fd))) {
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
 	while ((e = readdir(d))) {
-		char sub[4096];
+		char sub[PATH_MAX + 256];
 
 		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
 			continue;
 		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		if (e->d_type == DT_DIR)
-			rm_rf(sub);
-		else
-			unlink(sub);
+		rm_rf(sub);
 	}
 	closedir(d);
 	rmdir(path);
@@ -357,11 +367,11 @@ static int fsync_dir(const char *dir)
 	return rc;
 }
 
-int mesh_render_tree(const struct mesh_files *f, const char *dir,
-		     const struct mesh_tools *t, char *err, size_t errlen)
+int mesh_stage_tree(const struct mesh_files *f, const char *dir,
+		    const struct mesh_tools *t, char *stage, size_t stagelen,
+		    char *err, size_t errlen)
 {
-	char stage[PATH_MAX + 80], stubs[PATH_MAX + 80], target[PATH_MAX + 80];
-	char abs[PATH_MAX];
+	char stubs[PATH_MAX + 80], abs[PATH_MAX];
 	int rc;
 
 	if ((rc = mkdirs(dir, 0755))) {
@@ -374,14 +384,12 @@ int mesh_render_tree(const struct mesh_files *f, const char *dir,
 		snprintf(err, errlen, "%s: %s", dir, strerror(errno));
 		return -1;
 	}
-	dir = abs;
-	if (strlen(dir) + 20 > PATH_MAX) {
-		snprintf(err, errlen, "%s: path too long", dir);
+	if (strlen(abs) + 80 > PATH_MAX || stagelen < strlen(abs) + 80) {
+		snprintf(err, errlen, "%s: path too long", abs);
 		return -1;
 	}
-	snprintf(target, sizeof(target), "%s/%.48s", dir, f->node->name);
-	snprintf(stage, sizeof(stage), "%s/.%.48s.XXXXXX", dir, f->node->name);
-	snprintf(stubs, sizeof(stubs), "%s/.%.48s.stubs.XXXXXX", dir, f->node->name);
+	snprintf(stage, stagelen, "%s/.%.48s.XXXXXX", abs, f->node->name);
+	snprintf(stubs, sizeof(stubs), "%s/.%.48s.stubs.XXXXXX", abs, f->node->name);
 	if (!mkdtemp(stage)) {
 		snprintf(err, errlen, "%s: %s", stage, strerror(errno));
 		return -1;
@@ -400,6 +408,45 @@ int mesh_render_tree(const struct mesh_files *f, const char *dir,
 		rm_rf(stage);
 		return -1;
 	}
+	return 0;
+}
+
+void mesh_stage_drop(const char *stage)
+{
+	rm_rf(stage);
+}
+
+int mesh_stage_sync(const char *stage, char *err, size_t errlen)
+{
+	int fd = open(stage, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0 || syncfs(fd)) {
+		snprintf(err, errlen, "%s: %s", stage, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
+int mesh_swap_tree(const char *stage, const char *name, char *err, size_t errlen)
+{
+	char dir[PATH_MAX], target[PATH_MAX + 80];
+	struct stat st;
+	char *slash;
+
+	snprintf(dir, sizeof(dir), "%s", stage);
+	if (!(slash = strrchr(dir, '/')))
+		return -1;
+	*slash = '\0';
+	snprintf(target, sizeof(target), "%s/%.48s", dir, name);
+	/* only a directory is replaced: never what a link points to */
+	if (lstat(target, &st) == 0 && !S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "%s is not a directory (a link?): not replaced", target);
+		rm_rf(stage);
+		return -1;
+	}
 	/* The old tree and the new one trade places in one step. */
 	if (renameat2(AT_FDCWD, stage, AT_FDCWD, target, RENAME_EXCHANGE) == 0) {
 		rm_rf(stage);
@@ -415,4 +462,18 @@ int mesh_render_tree(const struct mesh_files *f, const char *dir,
 		return -1;
 	}
 	return fsync_dir(dir) ? -1 : 0;
+}
+
+int mesh_render_tree(const struct mesh_files *f, const char *dir,
+		     const struct mesh_tools *t, char *err, size_t errlen)
+{
+	char stage[PATH_MAX + 80];
+
+	if (mesh_stage_tree(f, dir, t, stage, sizeof(stage), err, errlen))
+		return -1;
+	if (mesh_stage_sync(stage, err, errlen)) {
+		mesh_stage_drop(stage);
+		return -1;
+	}
+	return mesh_swap_tree(stage, f->node->name, err, errlen);
 }

@@ -218,7 +218,33 @@ int mesh_key_ifname(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 		return rc;
 	if (!mesh_ifname_valid(*dst))
 		return cfg_fail(c, v, "'%s' is not an interface name (1-15 of [A-Za-z0-9_.-])", *dst);
+	/* anycast0 and its 50-anycast.* files are the dummy interface's */
+	if (!strcmp(*dst, "lo") || !strcmp(*dst, "anycast") || !strcmp(*dst, "anycast0"))
+		return cfg_fail(c, v, "'%s' is taken (lo, and anycast0 for the anycast addresses)", *dst);
 	return 0;
+}
+
+static bool path_ok(const char *s, bool dir)
+{
+	size_t n = strlen(s);
+	bool bad = s[0] != '/' || n > 160 || strstr(s, "/../") ||
+		   (n >= 3 && !strcmp(s + n - 3, "/..")) || (!dir && s[n - 1] == '/');
+
+	for (const unsigned char *p = (const unsigned char *)s; !bad && *p; p++)
+		bad = *p <= ' ' || *p == 0x7f || *p == '"' || *p == '\\' || *p == '%';
+	return !bad;
+}
+
+/* An absolute file name, written into bird.conf's include "...". */
+int mesh_key_path(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		  const struct cfg_key *k)
+{
+	char **dst = (char **)((char *)obj + k->off);
+	int rc = cfg_get_str(c, v, dst);
+
+	if (!rc && !path_ok(*dst, false))
+		return cfg_fail(c, v, "'%s' is not an absolute file name (at most 160 characters, no blank, quote, backslash, %% or /../)", *dst);
+	return rc;
 }
 
 /* An absolute directory; the rendered files go under it. */
@@ -230,12 +256,7 @@ int mesh_key_root(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 
 	if (rc)
 		return rc;
-	bool bad = (*dst)[0] != '/' || strlen(*dst) > 160 || strstr(*dst, "/../") ||
-		   (strlen(*dst) >= 3 && !strcmp(*dst + strlen(*dst) - 3, "/.."));
-
-	for (const unsigned char *p = (const unsigned char *)*dst; !bad && *p; p++)
-		bad = *p <= ' ' || *p == 0x7f || *p == '"' || *p == '\\' || *p == '%';
-	if (bad)
+	if (!path_ok(*dst, true))
 		return cfg_fail(c, v, "'%s' is not an absolute directory (at most 160 characters, no blank, quote, backslash, %% or /../)", *dst);
 	return 0;
 }

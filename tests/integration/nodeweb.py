@@ -13,6 +13,7 @@ every socket listens; stops at once on SIGTERM (the lab stops it by PID).
 """
 import argparse
 import http.server
+import os
 import signal
 import socket
 import socketserver
@@ -94,17 +95,19 @@ def main():
     p.add_argument("--tcp", action="append", default=[])
     a = p.parse_args()
     NAME = a.name.encode()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    # SIGTERM is taken by sigwait below, in the main thread: blocked before
+    # any thread starts, so every thread inherits the mask and none can
+    # swallow it; a Python handler could wait forever for a request thread
+    # stuck in a keep-alive read.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM, signal.SIGINT})
     for spec in a.http:
         http_server(spec)
     for spec in a.tcp:
         tcp_server(spec)
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    try:
-        threading.Event().wait()
-    except KeyboardInterrupt:
-        pass
+    signal.sigwait({signal.SIGTERM, signal.SIGINT})
+    os._exit(0)
 
 
 if __name__ == "__main__":

@@ -165,6 +165,20 @@ ParameterizedTestParameters(mesh, broken)
 		  "t.yaml:15:79: nodes[1].root: 'srv/ord1' is not an absolute directory (at most 160 characters, no blank, quote, backslash, % or /../)" },
 		{ "keepalive_zero", "mesh:\n  asn: 64496\n  blocks: [\"192.0.2.0/24\"]\n  tunnel: {ipv4: 10.10.10.0/24, ipv6: \"fd00:10:10::/48\", keepalive: 0s}\n",
 		  "t.yaml:4:69: mesh.tunnel.keepalive: must be at least 1s, found 0s" },
+		{ "password_file_injection", MESH "upstreams:\n  t: {asn: 64497, neighbor_ipv4: 192.0.2.254, password_file: \"/dev/null\\\";\\n\\tpassword \\\"hunter2\"}\n" PROV SVC REG N1 N2,
+		  "t.yaml:6:62: upstreams.t.password_file: '/dev/null\";\n\tpassword \"hunter2' is not an absolute file name (at most 160 characters, no blank, quote, backslash, % or /../)" },
+		{ "password_file_relative", MESH "upstreams:\n  t: {asn: 64497, neighbor_ipv4: 192.0.2.254, password_file: vultr.pw}\n" PROV SVC REG N1 N2,
+		  "t.yaml:6:62: upstreams.t.password_file: 'vultr.pw' is not an absolute file name (at most 160 characters, no blank, quote, backslash, % or /../)" },
+		{ "check_url_password", MESH UP PROV "services:\n  - name: web\n    addresses: [192.0.2.10]\n    announce: [192.0.2.0/24]\n    checks:\n      - {name: a, type: http, url: \"http://probe:s3cret@127.0.0.1/\"}\n" REG N1,
+		  "t.yaml:13:9: services[0].checks[0]: refused: the url of check a carries a user or password; the inventory holds no credential (give the check none, or keep it in healthd.yaml on the node)" },
+		{ "check_header_token", MESH UP PROV "services:\n  - name: web\n    addresses: [192.0.2.10]\n    announce: [192.0.2.0/24]\n    checks:\n      - {name: a, type: http, url: \"http://127.0.0.1/\", headers: {Authorization: \"Bearer x\"}}\n" REG N1,
+		  "t.yaml:13:9: services[0].checks[0]: refused: header Authorization of check a is a credential; the inventory holds none (keep it in healthd.yaml on the node)" },
+		{ "check_named_mesh", MESH UP PROV "services:\n  - name: web\n    addresses: [192.0.2.10]\n    announce: [192.0.2.0/24]\n    checks:\n      - {name: mesh, type: tcp, host: 127.0.0.1, port: 80}\n" REG N1,
+		  "t.yaml:13:9: services[0].checks[0]: check name 'mesh' is taken: meshctl adds the tunnel's WireGuard check under it" },
+		{ "tunnel_interface_anycast", MESH UP PROV SVC REG N1 "  - {name: ord1, region: ord, provider: vultr, tunnel_ipv4: 10.10.10.2, tunnel_interface: anycast0}\n",
+		  "t.yaml:15:91: nodes[1].tunnel_interface: 'anycast0' is taken (lo, and anycast0 for the anycast addresses)" },
+		{ "keepalive_fraction", "mesh:\n  asn: 64496\n  blocks: [\"192.0.2.0/24\"]\n  tunnel: {ipv4: 10.10.10.0/24, ipv6: \"fd00:10:10::/48\", keepalive: 1500ms}\n",
+		  "t.yaml:4:69: mesh.tunnel.keepalive: WireGuard's keepalive is whole seconds, found 1500ms" },
 		{ "file_empty", "", "t.yaml:1:1: config: the file is empty" },
 		{ "missing_nodes", MESH UP PROV SVC REG, "t.yaml:1:1: nodes: missing required key" },
 	};
@@ -210,6 +224,16 @@ Test(mesh, anycast_is_ords_future_slot)
 }
 
 /* ---- warnings ---- */
+
+Test(mesh, enrolled_node_without_public_address_warns)
+{
+	struct mesh *m = load(MESH UP PROV SVC REG N1
+			      "  - {name: ord1, region: ord, provider: vultr, tunnel_ipv4: 10.10.10.2, wireguard_public_key: \"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAI=\"}\n");
+
+	cr_assert_eq(m->n_warnings, 1);
+	cr_assert_str_eq(m->warnings[0], "t.yaml:15:95: nodes[1].wireguard_public_key: node ord1 has a WireGuard key but no public_ipv4: the other nodes cannot reach it, and their firewalls drop its packets");
+	mesh_free(m);
+}
 
 Test(mesh, long_announce_warns)
 {

@@ -429,3 +429,33 @@ Test(mesh_render, diff_shows_only_what_changed)
 	mesh_files_free(&f);
 	mesh_free(m);
 }
+
+/* DIR/NODE that is a symbolic link is refused; what it points to stays. */
+Test(mesh_render, link_in_place_of_a_tree_is_refused)
+{
+	struct mesh *m = load_file(EXAMPLE);
+	struct mesh_tools t;
+	struct mesh_files f;
+	char err[4096], victim[256], link[256], keep[300], stray[300];
+	FILE *w;
+
+	tools(&t);
+	mktmp();
+	snprintf(victim, sizeof(victim), "%s/victim", tmpdir);
+	snprintf(keep, sizeof(keep), "%s/keep", victim);
+	snprintf(link, sizeof(link), "%s/ord1", tmpdir);
+	cr_assert_eq(mkdir(victim, 0755), 0);
+	cr_assert_not_null(w = fopen(keep, "w"));
+	fclose(w);
+	cr_assert_eq(symlink(victim, link), 0);
+	cr_assert_eq(mesh_render_node(m, mesh_node_find(m, "ord1"), &f), 0);
+	cr_assert_neq(mesh_render_tree(&f, tmpdir, &t, err, sizeof(err)), 0);
+	cr_assert(strstr(err, "is not a directory (a link?): not replaced"), "%s", err);
+	cr_assert(access(keep, F_OK) == 0, "the link's target was emptied");
+	/* and no staging directory is left behind */
+	snprintf(stray, sizeof(stray), "ls -A '%s' | grep -q '^\\.ord1'", tmpdir);
+	cr_assert_neq(system(stray), 0, "a staging directory was left in %s", tmpdir);
+	mesh_files_free(&f);
+	rmtmp();
+	mesh_free(m);
+}
