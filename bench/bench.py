@@ -4,11 +4,14 @@
     bench.py [--build build/std] [--out bench/results.md] [--quick]
 
     bench.py --only control   (that part alone, merged into results.json/.md)
+    bench.py --only mesh      (likewise: meshctl at scale, failover in the mesh lab)
 
 Parts: the probe engine at 100, 1,000 and 10,000 HTTP checks against a
 local nginx; detection in the namespace lab; the HTTP endpoint under wrk;
 /health from a fresh client under slowloris and after a burst; the
-control-socket reply time while a client pipelines and never reads.
+control-socket reply time while a client pipelines and never reads;
+meshctl check and render over 1,000- and 300-node inventories, and
+failover in the four-region mesh lab (bench/mesh.py).
 Where a target is missed, a valgrind profile of the reason goes into the
 results. Everything started is stopped by its PID, also on failure.
 """
@@ -29,6 +32,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import control  # noqa: E402
 import engine  # noqa: E402
+import mesh  # noqa: E402
 import procs  # noqa: E402
 import profiling  # noqa: E402
 import report  # noqa: E402
@@ -99,28 +103,48 @@ class Ctx:
     pass
 
 
-def only_control(ctx, a):
-    """The control-socket part alone; the other figures come from the last
-    full run's results.json, so results.md stays whole."""
+def _part_control(ctx, a):
+    ctx.nginx_port = procs.free_port()
+    nginx = procs.nginx_start(os.path.join(ctx.tmp, "nginx"), ctx.nginx_port)
+    say("control socket: healthctl status while a client pipelines and never reads")
+    fig = control.control_reply(ctx, 50 if a.quick else 200, 2 if a.quick else 5)
+    procs.stop(nginx)
+    return fig, [report.control_line(fig)]
+
+
+def _part_mesh(ctx, a):
+    fig = mesh.run(ctx, a.quick, say)
+    return fig, report.mesh_lines(fig)
+
+
+PARTS = {"control": _part_control, "mesh": _part_mesh}
+
+
+def only_part(ctx, a):
+    """One part alone; the other figures come from the last full run's
+    results.json, so results.md stays whole."""
     saved = os.path.splitext(a.out)[0] + ".json"
     with open(saved) as f:
         res = json.load(f)
     ctx.tmp = tempfile.mkdtemp(prefix="healthd-bench.%d." % os.getpid())
-    ctx.nginx_port = procs.free_port()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    m = machine()
     try:
-        nginx = procs.nginx_start(os.path.join(ctx.tmp, "nginx"), ctx.nginx_port)
-        say("control socket: healthctl status while a client pipelines and never reads")
-        res["control"] = control.control_reply(ctx, 50 if a.quick else 200, 2 if a.quick else 5)
-        res["control"]["machine"] = machine()
-        procs.stop(nginx)
+        fig, lines = PARTS[a.only](ctx, a)
     finally:
         procs.stop_all()
         shutil.rmtree(ctx.tmp, ignore_errors=True)
-    with open(saved, "w") as f:
+    fig["machine"] = m
+    res[a.only] = fig
+    tmp = saved + ".tmp"
+    with open(tmp, "w") as f:
         json.dump(res, f, indent=1)
-    with open(a.out, "w") as f:
+    os.replace(tmp, saved)
+    with open(a.out + ".tmp", "w") as f:
         f.write(report.markdown(res))
-    print(report.control_line(res["control"]))
+    os.replace(a.out + ".tmp", a.out)
+    for line in lines:
+        print(line)
 
 
 def main():
@@ -131,7 +155,8 @@ def main():
     ap.add_argument("--render", metavar="JSON", help="only write the results from saved figures")
     ap.add_argument("--only-hostile", action="store_true",
                     help="only the hostile-client part; prints its figures")
-    ap.add_argument("--only", choices=["control"], help="run one part, merged into the saved figures")
+    ap.add_argument("--only", choices=sorted(PARTS),
+                    help="run one part, merged into the saved figures")
     a = ap.parse_args()
     if a.render:
         with open(a.render) as f:
@@ -143,7 +168,7 @@ def main():
     ctx = Ctx()
     ctx.build = os.path.abspath(a.build)
     if a.only:
-        return only_control(ctx, a)
+        return only_part(ctx, a)
     ctx.tmp = tempfile.mkdtemp(prefix="healthd-bench.%d." % os.getpid())
     warmup, window = (2, 5) if a.quick else (5, 20)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -173,6 +198,8 @@ def main():
         say("control socket: healthctl status while a client pipelines and never reads")
         res["control"] = control.control_reply(ctx, 50 if a.quick else 200, warmup)
         say(report.control_line(res["control"]))
+        say("mesh: meshctl check and render at scale, failover in the mesh lab")
+        res["mesh"] = mesh.run(ctx, a.quick, say)
         if res["http"] is None:
             say("checking once more for the HTTP endpoint")
             res["http"] = engine.http_endpoint(ctx, 1000, warmup, 5 if a.quick else 10)

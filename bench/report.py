@@ -136,6 +136,202 @@ def _control_md(c):
     return out
 
 
+def _ms(v):
+    return "%.2f s" % (v / 1000.0) if v >= 1000 else "%.0f ms" % v if v >= 10 else "%.1f ms" % v
+
+
+def _mb(kb):
+    return "%.1f" % mb(kb)
+
+
+def _run_row(what, r):
+    w, k, c = r["wall_ms"], r["rss_kb"], r.get("cpu_ms")
+    return "| %s | %d | %s | %s | %s | %s | %s (%s-%s) |" % (
+        what, w["runs"], _ms(w["median"]), _ms(w["min"]), _ms(w["max"]),
+        _ms(c["median"]) if c else "-", _mb(k["median"]), _mb(k["min"]), _mb(k["max"]))
+
+
+MESH_METHOD = """\
+How: bench/mesh.py generates the inventory (benchmark and documentation
+addresses: blocks 198.18.0.0/16 and 2001:db8:100::/48, regions' /29s from
+198.18.1.0 upward, the anycast address 198.18.0.10 in a /24 no region uses,
+tunnel 198.19.0.0/22 and 2001:db8:10::/48 with node k at host k, public
+addresses from 198.18.128.0/17, a distinct WireGuard public key each, one
+upstream AS 64497, the first node the route reflector and every other its
+client); `meshctl check` finds it valid with no warning. Each command runs
+from a fresh process into a fresh, empty output directory (removed between
+runs, not timed); the time is fork to reap and the peak RSS `wait4`'s
+`ru_maxrss`, both taken by bench/rusage.c, which forks the command from a
+small process (forked from Python, `ru_maxrss` would start at Python's own
+high-water mark); with the tools' checks on, it is the larger of meshctl's
+and the biggest tool's; CPU is user + system time, the tools' included.
+\"checks skipped\" is `MESHCTL_BIRD= MESHCTL_NFT= MESHCTL_HEALTHD=`;
+\"checked\" runs `bird -p`, `nft -c` (in `unshare -n`) and `healthd -t` on
+the node's files as `meshctl render` does by default. The staged trees are
+made durable with one syncfs() before they are swapped in, so the
+render-all wall times include the disk's."""
+
+MESH_FAIL_METHOD = """\
+How: bench/meshfail.sh brings up tests/integration/meshlab.sh's lab (four
+regions, a node each, files from `meshctl render`, real BIRD, wireguard-go,
+nftables and healthd, transit BIRDs as the Internet) with the rendered
+checks: `interval: %(interval_ms)dms`, `fall: %(fall)d`, `rise: %(rise)d`,
+`hold_down: %(hold_s)gs`, a dampening penalty of %(penalty)d a withdrawal,
+suppressed at %(suppress)d. ORD's user asks http://%(anycast)s/ on a new
+connection every 5 ms (bench/meshwatch.py) and logs who answers. The lab's
+`ml_web_stop` sends %(node)s's web service SIGTERM; the clock stops at the
+first answer from another node and starts at the SIGTERM (second row) or
+when the service stopped answering (first row: the later of the SIGTERM and
+the user's last answer from it, so a service slow to exit does not count).
+Once the hold-down has run out (it counts from the withdrawal), `ml_web_start`
+starts the service again and the clock runs from its start to the first
+answer from %(node)s; it listened a median %(listen)s after its start (when
+`ml_web_start` returned, which polls for it every 20 ms), the last row counts
+from then. Each stop and start comes after a random 0.2-0.4 s pause. Before
+each stop the bench waits until the penalty has decayed to %(threshold)d or
+less, so that no withdrawal triggers dampening and every run is a failover,
+not a suppression; that wait is most of the part's time."""
+
+
+
+def mesh_render_line(lay):
+    ra = lay["render_all"]
+    return ("mesh %d nodes/%d regions: check %.0f ms (%.1f MB); render all %.2f s (%.1f MB), "
+            "%.0f MB written; reflector's bird.conf %.0f kB" %
+            (lay["nodes"], lay["regions"], lay["check"]["wall_ms"]["median"],
+             lay["check"]["rss_kb"]["median"] / 1024.0, ra["wall_ms"]["median"] / 1000.0,
+             ra["rss_kb"]["median"] / 1024.0, ra["total_bytes"] / 1e6,
+             ra["reflector"]["bird_conf_bytes"] / 1e3))
+
+
+def mesh_failover_line(f):
+    if not f or "skipped" in f:
+        return "mesh failover: not measured: %s" % (f or {}).get("skipped", "not run")
+    if "error" in f:
+        return "mesh failover: failed: %s" % f["error"]
+    return ("mesh failover (%d runs): ORD's user answered elsewhere after median %.0f ms, "
+            "p95 %.0f ms; by ORD again after median %.0f ms, p95 %.0f ms" %
+            (f["away"]["runs"], f["away"]["median"], f["away"]["p95"], f["back"]["median"],
+             f["back"]["p95"]))
+
+
+def mesh_lines(m):
+    r = m.get("render") or {}
+    lines = [mesh_render_line(lay) for lay in r.get("layouts", [])]
+    if "error" in r:
+        lines.append("mesh render: failed: %s" % r["error"])
+    return lines + [mesh_failover_line(m.get("failover"))]
+
+
+def _mesh_md(m):
+    if not m:
+        return ["not measured in this run."]
+    out = []
+    if m.get("machine"):
+        out += ["Measured alone (`bench.py --only mesh`) on %s, load average %s at start, "
+                "healthd %s." % (m["machine"]["date"], m["machine"]["load"],
+                                 m["machine"]["healthd"]), ""]
+    if m.get("binaries"):
+        out += ["The binaries, copied from the build directory when the part began (sha256, "
+                "first 16 hex digits): %s." % ", ".join(
+                    "%s %s" % (k, v) for k, v in sorted(m["binaries"].items())), ""]
+    r = m["render"]
+    if "error" in r:
+        return out + ["not measured: " + r["error"]]
+    t = r["target"]
+    out += ["The target was %s nodes in %d regions. The inventory cannot hold that: a "
+            "region is one /29 and a node's slot is the region's /29 plus its provider's "
+            "offset, which must be a host address (1-6), so a region has at most 6 nodes "
+            "and %d regions at most %d. `meshctl check` refuses the %s-in-%d inventory "
+            "(exit %d):" % (format(t["nodes"], ","), t["regions"], t["regions"],
+                            6 * t["regions"], format(t["nodes"], ","), t["regions"], t["exit"]),
+            "", "```", t["error"], "```", "",
+            "Measured instead: %s." % "; ".join(
+                "%s nodes in %d regions (%d a region, providers p1-p%d at offsets 1-%d)" %
+                (format(l["nodes"], ","), l["regions"], l["per_region"], l["per_region"],
+                 l["per_region"]) for l in r["layouts"]), "", MESH_METHOD, "",
+            "| inventory | command | runs | wall median | min | max | CPU median "
+            "| peak RSS MB, median (min-max) |",
+            "|---|---|---:|---:|---:|---:|---:|---:|"]
+    for l in r["layouts"]:
+        inv = "%s nodes, %d regions" % (format(l["nodes"], ","), l["regions"])
+        out.append(_run_row("%s | `meshctl check`" % inv, l["check"]))
+        out.append(_run_row("%s | `meshctl render`, all %s nodes, checks skipped" %
+                            (inv, format(l["nodes"], ",")), l["render_all"]))
+        for o in l["render_one"]:
+            what = "%s | `render --node %s` (the %s)" % (inv, o["node"], o["role"])
+            out.append(_run_row(what + ", checks skipped", o["skipped"]))
+            if o.get("checked"):
+                out.append(_run_row(what + ", checked", o["checked"]))
+            else:
+                out.append("| %s, checked | failed: %s | | | | | |" %
+                           (what, o.get("checked_error", "?").replace("|", "\\|")))
+    out += ["", "| inventory | inventory file | written by render all | files "
+            "| reflector's bird.conf | a client's bird.conf | a client's files |",
+            "|---|---:|---:|---:|---:|---:|---:|"]
+    for l in r["layouts"]:
+        ra = l["render_all"]
+        out.append("| %s nodes, %d regions | %.0f kB | %.1f MB | %s | %.1f kB | %.1f kB "
+                   "| %.1f kB |" % (format(l["nodes"], ","), l["regions"],
+                                    l["inventory_bytes"] / 1e3, ra["total_bytes"] / 1e6,
+                                    format(ra["files"], ","),
+                                    ra["reflector"]["bird_conf_bytes"] / 1e3,
+                                    ra["client"]["bird_conf_bytes"] / 1e3,
+                                    ra["client"]["bytes"] / 1e3))
+    out += ["", "The reflector's bird.conf has an iBGP session (IPv4 and IPv6) per client; "
+            "every node's WireGuard files (wg and networkd), firewall and healthd.yaml (its "
+            "WireGuard check) list every other node, so what a render of every node "
+            "writes grows with the square of the nodes."]
+    return out
+
+
+def _mesh_fail_md(f):
+    if not f:
+        return ["not measured in this run."]
+    if "skipped" in f:
+        return ["not measured: %s (bench/meshfail.sh runs it once the lab is there)."
+                % f["skipped"]]
+    if "error" in f:
+        return ["not measured: %s. The end of its log:" % f["error"], "", "```",
+                f.get("log", "").rstrip(), "```"]
+    c = dict(f["config"], hold_s=f["config"]["hold_down_ms"] / 1000.0,
+             threshold=f["config"]["penalty_threshold"])
+    listen = sorted(r["listen_ms"] for r in f["runs"])
+    c["listen"] = "%.0f ms" % listen[len(listen) // 2]
+    out = [MESH_FAIL_METHOD % c, "",
+           "| | runs | median ms | p95 ms | min ms | max ms |", "|---|---:|---:|---:|---:|---:|"]
+    for k, what in (("away", "%s's web stopped → ORD's user answered by another node"
+                     % c["node"]),
+                    ("away_from_sigterm", "the same, from the SIGTERM"),
+                    ("back", "%s's web started → ORD's user answered by %s again"
+                     % (c["node"], c["node"])),
+                    ("back_after_listen", "the same, from when it listened")):
+        s = f[k]
+        out.append("| %s | %d | %.0f | %.0f | %.0f | %.0f |" %
+                   (what, s["runs"], s["median"], s["p95"], s["min"], s["max"]))
+    dark = f["back_unanswered_ms_max"]
+    out += ["", "Answered meanwhile by: %s. While %s came back, ORD's user went "
+            "unanswered for at most %d ms%s. The lab came up in %.1f s." %
+            (", ".join(f["away_by"]), c["node"], dark,
+             " (the route moves from one live node to another)" if dark == 0 else
+             " (a request in flight while the route moved back failed, most likely "
+             "because its connection's packets went to two nodes)", c["lab_up_ms"] / 1000.0)]
+    slow = f.get("slow_exit", [])
+    if slow:
+        by = {r["run"]: r for r in f["runs"]}
+        out += ["", "In run%s %s the web service (tests/integration/nodeweb.py) went on "
+                "answering for %s after its SIGTERM (`ml_web_stop` kills it after 5 s): "
+                "the second row's largest figures are that, not the mesh." %
+                ("s" if len(slow) > 1 else "", ", ".join(str(n) for n in slow),
+                 ", ".join("%.1f s" % (by[n]["sigterm_to_gone_ms"] / 1000.0) for n in slow))]
+    out += ["",
+            "All runs (ms), away: " + ", ".join("%d" % r["away_ms"] for r in f["runs"]), "",
+            "All runs (ms), away from the SIGTERM: " + ", ".join(
+                "%d" % r["away_from_sigterm_ms"] for r in f["runs"]), "",
+            "All runs (ms), back: " + ", ".join("%d" % r["back_ms"] for r in f["runs"])]
+    return out
+
+
 def summary(res):
     lines = ["healthd bench (%s, %s cores):" % (res["machine"]["cpu"], res["machine"]["nproc"])]
     lines += ["  " + engine_line(e) for e in res["engine"]]
@@ -144,6 +340,8 @@ def summary(res):
     lines.append("  " + hostile_line(res.get("hostile")))
     if res.get("control"):
         lines.append("  " + control_line(res["control"]))
+    if res.get("mesh"):
+        lines += ["  " + line for line in mesh_lines(res["mesh"])]
     for name, val, target, ok, _ in checks(res):
         lines.append("  %-4s %s: %s (target %s)" % ("ok" if ok else "MISS", name, val, target))
     return "\n".join(lines)
@@ -275,6 +473,11 @@ def markdown(res):
             "the socket quiet, then while one client has sent up to 300,000 `status` lines "
             "and reads none of the replies (bench/control.py).", ""]
     out += _control_md(res.get("control"))
+    if "mesh" in res:
+        out += ["", "## Mesh: meshctl over large inventories", ""]
+        out += _mesh_md(res["mesh"])
+        out += ["", "## Mesh: failover in the four-region lab", ""]
+        out += _mesh_fail_md(res["mesh"].get("failover"))
     for p in res.get("profiles", []):
         out += ["", "## Profile: " + p["title"], "", p["why"], "", "```", p["text"].rstrip(),
                 "```"]
