@@ -18,6 +18,12 @@ bench_pkgs=(
   nginx wrk valgrind
 )
 
+# make deb: Debian's packaging tools (debian/rules needs no root, so no
+# fakeroot).
+deb_pkgs=(
+  dpkg-dev debhelper lintian
+)
+
 # make fuzz (clang's libFuzzer) and make valgrind.
 hardening_pkgs=(
   clang libclang-rt-14-dev valgrind
@@ -26,10 +32,11 @@ hardening_pkgs=(
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
   build) ;;
-  all|test) want+=("${test_pkgs[@]}") ;;
+  all|test) want+=("${test_pkgs[@]}" "${deb_pkgs[@]}") ;;
+  deb) want+=("${deb_pkgs[@]}") ;;
   bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
   hardening) want+=("${hardening_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all|bench|hardening]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|all|bench|hardening|deb]" >&2; exit 2 ;;
 esac
 
 missing=()
