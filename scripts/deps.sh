@@ -12,6 +12,8 @@ test_pkgs=(
   bird2 iproute2 curl python3 procps wireguard-go wireguard-tools nftables
   # t_wg_kernel.sh: a qemu guest with Debian's kernel (about 7 s to install)
   qemu-system-x86 busybox-static
+  # t_deb.sh: a fresh Debian 12 root to install the package in
+  debootstrap
 )
 # make bench: the HTTP server it probes and the load generator.
 bench_pkgs=(
