@@ -27,7 +27,7 @@ PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
 PKG_LIBS   = $(shell pkg-config --libs $(PKGS))
 WARN    := -Wall -Wextra -Wmissing-prototypes -Wshadow -Werror
 CFLAGS  ?= -O2 -g
-ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(CFLAGS) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -DHEALTHD_VERSION='"$(VERSION)"' -MMD -MP
+ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -DHEALTHD_VERSION='"$(VERSION)"' -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 LIB_SRC  := $(wildcard config/*.c checks/*.c bird-glue/*.c) \
@@ -40,7 +40,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all deps build check unit integration demo demo-node install clean bench valgrind fuzz
+.PHONY: all deps build check unit integration demo demo-node install deb clean bench valgrind fuzz
 all: deps
 	@$(MAKE) --no-print-directory build
 
@@ -158,6 +158,11 @@ install: build
 	install -m 0644 contrib/systemd/healthd.sysusers $(DESTDIR)$(SYSUSERSDIR)/healthd.conf
 	install -m 0644 contrib/systemd/healthd.tmpfiles $(DESTDIR)$(TMPFILESDIR)/healthd.conf
 	install -m 0644 contrib/bash-completion/healthctl $(DESTDIR)$(BASHCOMPDIR)/healthctl
+
+# The Debian package, built by dpkg-buildpackage in a copy of the tree
+# (scripts/deb.sh): build/deb/healthd_VERSION_ARCH.deb, lintian-clean.
+deb:
+	@scripts/deb.sh
 
 clean:
 	rm -rf build

@@ -12,10 +12,18 @@ test_pkgs=(
   bird2 iproute2 curl python3 procps wireguard-go wireguard-tools nftables
   # t_wg_kernel.sh: a qemu guest with Debian's kernel (about 7 s to install)
   qemu-system-x86 busybox-static
+  # t_deb.sh: a fresh Debian 12 root to install the package in
+  debootstrap
 )
 # make bench: the HTTP server it probes and the load generator.
 bench_pkgs=(
   nginx wrk valgrind
+)
+
+# make deb: Debian's packaging tools (debian/rules needs no root, so no
+# fakeroot).
+deb_pkgs=(
+  dpkg-dev debhelper lintian
 )
 
 # make fuzz (clang's libFuzzer) and make valgrind.
@@ -26,10 +34,11 @@ hardening_pkgs=(
 want=("${build_pkgs[@]}")
 case "${1:-all}" in
   build) ;;
-  all|test) want+=("${test_pkgs[@]}") ;;
+  all|test) want+=("${test_pkgs[@]}" "${deb_pkgs[@]}") ;;
+  deb) want+=("${deb_pkgs[@]}") ;;
   bench) want+=("${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
   hardening) want+=("${hardening_pkgs[@]}") ;;
-  *) echo "usage: $0 [build|test|all|bench|hardening]" >&2; exit 2 ;;
+  *) echo "usage: $0 [build|test|all|bench|hardening|deb]" >&2; exit 2 ;;
 esac
 
 missing=()
