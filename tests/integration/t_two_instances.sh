@@ -80,7 +80,9 @@ expect_drain
 # reload onto an include file whose lock another process holds: refused
 other=$LAB_DIR/node/other.conf
 : >"$other"
-flock -n "$other.lock" sleep 600 &
+# a blocking flock: with -n, the holder gave up whenever the poll below
+# held the lock for its instant, and never held it (seen in loaded runs)
+flock "$other.lock" sleep 600 &
 holder=$!
 _lab_track "$holder"
 wait_for 5 "flock(1) to hold $other.lock" sh -c "! flock -n '$other.lock' true"
