@@ -221,6 +221,17 @@ static const struct cfg_key service_keys[] = {
 	{ 0 },
 };
 
+void cfg_service_defaults(struct cfg_service *s)
+{
+	s->drain_ms = 30000;
+	s->hold_down_ms = 5000;
+	s->dampening = (struct cfg_dampening){
+		.half_life_ms = 60000, .suppress = 2500, .reuse = 1000,
+		.penalty = 1000, .max_suppress_ms = 300000,
+	};
+	s->on_stop = CFG_ON_STOP_KEEP;
+}
+
 static int load_service(struct cfg_ctx *c, yaml_node_t *m, struct cfg_service *s)
 {
 	static const char *const required[] = { "name", "prefixes", "checks", NULL };
@@ -229,13 +240,7 @@ static int load_service(struct cfg_ctx *c, yaml_node_t *m, struct cfg_service *s
 
 	s->line = (unsigned)m->start_mark.line + 1;
 	s->col = (unsigned)m->start_mark.column + 1;
-	s->drain_ms = 30000;
-	s->hold_down_ms = 5000;
-	s->dampening = (struct cfg_dampening){
-		.half_life_ms = 60000, .suppress = 2500, .reuse = 1000,
-		.penalty = 1000, .max_suppress_ms = 300000,
-	};
-	s->on_stop = CFG_ON_STOP_KEEP;
+	cfg_service_defaults(s);
 	if (!(dr->items = calloc(1, sizeof(*dr->items))))
 		return cfg_fail(c, m, "out of memory");
 	dr->items[0] = (struct cfg_community){ .v = { 65535, 0 } }; /* RFC 8326 */

@@ -186,6 +186,8 @@ struct config *cfg_load_string(const char *name, const char *yaml, size_t len,
 			       char *err, size_t errlen);
 void cfg_free(struct config *cfg);
 
+/* drain, hold_down, dampening and on_stop as a service without them has. */
+void cfg_service_defaults(struct cfg_service *s);
 /* True when two checks have the same settings (a reload keeps counters). */
 bool cfg_check_equal(const struct cfg_check *a, const struct cfg_check *b);
 const struct cfg_service *cfg_service_find(const struct config *cfg,

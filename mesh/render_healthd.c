@@ -87,13 +87,7 @@ int mesh_render_healthd(FILE *f, const struct mesh *m, const struct mesh_node *n
 		struct cfg_service *s = &svc[i];
 
 		s->name = ms->name;
-		s->drain_ms = 30000;
-		s->hold_down_ms = 5000;
-		s->dampening = (struct cfg_dampening){
-			.half_life_ms = 60000, .suppress = 2500, .reuse = 1000,
-			.penalty = 1000, .max_suppress_ms = 300000,
-		};
-		s->on_stop = CFG_ON_STOP_KEEP;
+		cfg_service_defaults(s);
 		memcpy(s->communities, ms->communities, sizeof(s->communities));
 		s->prefixes = calloc(ms->announce.n + 1, sizeof(*s->prefixes));
 		s->checks = calloc(cs->n_checks + 1, sizeof(*s->checks));
