@@ -547,7 +547,7 @@ int cfg_read_file(const char *path, char **out, size_t *outlen, char *err,
 		return rc;
 	}
 	do {
-		if (len == cap) {
+		if (len + 1 >= cap) {   /* room for the NUL below */
 			char *nb = realloc(buf, (cap = cap ? cap * 2 : 8192));
 
 			if (!nb) {
@@ -569,6 +569,7 @@ out:
 		free(buf);
 		return rc;
 	}
+	buf[len] = '\0';
 	*out = buf;
 	*outlen = len;
 	return 0;

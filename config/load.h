@@ -122,7 +122,8 @@ int cfg_walk_map(struct cfg_ctx *c, yaml_node_t *m, const struct cfg_key *tab,
  * there is a document to delete, *root to its root node. */
 int cfg_parse_doc(struct cfg_ctx *c, yaml_document_t *doc, const char *yaml,
 		  size_t len, yaml_node_t **root);
-/* The whole file into *out (free it); errors "PATH: reason" into err. */
+/* The whole file into *out (free it), NUL-terminated; errors "PATH: reason"
+ * into err. */
 int cfg_read_file(const char *path, char **out, size_t *outlen, char *err,
 		  size_t errlen);
 

@@ -13,6 +13,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +26,7 @@
 #include <unistd.h>
 
 #include "bird-glue/bird.h"
+#include "config/load.h"
 #include "mesh/render.h"
 
 static uint64_t now_ms(void)
@@ -35,36 +37,13 @@ static uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* The file, NUL-terminated, or NULL when it cannot be read (absent). */
 static char *read_all(const char *path, size_t *len)
 {
-	FILE *f = fopen(path, "re");
-	char *buf = NULL;
-	size_t cap = 0, n = 0;
+	char err[512], *buf;
 
 	*len = 0;
-	if (!f)
-		return NULL;
-	for (;;) {
-		if (n + 4096 + 1 > cap) {
-			char *nb = realloc(buf, cap = (cap ? cap * 2 : 8192));
-
-			if (!nb) {
-				free(buf);
-				fclose(f);
-				return NULL;
-			}
-			buf = nb;
-		}
-		size_t r = fread(buf + n, 1, cap - n - 1, f);
-
-		n += r;
-		if (r == 0)
-			break;
-	}
-	fclose(f);
-	buf[n] = '\0';
-	*len = n;
-	return buf;
+	return cfg_read_file(path, &buf, len, err, sizeof(err)) ? NULL : buf;
 }
 
 /* DESTDIR-like: root + the file's path on the node. */
@@ -391,42 +370,29 @@ static bool holds_private_key(const char *data)
  */
 static int put_file(const char *path, const char *data, size_t len, unsigned mode, bool staged)
 {
-	char tmp[4200], dir[4096];
+	char tmp[4200], dir[4096], *slash;
 	struct stat st;
 	bool had = stat(path, &st) == 0;
-	int fd;
-	size_t off = 0;
+	int fd, e;
 
 	snprintf(dir, sizeof(dir), "%s", path);
-	for (char *p = dir + 1; *p; p++)
-		if (*p == '/') {
-			*p = '\0';
-			mkdir(dir, 0755);
-			*p = '/';
-		}
+	if ((slash = strrchr(dir, '/')) && slash != dir) {
+		*slash = '\0';
+		mesh_mkdirs(dir, 0755);
+	}
 	if (had)
 		mode = st.st_mode & 07777;
 	snprintf(tmp, sizeof(tmp), "%s.meshctl-new", path);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600)) < 0)
 		return -errno;
-	while (off < len) {
-		ssize_t w = write(fd, data + off, len - off);
-
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w < 0) {
-			int e = -errno;
-
-			close(fd);
-			unlink(tmp);
-			return e;
-		}
-		off += (size_t)w;
+	if ((e = mesh_write_all(fd, data, len))) {
+		close(fd);
+		unlink(tmp);
+		return e;
 	}
 	if ((had && fchown(fd, st.st_uid, st.st_gid)) || fchmod(fd, mode) || fsync(fd) ||
 	    close(fd) || (!staged && rename(tmp, path))) {
-		int e = -errno;
-
+		e = -errno;
 		unlink(tmp);
 		return e;
 	}
@@ -550,7 +516,7 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 	const struct mesh *m = f->mesh;
 	const struct mesh_node *n = f->node;
 	const char *ifname = mesh_node_ifname(m, n);
-	char stage[] = "/tmp/meshctl-apply.XXXXXX", stubs[4200], err[4096];
+	char stage[PATH_MAX + 80] = "", err[4096];
 	char conf[4096], inc[4096], sock[4096], lock[4096], path[4096], rel[300];
 	const struct mesh_file *bird = mesh_files_find(f, MESH_BIRD_CONF);
 	int rc = 1, lfd = -1;
@@ -565,16 +531,9 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 			close(lfd);
 		return 1;
 	}
-	if (!mkdtemp(stage)) {
-		fprintf(stderr, "meshctl: %s: %s\n", stage, strerror(errno));
-		close(lfd);
-		return 1;
-	}
-	snprintf(stubs, sizeof(stubs), "%s/.stubs", stage);
-	mkdir(stubs, 0700);
-	if (mesh_files_write(f, stage, err, sizeof(err)) ||
-	    mesh_files_validate(f, stage, o->tools, stubs, err, sizeof(err))) {
+	if (mesh_stage_tree(f, "/tmp", o->tools, stage, sizeof(stage), err, sizeof(err))) {
 		fprintf(stderr, "meshctl: %s: nothing changed: %s\n", n->name, err);
+		stage[0] = '\0';
 		goto out;
 	}
 	fprintf(out, "%s: %zu files rendered and checked\n", n->name, f->n);
@@ -670,11 +629,8 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 after:
 	fprintf(stderr, "meshctl: BIRD and the files are new; the step above is not done: fix it, then apply again\n");
 out:
-	{
-		char *argv[] = { "rm", "-rf", stage, NULL };
-
-		run_quiet(argv, false);
-	}
+	if (stage[0])
+		mesh_stage_drop(stage);
 	close(lfd);
 	return rc;
 }

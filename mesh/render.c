@@ -66,84 +66,20 @@ int mesh_bgp_peers(const struct mesh *m, const struct mesh_node *n,
 	return 0;
 }
 
-typedef int (*render_fn)(FILE *f, const struct mesh *m, const struct mesh_node *n,
-			 const struct mesh_bgp_peer *peers, size_t n_peers);
-
-static int r_bird(FILE *f, const struct mesh *m, const struct mesh_node *n,
-		  const struct mesh_bgp_peer *p, size_t np)
-{
-	mesh_render_bird(f, m, n, p, np);
-	return 0;
-}
-
-static int r_wg(FILE *f, const struct mesh *m, const struct mesh_node *n,
-		const struct mesh_bgp_peer *p, size_t np)
-{
-	(void)p, (void)np;
-	mesh_render_wg(f, m, n);
-	return 0;
-}
-
-static int r_wg_netdev(FILE *f, const struct mesh *m, const struct mesh_node *n,
-		       const struct mesh_bgp_peer *p, size_t np)
-{
-	(void)p, (void)np;
-	mesh_render_wg_netdev(f, m, n);
-	return 0;
-}
-
-static int r_wg_network(FILE *f, const struct mesh *m, const struct mesh_node *n,
-			const struct mesh_bgp_peer *p, size_t np)
-{
-	(void)p, (void)np;
-	mesh_render_wg_network(f, m, n);
-	return 0;
-}
-
-static int r_any_netdev(FILE *f, const struct mesh *m, const struct mesh_node *n,
-			const struct mesh_bgp_peer *p, size_t np)
-{
-	(void)p, (void)np;
-	mesh_render_anycast_netdev(f, m, n);
-	return 0;
-}
-
-static int r_any_network(FILE *f, const struct mesh *m, const struct mesh_node *n,
-			 const struct mesh_bgp_peer *p, size_t np)
-{
-	(void)p, (void)np;
-	mesh_render_anycast_network(f, m, n);
-	return 0;
-}
-
-static int r_nft(FILE *f, const struct mesh *m, const struct mesh_node *n,
-		 const struct mesh_bgp_peer *p, size_t np)
-{
-	mesh_render_nft(f, m, n, p, np);
-	return 0;
-}
-
-static int r_healthd(FILE *f, const struct mesh *m, const struct mesh_node *n,
-		     const struct mesh_bgp_peer *p, size_t np)
-{
-	(void)p, (void)np;
-	return mesh_render_healthd(f, m, n);
-}
-
 /* %s in a name is the tunnel interface. */
 static const struct {
 	const char *name;
-	render_fn fn;
+	mesh_render_fn *fn;
 	enum mesh_tool tool;
 } files[] = {
-	{ MESH_BIRD_CONF, r_bird, MESH_TOOL_BIRD },
-	{ "etc/wireguard/%s.conf", r_wg, MESH_TOOL_NONE },
-	{ "etc/systemd/network/50-%s.netdev", r_wg_netdev, MESH_TOOL_NONE },
-	{ "etc/systemd/network/50-%s.network", r_wg_network, MESH_TOOL_NONE },
-	{ "etc/systemd/network/50-anycast.netdev", r_any_netdev, MESH_TOOL_NONE },
-	{ "etc/systemd/network/50-anycast.network", r_any_network, MESH_TOOL_NONE },
-	{ MESH_NFT_CONF, r_nft, MESH_TOOL_NFT },
-	{ MESH_HEALTHD_CONF, r_healthd, MESH_TOOL_HEALTHD },
+	{ MESH_BIRD_CONF, mesh_render_bird, MESH_TOOL_BIRD },
+	{ "etc/wireguard/%s.conf", mesh_render_wg, MESH_TOOL_NONE },
+	{ "etc/systemd/network/50-%s.netdev", mesh_render_wg_netdev, MESH_TOOL_NONE },
+	{ "etc/systemd/network/50-%s.network", mesh_render_wg_network, MESH_TOOL_NONE },
+	{ "etc/systemd/network/50-anycast.netdev", mesh_render_anycast_netdev, MESH_TOOL_NONE },
+	{ "etc/systemd/network/50-anycast.network", mesh_render_anycast_network, MESH_TOOL_NONE },
+	{ MESH_NFT_CONF, mesh_render_nft, MESH_TOOL_NFT },
+	{ MESH_HEALTHD_CONF, mesh_render_healthd, MESH_TOOL_HEALTHD },
 };
 
 #define N_FILES (sizeof(files) / sizeof(files[0]))
@@ -151,19 +87,13 @@ static const struct {
 int mesh_render_node(const struct mesh *m, const struct mesh_node *n,
 		     struct mesh_files *out)
 {
-	struct mesh_bgp_peer *peers;
-	size_t n_peers;
 	int rc = 0;
 
 	memset(out, 0, sizeof(*out));
 	out->mesh = m;
 	out->node = n;
-	if (mesh_bgp_peers(m, n, &peers, &n_peers))
+	if (!(out->items = calloc(N_FILES, sizeof(*out->items))))
 		return -ENOMEM;
-	if (!(out->items = calloc(N_FILES, sizeof(*out->items)))) {
-		free(peers);
-		return -ENOMEM;
-	}
 	for (size_t i = 0; !rc && i < N_FILES; i++) {
 		struct mesh_file *mf = &out->items[i];
 		char name[256];
@@ -177,11 +107,10 @@ int mesh_render_node(const struct mesh *m, const struct mesh_node *n,
 			break;
 		}
 		out->n++;
-		rc = files[i].fn(f, m, n, peers, n_peers);
+		rc = files[i].fn(f, m, n);
 		if (fclose(f) || !mf->data)
 			rc = -ENOMEM;
 	}
-	free(peers);
 	if (rc)
 		mesh_files_free(out);
 	return rc;

@@ -5,6 +5,7 @@
 #define HEALTHD_MESH_RENDER_H
 
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "mesh/mesh.h"
 
@@ -23,17 +24,17 @@ const char *mesh_node_ifname(const struct mesh *m, const struct mesh_node *n);
 void mesh_node_path(const struct mesh_node *n, const char *rel, char *buf, size_t len);
 const struct mesh_upstream *mesh_upstream_find(const struct mesh *m, const char *name);
 
-/* Each writes one file to f. */
-void mesh_render_bird(FILE *f, const struct mesh *m, const struct mesh_node *n,
-		      const struct mesh_bgp_peer *peers, size_t n_peers);
-void mesh_render_wg(FILE *f, const struct mesh *m, const struct mesh_node *n);
-void mesh_render_wg_netdev(FILE *f, const struct mesh *m, const struct mesh_node *n);
-void mesh_render_wg_network(FILE *f, const struct mesh *m, const struct mesh_node *n);
-void mesh_render_anycast_netdev(FILE *f, const struct mesh *m, const struct mesh_node *n);
-void mesh_render_anycast_network(FILE *f, const struct mesh *m, const struct mesh_node *n);
-void mesh_render_nft(FILE *f, const struct mesh *m, const struct mesh_node *n,
-		     const struct mesh_bgp_peer *peers, size_t n_peers);
-/* 0 or -ENOMEM. */
-int mesh_render_healthd(FILE *f, const struct mesh *m, const struct mesh_node *n);
+/* ---- stage.c, for apply.c ---- */
+
+/* path and every missing parent, like mkdir -p. 0 or -errno. */
+int mesh_mkdirs(const char *path, mode_t mode);
+/* All of data to fd, across short writes and EINTR. 0 or -errno. */
+int mesh_write_all(int fd, const char *data, size_t len);
+
+/* Each writes one file of node n to f: 0, or -ENOMEM. */
+typedef int mesh_render_fn(FILE *f, const struct mesh *m, const struct mesh_node *n);
+mesh_render_fn mesh_render_bird, mesh_render_wg, mesh_render_wg_netdev, mesh_render_wg_network,
+	mesh_render_anycast_netdev, mesh_render_anycast_network, mesh_render_nft,
+	mesh_render_healthd;
 
 #endif

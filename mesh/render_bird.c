@@ -9,7 +9,9 @@
  * mesh_to_mesh. Includes stand on lines of their own (BIRD reads
  * `include` only at the start of a line).
  */
+#include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mesh/render.h"
@@ -144,11 +146,12 @@ static void put_ebgp(FILE *f, const struct mesh *m, const struct mesh_upstream *
 		"}\n\n", family == AF_INET ? "ipv4" : "ipv6", v);
 }
 
-void mesh_render_bird(FILE *f, const struct mesh *m, const struct mesh_node *n,
-		      const struct mesh_bgp_peer *peers, size_t n_peers)
+int mesh_render_bird(FILE *f, const struct mesh *m, const struct mesh_node *n)
 {
 	const struct mesh_upstream *u = mesh_upstream_find(m, n->upstream);
 	const char *ifname = mesh_node_ifname(m, n);
+	struct mesh_bgp_peer *peers;
+	size_t n_peers;
 	char path[512];
 	bool v6 = n->tunnel_ipv6.family == AF_INET6;
 
@@ -215,9 +218,13 @@ void mesh_render_bird(FILE *f, const struct mesh *m, const struct mesh_node *n,
 		put_ebgp(f, m, u, AF_INET);
 	if (u && u->neighbor_ipv6.family)
 		put_ebgp(f, m, u, AF_INET6);
+	if (mesh_bgp_peers(m, n, &peers, &n_peers))
+		return -ENOMEM;
 	for (size_t i = 0; i < n_peers; i++) {
 		put_ibgp(f, m, n, &peers[i], AF_INET);
 		if (v6 && peers[i].node->tunnel_ipv6.family == AF_INET6)
 			put_ibgp(f, m, n, &peers[i], AF_INET6);
 	}
+	free(peers);
+	return 0;
 }

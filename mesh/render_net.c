@@ -51,7 +51,7 @@ static void put_peers(FILE *f, const struct mesh *m, const struct mesh_node *n,
 	}
 }
 
-void mesh_render_wg(FILE *f, const struct mesh *m, const struct mesh_node *n)
+int mesh_render_wg(FILE *f, const struct mesh *m, const struct mesh_node *n)
 {
 	char key[512];
 
@@ -64,9 +64,10 @@ void mesh_render_wg(FILE *f, const struct mesh *m, const struct mesh_node *n)
 		mesh_node_ifname(m, n), n->name, key, mesh_node_ifname(m, n),
 		mesh_node_ifname(m, n), m->tunnel.port);
 	put_peers(f, m, n, false);
+	return 0;
 }
 
-void mesh_render_wg_netdev(FILE *f, const struct mesh *m, const struct mesh_node *n)
+int mesh_render_wg_netdev(FILE *f, const struct mesh *m, const struct mesh_node *n)
 {
 	char key[512], rel[64];
 
@@ -79,9 +80,10 @@ void mesh_render_wg_netdev(FILE *f, const struct mesh *m, const struct mesh_node
 		"[WireGuard]\nListenPort = %u\nPrivateKeyFile = %s\n",
 		n->name, mesh_node_ifname(m, n), m->asn, m->tunnel.port, key);
 	put_peers(f, m, n, true);
+	return 0;
 }
 
-void mesh_render_wg_network(FILE *f, const struct mesh *m, const struct mesh_node *n)
+int mesh_render_wg_network(FILE *f, const struct mesh *m, const struct mesh_node *n)
 {
 	fprintf(f, "# The node's tunnel addresses; rendered by meshctl.\n"
 		"[Match]\nName = %s\n\n[Network]\n"
@@ -89,16 +91,18 @@ void mesh_render_wg_network(FILE *f, const struct mesh *m, const struct mesh_nod
 		mesh_node_ifname(m, n), n->tunnel_ipv4.text, m->tunnel.ipv4.p.len);
 	if (n->tunnel_ipv6.family)
 		fprintf(f, "Address = %s/%u\n", n->tunnel_ipv6.text, m->tunnel.ipv6.p.len);
+	return 0;
 }
 
-void mesh_render_anycast_netdev(FILE *f, const struct mesh *m, const struct mesh_node *n)
+int mesh_render_anycast_netdev(FILE *f, const struct mesh *m, const struct mesh_node *n)
 {
 	(void)m;
 	fprintf(f, "# The anycast addresses live on a dummy interface of %s; rendered by meshctl.\n"
 		"[NetDev]\nName = " ANYCAST_IF "\nKind = dummy\n", n->name);
+	return 0;
 }
 
-void mesh_render_anycast_network(FILE *f, const struct mesh *m, const struct mesh_node *n)
+int mesh_render_anycast_network(FILE *f, const struct mesh *m, const struct mesh_node *n)
 {
 	(void)n;
 	fputs("# The services' anycast addresses; rendered by meshctl.\n"
@@ -109,6 +113,7 @@ void mesh_render_anycast_network(FILE *f, const struct mesh *m, const struct mes
 
 			fprintf(f, "Address = %s/%u\n", a->text, a->family == AF_INET ? 32 : 128);
 		}
+	return 0;
 }
 
 /* ---- nftables ---- */
@@ -150,14 +155,12 @@ static void prefix_set(FILE *f, const char *name, const struct mesh_prefixes *p,
 	set_close(&s);
 }
 
-void mesh_render_nft(FILE *f, const struct mesh *m, const struct mesh_node *n,
-		     const struct mesh_bgp_peer *peers, size_t n_peers)
+int mesh_render_nft(FILE *f, const struct mesh *m, const struct mesh_node *n)
 {
 	const struct mesh_upstream *u = mesh_upstream_find(m, n->upstream);
 	const char *ifname = mesh_node_ifname(m, n);
 	struct nset s;
 
-	(void)peers, (void)n_peers;
 	fprintf(f, "#!/usr/sbin/nft -f\n"
 		"# The firewall of %s (MESH.md's security model); rendered by meshctl.\n"
 		"# Only the table healthd_mesh is replaced: other tables stay. A packet\n"
@@ -238,4 +241,5 @@ void mesh_render_nft(FILE *f, const struct mesh *m, const struct mesh_node *n,
 		"}\n",
 		ifname, m->looking_glass_port, ifname, m->looking_glass_port,
 		ifname, ifname, m->tunnel.port, ifname);
+	return 0;
 }

@@ -117,7 +117,7 @@ static int run(char *const argv[], char *out, size_t outlen)
 
 /* ---- writing ---- */
 
-static int mkdirs(const char *path, mode_t mode)
+int mesh_mkdirs(const char *path, mode_t mode)
 {
 	char buf[4096];
 
@@ -135,25 +135,30 @@ static int mkdirs(const char *path, mode_t mode)
 	return 0;
 }
 
-static int write_file(const char *path, const char *data, size_t len, unsigned mode)
+int mesh_write_all(int fd, const char *data, size_t len)
 {
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	size_t off = 0;
-
-	if (fd < 0)
-		return -errno;
-	while (off < len) {
+	for (size_t off = 0; off < len;) {
 		ssize_t w = write(fd, data + off, len - off);
 
 		if (w < 0 && errno == EINTR)
 			continue;
-		if (w < 0) {
-			int e = -errno;
-
-			close(fd);
-			return e;
-		}
+		if (w < 0)
+			return -errno;
 		off += (size_t)w;
+	}
+	return 0;
+}
+
+static int write_file(const char *path, const char *data, size_t len, unsigned mode)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	if ((rc = mesh_write_all(fd, data, len))) {
+		close(fd);
+		return rc;
 	}
 	/* no fsync per file: the tree is made durable with one syncfs()
 	 * before it is swapped in (mesh_swap_tree) */
@@ -178,7 +183,7 @@ int mesh_files_write(const struct mesh_files *f, const char *dir, char *err, siz
 		snprintf(path, sizeof(path), "%s/%s", dir, mf->path);
 		slash = strrchr(path, '/');
 		*slash = '\0';
-		if ((rc = mkdirs(path, 0755))) {
+		if ((rc = mesh_mkdirs(path, 0755))) {
 			snprintf(err, errlen, "%s: %s", path, strerror(-rc));
 			return -1;
 		}
@@ -374,7 +379,7 @@ int mesh_stage_tree(const struct mesh_files *f, const char *dir,
 	char stubs[PATH_MAX + 80], abs[PATH_MAX];
 	int rc;
 
-	if ((rc = mkdirs(dir, 0755))) {
+	if ((rc = mesh_mkdirs(dir, 0755))) {
 		snprintf(err, errlen, "%s: %s", dir, strerror(-rc));
 		return -1;
 	}
