@@ -281,13 +281,20 @@ lab_up() {
 	lab_bgp_established 20
 }
 
-_lab_show_logs() {
-	local f
-	for f in "$LAB_DIR/healthd.log" "$LAB_DIR/node/bird.log" "$LAB_DIR/up/bird.log"; do
+# The last LINES lines of each non-empty FILE, named below BASE, on stderr.
+_lab_tail_logs() { # BASE LINES FILE...
+	local base=$1 lines=$2 f
+	shift 2
+	for f in "$@"; do
 		[ -s "$f" ] || continue
-		printf -- '--- last lines of %s\n' "${f#"$LAB_DIR"/}" >&2
-		tail -n "${LAB_LOG_LINES:-15}" "$f" | sed 's/^/    /' >&2
+		printf -- '--- last lines of %s\n' "${f#"$base"/}" >&2
+		tail -n "$lines" "$f" | sed 's/^/    /' >&2
 	done
+}
+
+_lab_show_logs() {
+	_lab_tail_logs "$LAB_DIR" "${LAB_LOG_LINES:-15}" \
+		"$LAB_DIR/healthd.log" "$LAB_DIR/node/bird.log" "$LAB_DIR/up/bird.log"
 }
 
 # Stops everything started, removes the namespaces and LAB_DIR. Idempotent.

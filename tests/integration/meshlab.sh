@@ -678,19 +678,16 @@ _ml_on_err() {
 }
 
 _ml_show_logs() {
-	local f n
+	local n
 	# the nodes' BIRDs log to syslog (rendered): their sessions instead
 	for n in "${ML_NODES[@]}"; do
 		[ -S "$(ml_root "$n")/run/bird/bird.ctl" ] || continue
 		printf -- '--- BIRD on %s: show protocols\n' "$n" >&2
 		ml_birdc "$n" show protocols 2>/dev/null | sed -n '3,$s/^/    /p' >&2 || true
 	done
-	for f in "$ML_DIR"/nodes/*/var/log/healthd.log "$ML_DIR"/nodes/*/var/log/bird.out \
-		"$ML_DIR"/nodes/*/var/log/wireguard-go.log "$ML_DIR"/transit/*/bird.log; do
-		[ -s "$f" ] || continue
-		printf -- '--- last lines of %s\n' "${f#"$ML_DIR"/}" >&2
-		tail -n "${LAB_LOG_LINES:-6}" "$f" | sed 's/^/    /' >&2
-	done
+	_lab_tail_logs "$ML_DIR" "${LAB_LOG_LINES:-6}" \
+		"$ML_DIR"/nodes/*/var/log/healthd.log "$ML_DIR"/nodes/*/var/log/bird.out \
+		"$ML_DIR"/nodes/*/var/log/wireguard-go.log "$ML_DIR"/transit/*/bird.log
 }
 
 # Stops everything started, removes the namespaces and ML_DIR. Idempotent.
