@@ -174,7 +174,7 @@ struct config {
 };
 
 #define CFG_HTTP_PER_SOURCE_DEFAULT 256u
-#define CFG_HTTP_PER_SOURCE_MAX 512u    /* httpd.c's limit for all sources */
+#define CFG_HTTP_PER_SOURCE_MAX 512u    /* HTTP_CONN_LIMIT (http/server.h): all sources */
 
 /* ---- config.c ---- */
 
