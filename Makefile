@@ -9,7 +9,8 @@ SYSUSERSDIR ?= /usr/lib/sysusers.d
 TMPFILESDIR ?= /usr/lib/tmpfiles.d
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 CC      ?= cc
-PKGS    := libuv libcurl libnl-3.0 libnl-genl-3.0 yaml-0.1 jansson libmicrohttpd libsystemd
+PKGS    := libuv libcurl libnl-3.0 libnl-genl-3.0 yaml-0.1 jansson libmicrohttpd libsystemd \
+           sqlite3 gnutls
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
 ifdef SANITIZE
@@ -32,7 +33,8 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
 LIB_SRC  := $(wildcard config/*.c checks/*.c bird-glue/*.c http/*.c) \
             $(filter-out healthd/main.c healthd/healthctl.c,$(wildcard healthd/*.c)) \
-            $(filter-out mesh/meshctl.c,$(wildcard mesh/*.c))
+            $(filter-out mesh/meshctl.c,$(wildcard mesh/*.c)) \
+            $(filter-out meshd/main.c,$(wildcard meshd/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 TLIB_SRC := $(wildcard tests/lib/*.c)
 TLIB_OBJ := $(TLIB_SRC:%.c=$(BUILD)/obj/%.o)

@@ -7,6 +7,7 @@ build_pkgs=(
   build-essential pkg-config
   libuv1-dev libcurl4-openssl-dev libnl-3-dev libnl-genl-3-dev libyaml-dev
   libjansson-dev libmicrohttpd-dev libsystemd-dev libcriterion-dev
+  libsqlite3-dev libgnutls28-dev
 )
 test_pkgs=(
   bird2 iproute2 curl python3 procps wireguard-go wireguard-tools nftables
