@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <jansson.h>
 
 #include "config/config.h"
 
@@ -239,6 +240,9 @@ int mesh_files_write(const struct mesh_files *f, const char *dir, char *err, siz
  * tools. stubs: a directory for stand-ins of included files that do not
  * exist here (the healthd include, the upstream password); NULL = the
  * includes must exist. 0, or -1 with the tool's own words in err. */
+/* The node's firewall as JSON: its sets, its accept rules in order, the
+ * policy, and the nft text itself (render_net.c writes both at once). */
+json_t *mesh_firewall_json(const struct mesh *m, const struct mesh_node *n);
 int mesh_files_validate(const struct mesh_files *f, const char *dir,
 			const struct mesh_tools *t, const char *stubs,
 			char *err, size_t errlen);

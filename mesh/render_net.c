@@ -9,7 +9,9 @@
  * with the key put in (syncconf would clear a key the file leaves out):
  * meshctl apply does that through a pipe.
  */
+#include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "mesh/render.h"
@@ -118,25 +120,38 @@ int mesh_render_anycast_network(FILE *f, const struct mesh *m, const struct mesh
 
 /* ---- nftables ---- */
 
+/*
+ * One function writes the ruleset as nft text and, when j is given, the
+ * same sets and rules as JSON (meshd's /api/v1/firewall/rules): the two
+ * cannot drift apart.
+ */
+
 /* A set of addresses (or prefixes, with interval) of one family. */
 struct nset {
 	FILE *f;
 	bool first;
+	json_t *items;               /* the JSON set's elements, or NULL */
 };
 
-static void set_open(struct nset *s, FILE *f, const char *name, int family, bool interval)
+static void set_open(struct nset *s, FILE *f, json_t *j, const char *name, int family,
+		     bool interval)
 {
 	s->f = f;
 	s->first = true;
+	s->items = NULL;
 	fprintf(f, "\tset %s {\n\t\ttype %s;\n", name, family == AF_INET ? "ipv4_addr" : "ipv6_addr");
 	if (interval)
 		fputs("\t\tflags interval;\n", f);
+	if (j && (s->items = json_array()))
+		json_object_set_new(json_object_get(j, "sets"), name, s->items);
 }
 
 static void set_add(struct nset *s, const char *text)
 {
 	fprintf(s->f, "%s%s", s->first ? "\t\telements = { " : ", ", text);
 	s->first = false;
+	if (s->items)
+		json_array_append_new(s->items, json_string(text));
 }
 
 static void set_close(struct nset *s)
@@ -144,21 +159,99 @@ static void set_close(struct nset *s)
 	fputs(s->first ? "\t}\n" : " }\n\t}\n", s->f);
 }
 
-static void prefix_set(FILE *f, const char *name, const struct mesh_prefixes *p, int family)
+static void prefix_set(FILE *f, json_t *j, const char *name, const struct mesh_prefixes *p,
+		       int family)
 {
 	struct nset s;
 
-	set_open(&s, f, name, family, true);
+	set_open(&s, f, j, name, family, true);
 	for (size_t i = 0; i < p->n; i++)
 		if (p->items[i].p.family == family)
 			set_add(&s, p->items[i].p.text);
 	set_close(&s);
 }
 
-int mesh_render_nft(FILE *f, const struct mesh *m, const struct mesh_node *n)
+/* The accept rules of chain input, in order. */
+enum fw_port { FW_PORTS, FW_LG, FW_WG };
+static const struct fw_rule {
+	const char *comment;
+	int family;                  /* AF_INET: ip, AF_INET6: ip6, 0: both */
+	bool tunnel_if;              /* only on the mesh interface */
+	const char *saddr, *daddr;   /* set names or NULL (any) */
+	bool daddr_not;
+	const char *proto;
+	enum fw_port port;
+	const char *ports;           /* FW_PORTS: "80, 443" */
+	const char *before;          /* a comment line in the text */
+} fw_rules[] = {
+	{ "anycast: web", AF_INET, false, NULL, "anycast_v4", false, "tcp", FW_PORTS, "80, 443", NULL },
+	{ "anycast: web", AF_INET6, false, NULL, "anycast_v6", false, "tcp", FW_PORTS, "80, 443", NULL },
+	{ "looking glass", AF_INET, true, "tunnel_v4", NULL, false, "tcp", FW_LG, NULL, NULL },
+	{ "looking glass", AF_INET6, true, "tunnel_v6", NULL, false, "tcp", FW_LG, NULL, NULL },
+	{ "SSH from the admin prefixes", AF_INET, false, "admin_v4", "anycast_v4", true, "tcp",
+	  FW_PORTS, "22", "the node's own addresses only: an anycast address answers 80 and 443" },
+	{ "SSH from the admin prefixes", AF_INET6, false, "admin_v6", "anycast_v6", true, "tcp",
+	  FW_PORTS, "22", NULL },
+	{ "BGP from the upstream", AF_INET, false, "upstream_v4", "anycast_v4", true, "tcp",
+	  FW_PORTS, "179", NULL },
+	{ "BGP from the upstream", AF_INET6, false, "upstream_v6", "anycast_v6", true, "tcp",
+	  FW_PORTS, "179", NULL },
+	{ "BGP over the mesh", AF_INET, true, "tunnel_v4", NULL, false, "tcp", FW_PORTS, "179", NULL },
+	{ "BGP over the mesh", AF_INET6, true, "tunnel_v6", NULL, false, "tcp", FW_PORTS, "179", NULL },
+	{ "WireGuard from the mesh nodes", AF_INET, false, "mesh_nodes_v4", NULL, false, "udp",
+	  FW_WG, NULL, NULL },
+	{ "BFD on the mesh interface", 0, true, NULL, NULL, false, "udp", FW_PORTS, "3784, 4784", NULL },
+};
+
+static void fw_rule_out(FILE *f, json_t *rules, const struct fw_rule *r, const struct mesh *m,
+			const char *ifname)
+{
+	const char *fam = r->family == AF_INET ? "ip" : r->family == AF_INET6 ? "ip6" : NULL;
+	char ports[32];
+	json_t *jr, *jp;
+
+	if (r->port == FW_LG)
+		snprintf(ports, sizeof(ports), "%u", m->looking_glass_port);
+	else if (r->port == FW_WG)
+		snprintf(ports, sizeof(ports), "%u", m->tunnel.port);
+	else
+		snprintf(ports, sizeof(ports), "%s", r->ports);
+	if (r->before)
+		fprintf(f, "\t\t# %s\n", r->before);
+	fputs("\t\t", f);
+	if (r->tunnel_if)
+		fprintf(f, "iifname \"%s\" ", ifname);
+	if (r->saddr)
+		fprintf(f, "%s saddr @%s ", fam, r->saddr);
+	if (r->daddr)
+		fprintf(f, "%s daddr %s@%s ", fam, r->daddr_not ? "!= " : "", r->daddr);
+	fprintf(f, strchr(ports, ',') ? "%s dport { %s } accept\n" : "%s dport %s accept\n",
+		r->proto, ports);
+	if (!rules || !(jr = json_object()))
+		return;
+	json_object_set_new(jr, "comment", json_string(r->comment));
+	json_object_set_new(jr, "family", fam ? json_string(fam) : json_string("inet"));
+	json_object_set_new(jr, "iif", r->tunnel_if ? json_string(ifname) : json_null());
+	json_object_set_new(jr, "saddr", r->saddr ? json_sprintf("@%s", r->saddr) : json_string("any"));
+	json_object_set_new(jr, "daddr", r->daddr ? json_sprintf("%s@%s", r->daddr_not ? "!= " : "",
+								  r->daddr) : json_string("any"));
+	json_object_set_new(jr, "proto", json_string(r->proto));
+	jp = json_array();
+	for (char *p = ports; p && *p;) {
+		json_array_append_new(jp, json_integer(strtol(p, &p, 10)));
+		while (*p == ',' || *p == ' ')
+			p++;
+	}
+	json_object_set_new(jr, "dport", jp);
+	json_object_set_new(jr, "action", json_string("accept"));
+	json_array_append_new(rules, jr);
+}
+
+static int render_nft(FILE *f, json_t *j, const struct mesh *m, const struct mesh_node *n)
 {
 	const struct mesh_upstream *u = mesh_upstream_find(m, n->upstream);
 	const char *ifname = mesh_node_ifname(m, n);
+	json_t *rules = j ? json_object_get(j, "rules") : NULL;
 	struct nset s;
 
 	fprintf(f, "#!/usr/sbin/nft -f\n"
@@ -177,69 +270,86 @@ int mesh_render_nft(FILE *f, const struct mesh *m, const struct mesh_node *n)
 	      "delete table inet healthd_mesh\n\n"
 	      "table inet healthd_mesh {\n", f);
 
-	set_open(&s, f, "anycast_v4", AF_INET, false);
+	set_open(&s, f, j, "anycast_v4", AF_INET, false);
 	for (size_t i = 0; i < m->n_services; i++)
-		for (size_t j = 0; j < m->services[i].addresses.n; j++)
-			if (m->services[i].addresses.items[j].family == AF_INET)
-				set_add(&s, m->services[i].addresses.items[j].text);
+		for (size_t k = 0; k < m->services[i].addresses.n; k++)
+			if (m->services[i].addresses.items[k].family == AF_INET)
+				set_add(&s, m->services[i].addresses.items[k].text);
 	set_close(&s);
-	set_open(&s, f, "anycast_v6", AF_INET6, false);
+	set_open(&s, f, j, "anycast_v6", AF_INET6, false);
 	for (size_t i = 0; i < m->n_services; i++)
-		for (size_t j = 0; j < m->services[i].addresses.n; j++)
-			if (m->services[i].addresses.items[j].family == AF_INET6)
-				set_add(&s, m->services[i].addresses.items[j].text);
+		for (size_t k = 0; k < m->services[i].addresses.n; k++)
+			if (m->services[i].addresses.items[k].family == AF_INET6)
+				set_add(&s, m->services[i].addresses.items[k].text);
 	set_close(&s);
 
-	set_open(&s, f, "tunnel_v4", AF_INET, true);
+	set_open(&s, f, j, "tunnel_v4", AF_INET, true);
 	set_add(&s, m->tunnel.ipv4.p.text);
 	set_close(&s);
-	set_open(&s, f, "tunnel_v6", AF_INET6, true);
+	set_open(&s, f, j, "tunnel_v6", AF_INET6, true);
 	set_add(&s, m->tunnel.ipv6.p.text);
 	set_close(&s);
-	prefix_set(f, "admin_v4", &m->admin, AF_INET);
-	prefix_set(f, "admin_v6", &m->admin, AF_INET6);
+	prefix_set(f, j, "admin_v4", &m->admin, AF_INET);
+	prefix_set(f, j, "admin_v6", &m->admin, AF_INET6);
 
-	set_open(&s, f, "upstream_v4", AF_INET, false);
+	set_open(&s, f, j, "upstream_v4", AF_INET, false);
 	if (u && u->neighbor_ipv4.family)
 		set_add(&s, u->neighbor_ipv4.text);
 	set_close(&s);
-	set_open(&s, f, "upstream_v6", AF_INET6, false);
+	set_open(&s, f, j, "upstream_v6", AF_INET6, false);
 	if (u && u->neighbor_ipv6.family)
 		set_add(&s, u->neighbor_ipv6.text);
 	set_close(&s);
 
-	set_open(&s, f, "mesh_nodes_v4", AF_INET, false);
+	set_open(&s, f, j, "mesh_nodes_v4", AF_INET, false);
 	for (size_t i = 0; i < m->n_nodes; i++)
 		if (&m->nodes[i] != n && m->nodes[i].public_ipv4.family)
 			set_add(&s, m->nodes[i].public_ipv4.text);
 	set_close(&s);
 
-	fprintf(f, "\n\tchain input {\n"
-		"\t\ttype filter hook input priority filter; policy drop;\n"
-		"\t\tct state established,related accept\n"
-		"\t\tct state invalid drop\n"
-		"\t\tiif \"lo\" accept\n"
-		"\t\t# what IPv4 and IPv6 need to work at all (neighbour discovery, path MTU)\n"
-		"\t\ticmp type { destination-unreachable, time-exceeded, parameter-problem } accept\n"
-		"\t\ticmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept\n"
-		"\t\tip daddr @anycast_v4 tcp dport { 80, 443 } accept\n"
-		"\t\tip6 daddr @anycast_v6 tcp dport { 80, 443 } accept\n"
-		"\t\tiifname \"%s\" ip saddr @tunnel_v4 tcp dport %u accept\n"
-		"\t\tiifname \"%s\" ip6 saddr @tunnel_v6 tcp dport %u accept\n"
-		"\t\t# the node's own addresses only: an anycast address answers 80 and 443\n"
-		"\t\tip saddr @admin_v4 ip daddr != @anycast_v4 tcp dport 22 accept\n"
-		"\t\tip6 saddr @admin_v6 ip6 daddr != @anycast_v6 tcp dport 22 accept\n"
-		"\t\tip saddr @upstream_v4 ip daddr != @anycast_v4 tcp dport 179 accept\n"
-		"\t\tip6 saddr @upstream_v6 ip6 daddr != @anycast_v6 tcp dport 179 accept\n"
-		"\t\tiifname \"%s\" ip saddr @tunnel_v4 tcp dport 179 accept\n"
-		"\t\tiifname \"%s\" ip6 saddr @tunnel_v6 tcp dport 179 accept\n"
-		"\t\tip saddr @mesh_nodes_v4 udp dport %u accept\n"
-		"\t\tiifname \"%s\" udp dport { 3784, 4784 } accept\n"
-		"\t\tlimit rate 10/minute burst 5 packets log prefix \"healthd-mesh drop: \" level info\n"
-		"\t\tcounter drop\n"
-		"\t}\n"
-		"}\n",
-		ifname, m->looking_glass_port, ifname, m->looking_glass_port,
-		ifname, ifname, m->tunnel.port, ifname);
+	fputs("\n\tchain input {\n"
+	      "\t\ttype filter hook input priority filter; policy drop;\n"
+	      "\t\tct state established,related accept\n"
+	      "\t\tct state invalid drop\n"
+	      "\t\tiif \"lo\" accept\n"
+	      "\t\t# what IPv4 and IPv6 need to work at all (neighbour discovery, path MTU)\n"
+	      "\t\ticmp type { destination-unreachable, time-exceeded, parameter-problem } accept\n"
+	      "\t\ticmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept\n",
+	      f);
+	for (size_t i = 0; i < sizeof(fw_rules) / sizeof(fw_rules[0]); i++)
+		fw_rule_out(f, rules, &fw_rules[i], m, ifname);
+	fputs("\t\tlimit rate 10/minute burst 5 packets log prefix \"healthd-mesh drop: \" level info\n"
+	      "\t\tcounter drop\n"
+	      "\t}\n"
+	      "}\n", f);
 	return 0;
+}
+
+int mesh_render_nft(FILE *f, const struct mesh *m, const struct mesh_node *n)
+{
+	return render_nft(f, NULL, m, n);
+}
+
+json_t *mesh_firewall_json(const struct mesh *m, const struct mesh_node *n)
+{
+	json_t *j = json_pack("{ss ss ss s{} s[]}", "node", n->name, "table", "inet healthd_mesh",
+			      "policy", "drop", "sets", "rules");
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	if (!j || !(f = open_memstream(&text, &len))) {
+		json_decref(j);
+		return NULL;
+	}
+	render_nft(f, j, m, n);
+	if (fclose(f) || !text) {
+		free(text);
+		json_decref(j);
+		return NULL;
+	}
+	json_object_set_new(j, "established", json_string("accept (ct state established,related)"));
+	json_object_set_new(j, "nftables", json_stringn(text, len));
+	free(text);
+	return j;
 }
