@@ -11,6 +11,10 @@
  *                                  install on the node, timed configure, confirm
  *   meshctl add-node -c FILE --region R --provider P [--name N] [--upstream U]
  *                                  the entry of a new node, to paste
+ *   meshctl token create NODE [--ttl 1h] | token list [--json]
+ *   meshctl node list [--json] | node disable NODE
+ *                                  enrolment, over meshd's admin socket
+ *                                  (--socket PATH, $MESHD_ADMIN_SOCKET)
  * Warnings go to stderr and are not fatal.
  */
 #include <getopt.h>
@@ -23,6 +27,7 @@
 #include <unistd.h>
 
 #include "config/load.h"
+#include "mesh/admin_client.h"
 #include "mesh/mesh.h"
 
 #define DEFAULT_INVENTORY "mesh.yaml"
@@ -37,7 +42,12 @@ static void usage(FILE *f)
 		"       meshctl apply [-c FILE] --node NAME [--timeout S] [--wait S]\n"
 		"                     [--bird-socket PATH]\n"
 		"       meshctl add-node [-c FILE] --region R --provider P [--name N] [--upstream U]\n"
-		"FILE defaults to " DEFAULT_INVENTORY ".\n");
+		"       meshctl token create NODE [--ttl 1h] [--socket PATH]\n"
+		"       meshctl token list [--json] [--socket PATH]\n"
+		"       meshctl node list [--json] [--socket PATH]\n"
+		"       meshctl node disable NODE [--socket PATH]\n"
+		"FILE defaults to " DEFAULT_INVENTORY "; PATH to $" MESH_ADMIN_SOCKET_ENV
+		" or " MESH_ADMIN_SOCKET ".\n");
 }
 
 static struct mesh *load(const char *path, bool rendering)
@@ -199,6 +209,165 @@ static int cmd_add_node(struct mesh *m, const char *path, const char *region,
 	return rc ? 1 : 0;
 }
 
+/* ---- token, node: meshd's admin socket ---- */
+
+/* One request; the reply when it says ok, else NULL with the error told. */
+static json_t *admin_call(const char *sock, json_t *req)
+{
+	char err[1024];
+	json_t *reply = req ? mesh_admin_call(sock, req, MESH_ADMIN_TIMEOUT_MS, err, sizeof(err))
+			    : NULL;
+
+	if (!req)
+		snprintf(err, sizeof(err), "out of memory");
+	json_decref(req);
+	if (!reply) {
+		fprintf(stderr, "meshctl: %s\n", err);
+		return NULL;
+	}
+	if (!json_is_true(json_object_get(reply, "ok"))) {
+		const char *e = json_string_value(json_object_get(reply, "error"));
+
+		fprintf(stderr, "meshctl: %s\n", e ? e : "meshd refused the request");
+		json_decref(reply);
+		return NULL;
+	}
+	return reply;
+}
+
+static int admin_token_create(const char *sock, const char *node, int64_t ttl)
+{
+	json_t *r = admin_call(sock, json_pack("{s:s,s:s,s:I}", "op", "token_create",
+					       "node", node, "ttl", (json_int_t)ttl));
+	const char *tok = r ? json_string_value(json_object_get(r, "token")) : NULL;
+
+	if (r && !tok)
+		fprintf(stderr, "meshctl: meshd's reply has no token\n");
+	if (!tok) {
+		json_decref(r);
+		return 1;
+	}
+	printf("%s\n", tok);
+	fflush(stdout);
+	fprintf(stderr, "token %lld for %s, expires %s\n",
+		(long long)json_integer_value(json_object_get(r, "id")),
+		json_string_value(json_object_get(r, "node")) ?: node,
+		json_string_value(json_object_get(r, "expires")) ?: "?");
+	json_decref(r);
+	return 0;
+}
+
+/* token list, node list: the table, or the reply without "ok". */
+static int admin_list(const char *sock, const char *op, const char *key, bool json)
+{
+	json_t *r = admin_call(sock, json_pack("{s:s}", "op", op)), *rows;
+
+	if (!r)
+		return 1;
+	rows = json_object_get(r, key);
+	if (!json_is_array(rows)) {
+		fprintf(stderr, "meshctl: meshd's reply has no \"%s\"\n", key);
+		json_decref(r);
+		return 1;
+	}
+	if (json) {
+		json_object_del(r, "ok");
+		json_dumpf(r, stdout, JSON_INDENT(2));
+		putchar('\n');
+	} else if (!strcmp(key, "tokens")) {
+		mesh_admin_tokens_text(stdout, rows);
+	} else {
+		mesh_admin_nodes_text(stdout, rows);
+	}
+	json_decref(r);
+	return 0;
+}
+
+static int admin_node_disable(const char *sock, const char *node)
+{
+	json_t *r = admin_call(sock, json_pack("{s:s,s:s}", "op", "node_disable", "node", node));
+
+	if (!r)
+		return 1;
+	json_decref(r);
+	printf("%s: disabled\n", node);
+	return 0;
+}
+
+/* meshctl token|node SUBCOMMAND [NODE] [options]: argv[1] and argv[2]. */
+static int cmd_admin(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "ttl", required_argument, NULL, 't' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	const char *what = argv[1], *sub = argc > 2 ? argv[2] : "", *ttl_arg = NULL;
+	const char *sock = NULL, *node = NULL;
+	bool json = false, create, list, disable;
+	int64_t ttl = 3600;
+	int o;
+
+	create = !strcmp(what, "token") && !strcmp(sub, "create");
+	disable = !strcmp(what, "node") && !strcmp(sub, "disable");
+	list = !strcmp(sub, "list");
+	if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
+		usage(stdout);
+		return 0;
+	}
+	if (!create && !disable && !list) {
+		fprintf(stderr, *sub ? "meshctl: %s: unknown subcommand '%s' (%s)\n"
+			: "meshctl: %s needs a subcommand%s (%s)\n", what, sub,
+			!strcmp(what, "token") ? "create, list" : "list, disable");
+		return 2;
+	}
+	optind = 3;
+	while ((o = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		switch (o) {
+		case 't':
+			ttl_arg = optarg;
+			break;
+		case 's':
+			sock = optarg;
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if ((create || disable) && optind + 1 == argc)
+		node = argv[optind++];
+	if (optind != argc || ((create || disable) && !node)) {
+		fprintf(stderr, "meshctl: usage: meshctl %s %s%s\n", what, sub,
+			create || disable ? " NODE" : "");
+		return 2;
+	}
+	if (ttl_arg && (!create || mesh_admin_parse_ttl(ttl_arg, &ttl))) {
+		fprintf(stderr, create ? "meshctl: --ttl: '%s' is not a duration (90s, 15m, 1h, 7d)\n"
+			: "meshctl: --ttl is an option of token create\n", ttl_arg);
+		return 2;
+	}
+	if (json && !list) {
+		fprintf(stderr, "meshctl: --json is an option of token list and node list\n");
+		return 2;
+	}
+	sock = mesh_admin_socket(sock);
+	if (create)
+		return admin_token_create(sock, node, ttl);
+	if (disable)
+		return admin_node_disable(sock, node);
+	return admin_list(sock, !strcmp(what, "token") ? "token_list" : "node_list",
+			  !strcmp(what, "token") ? "tokens" : "nodes", json);
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -234,6 +403,8 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
+	if (!strcmp(argv[1], "token") || !strcmp(argv[1], "node"))
+		return cmd_admin(argc, argv);
 	cmd = argv[1];
 	optind = 2;
 	while ((o = getopt_long(argc, argv, "c:n:o:h", opts, NULL)) != -1) {
