@@ -49,7 +49,7 @@ all: deps
 deps:
 	@scripts/deps.sh build
 
-build: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl
+build: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/meshd
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -66,6 +66,9 @@ $(BUILD)/healthctl: $(BUILD)/obj/healthd/healthctl.o $(BUILD)/libhealthd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/meshctl: $(BUILD)/obj/mesh/meshctl.o $(BUILD)/libhealthd.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
+$(BUILD)/meshd: $(BUILD)/obj/meshd/main.o $(BUILD)/libhealthd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TLIB_OBJ) $(BUILD)/libhealthd.a
@@ -89,10 +92,10 @@ check:
 	@scripts/deps.sh all
 	@$(MAKE) --no-print-directory unit integration
 
-unit: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(UNIT_BIN)
+unit: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/meshd $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
-integration: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/kernel/wg_kernel_probe $(BUILD)/tests/slowfsync.so
+integration: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/meshd $(BUILD)/kernel/wg_kernel_probe $(BUILD)/tests/slowfsync.so
 	@HEALTHD_BUILD=$(BUILD) tests/integration/run.sh
 
 # The unit suites under valgrind memcheck: any error or leak fails.
@@ -148,13 +151,16 @@ install: build
 	install -m 0755 $(BUILD)/healthd $(DESTDIR)$(PREFIX)/sbin/healthd
 	install -m 0755 $(BUILD)/healthctl $(DESTDIR)$(PREFIX)/sbin/healthctl
 	install -m 0755 $(BUILD)/meshctl $(DESTDIR)$(PREFIX)/sbin/meshctl
+	install -m 0755 $(BUILD)/meshd $(DESTDIR)$(PREFIX)/sbin/meshd
 	install -m 0644 config/examples/* $(DESTDIR)$(PREFIX)/share/doc/healthd/examples/
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0644 man/healthd.yaml.5 $(DESTDIR)$(MANDIR)/man5/healthd.yaml.5
-	install -m 0644 man/healthd.8 man/healthctl.8 man/meshctl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/healthd.8 man/healthctl.8 man/meshctl.8 man/meshd.8 $(DESTDIR)$(MANDIR)/man8/
 	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/healthd.service > $(DESTDIR)$(UNITDIR)/healthd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/healthd.service
+	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/meshd.service > $(DESTDIR)$(UNITDIR)/meshd.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/meshd.service
 	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/healthd-withdraw.service > $(DESTDIR)$(UNITDIR)/healthd-withdraw.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/healthd-withdraw.service
 	install -m 0644 contrib/systemd/healthd.sysusers $(DESTDIR)$(SYSUSERSDIR)/healthd.conf

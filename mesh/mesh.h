@@ -139,6 +139,13 @@ bool mesh_ifname_valid(const char *s);
 /* The 32 bytes of a WireGuard key in base64 (44 characters). */
 bool mesh_wg_key_valid(const char *s);
 
+/* An enrolled node's key (and, when the inventory names none, its public
+ * address) laid over the inventory, as meshd and `meshctl --enrolled` see
+ * it. -ENOENT: no such node; -EINVAL: not a key. *key_replaced: the
+ * inventory had another key. */
+int mesh_overlay_node(struct mesh *m, const char *node, const char *public_key,
+		      const char *external_ip, bool *key_replaced);
+
 /* ---- check.c ---- */
 
 /* Every rule between keys; the first broken one into err. Adds warnings. */

@@ -261,3 +261,36 @@ int mesh_key_root(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return 0;
 }
 
+
+/* ---- enrolment ---- */
+
+int mesh_overlay_node(struct mesh *m, const char *node, const char *public_key,
+		      const char *external_ip, bool *key_replaced)
+{
+	struct mesh_node *n = (struct mesh_node *)mesh_node_find(m, node);
+	char *key;
+
+	*key_replaced = false;
+	if (!n)
+		return -ENOENT;
+	if (!mesh_wg_key_valid(public_key))
+		return -EINVAL;
+	if (n->wireguard_public_key && !strcmp(n->wireguard_public_key, public_key))
+		key = NULL;
+	else if (!(key = strdup(public_key)))
+		return -ENOMEM;
+	if (key) {
+		*key_replaced = n->wireguard_public_key != NULL;
+		free(n->wireguard_public_key);
+		n->wireguard_public_key = key;
+	}
+	if (!n->public_ipv4.family && external_ip && *external_ip) {
+		struct mesh_addr a = { 0 };
+
+		if (mesh_parse_addr(external_ip, &a) == 0 && a.family == AF_INET) {
+			a.at = n->at;
+			n->public_ipv4 = a;
+		}
+	}
+	return 0;
+}

@@ -11,6 +11,8 @@ build_pkgs=(
 )
 test_pkgs=(
   bird2 iproute2 curl python3 procps wireguard-go wireguard-tools nftables
+  # t_meshd.sh: a throwaway certificate, and a token written into the state
+  openssl sqlite3 python3-yaml
   # t_wg_kernel.sh: a qemu guest with Debian's kernel (about 7 s to install)
   qemu-system-x86 busybox-static
   # t_deb.sh: a fresh Debian 12 root to install the package in
