@@ -37,9 +37,9 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: meshctl check [-c FILE]\n"
 		"       meshctl plan [-c FILE] [--json]\n"
-		"       meshctl render [-c FILE] [--node NAME] -o DIR\n"
-		"       meshctl diff [-c FILE] --node NAME [--root DIR]\n"
-		"       meshctl apply [-c FILE] --node NAME [--timeout S] [--wait S]\n"
+		"       meshctl render [-c FILE] [--node NAME] [--enrolled] -o DIR\n"
+		"       meshctl diff [-c FILE] --node NAME [--root DIR] [--enrolled]\n"
+		"       meshctl apply [-c FILE] --node NAME [--timeout S] [--wait S] [--enrolled]\n"
 		"                     [--bird-socket PATH]\n"
 		"       meshctl add-node [-c FILE] --region R --provider P [--name N] [--upstream U]\n"
 		"       meshctl token create NODE [--ttl 1h] [--socket PATH]\n"
@@ -64,6 +64,62 @@ static struct mesh *load(const char *path, bool rendering)
 	if (rendering && !m->admin.n)
 		fprintf(stderr, "warning: %s: mesh.admin is empty: the firewall opens SSH (22) to nobody\n", path);
 	return m;
+}
+
+/* --enrolled: the keys and addresses of the nodes meshd enrolled, from
+ * its admin socket (node_list), laid over the inventory as meshd lays
+ * them, so that render, diff and apply write what meshd serves. */
+static int overlay_enrolled(struct mesh *m, const char *sock)
+{
+	json_t *req = json_pack("{ss}", "op", "node_list"), *rep, *nodes, *e;
+	char err[1024];
+	size_t i, n = 0;
+
+	if (!req) {
+		fprintf(stderr, "meshctl: out of memory\n");
+		return 1;
+	}
+	rep = mesh_admin_call(sock, req, MESH_ADMIN_TIMEOUT_MS, err, sizeof(err));
+	json_decref(req);
+	if (!rep) {
+		fprintf(stderr, "meshctl: --enrolled: %s\n", err);
+		return 1;
+	}
+	if (!json_is_true(json_object_get(rep, "ok")) ||
+	    !json_is_array(nodes = json_object_get(rep, "nodes"))) {
+		const char *why = json_string_value(json_object_get(rep, "error"));
+
+		fprintf(stderr, "meshctl: --enrolled: %s: %s\n", sock, why ? why : "an unexpected reply");
+		json_decref(rep);
+		return 1;
+	}
+	json_array_foreach(nodes, i, e) {
+		const char *name = json_string_value(json_object_get(e, "name"));
+		const char *key = json_string_value(json_object_get(e, "public_key"));
+		const char *ip = json_string_value(json_object_get(e, "external_ip"));
+		bool replaced;
+		int rc;
+
+		if (!name || !key || !json_is_null(json_object_get(e, "disabled")))
+			continue;   /* a disabled node keeps its addresses, not its place */
+		rc = mesh_overlay_node(m, name, key, ip, &replaced);
+		if (rc == -ENOENT) {
+			fprintf(stderr, "warning: %s is enrolled but not in %s\n", name, m->path);
+			continue;
+		}
+		if (rc) {
+			fprintf(stderr, "meshctl: --enrolled: %s: %s\n", name,
+				rc == -EINVAL ? "meshd holds no valid key for it" : strerror(-rc));
+			json_decref(rep);
+			return 1;
+		}
+		if (replaced)
+			fprintf(stderr, "warning: %s: the enrolled key replaces the inventory's\n", name);
+		n++;
+	}
+	fprintf(stderr, "meshctl: %zu enrolled node%s from %s\n", n, n == 1 ? "" : "s", sock);
+	json_decref(rep);
+	return 0;
 }
 
 static int cmd_plan(struct mesh *m, bool json)
@@ -383,10 +439,13 @@ int main(int argc, char **argv)
 		{ "provider", required_argument, NULL, 'P' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "upstream", required_argument, NULL, 'U' },
+		{ "enrolled", no_argument, NULL, 'E' },
+		{ "socket", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
-	const char *path = DEFAULT_INVENTORY, *cmd, *node = NULL, *out = NULL;
+	const char *path = DEFAULT_INVENTORY, *cmd, *node = NULL, *out = NULL, *sock = NULL;
+	bool enrolled = false;
 	const char *root = "/", *bird_socket = NULL, *region = NULL, *provider = NULL;
 	const char *name = NULL, *upstream = NULL;
 	unsigned timeout_s = 60, wait_s = 30;
@@ -452,6 +511,12 @@ int main(int argc, char **argv)
 		case 'U':
 			upstream = optarg;
 			break;
+		case 'E':
+			enrolled = true;
+			break;
+		case 'S':
+			sock = optarg;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -491,8 +556,16 @@ int main(int argc, char **argv)
 		fprintf(stderr, "meshctl: --json is an option of plan\n");
 		return 2;
 	}
+	if (enrolled && strcmp(cmd, "render") && strcmp(cmd, "diff") && strcmp(cmd, "apply")) {
+		fprintf(stderr, "meshctl: --enrolled is an option of render, diff and apply\n");
+		return 2;
+	}
 	if (!(m = load(path, !strcmp(cmd, "render") || !strcmp(cmd, "apply"))))
 		return 1;
+	if (enrolled && overlay_enrolled(m, mesh_admin_socket(sock))) {
+		mesh_free(m);
+		return 1;
+	}
 	if (strcmp(cmd, "plan") == 0)
 		rc = cmd_plan(m, json);
 	else if (strcmp(cmd, "render") == 0)

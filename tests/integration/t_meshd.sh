@@ -161,28 +161,17 @@ list=$(MESHD_ADMIN_SOCKET=$D/admin.sock "$MESHCTL" token list)
 grep -Eq 'ord1 +redeemed' <<<"$list" || fail "token list: $list"
 grep -Eq 'ord1 +expired' <<<"$list" || fail "token list lacks the expired one: $list"
 
-# the config reply: the files of `meshctl render` for the inventory with
-# ord1's key, byte for byte, each with its sha256
+# the config reply: the files of `meshctl render --enrolled`, byte for
+# byte, each with its sha256
 A="Authorization: Bearer $CRED"
 [ "$(tls -H "$A" "$U/nodes/ord1/config")" = 200 ] || fail "config: $(cat "$D/body")"
 cp "$D/body" "$D/config.json"
 [ "$(tls -H "$A" "$U/nodes/ord/config")" = 200 ] || fail "config by region: $(cat "$D/body")"
 cmp -s "$D/body" "$D/config.json" || fail "config by region differs from by node"
-sed -e "s|@KEY_ord1@|$ORD1_PUB|" "$D/mesh.yaml" >/dev/null
-python3 - "$D/mesh.yaml" "$ORD1_PUB" "$D/mesh-ord1.yaml" <<-'EOF'
-	import sys
-	src, key, dst = sys.argv[1:]
-	out, node = [], None
-	for line in open(src):
-	    out.append(line)
-	    if line.strip().startswith("- name: "):
-	        node = line.split(":", 1)[1].strip()
-	    if node == "ord1" and line.strip().startswith("tunnel_interface:"):
-	        out.append(line[:len(line) - len(line.lstrip())] + 'wireguard_public_key: "%s"\n' % key)
-	open(dst, "w").write("".join(out))
-EOF
-MESHCTL_BIRD='' MESHCTL_NFT='' MESHCTL_HEALTHD='' "$MESHCTL" render -c "$D/mesh-ord1.yaml" --node ord1 -o "$D/render" >/dev/null 2>&1 ||
-	fail "meshctl render: $(MESHCTL_BIRD='' MESHCTL_NFT='' MESHCTL_HEALTHD='' "$MESHCTL" render -c "$D/mesh-ord1.yaml" --node ord1 -o "$D/render" 2>&1)"
+# (meshctl --enrolled lays what meshd enrolled over the inventory, as meshd does)
+rend() { MESHD_ADMIN_SOCKET=$D/admin.sock MESHCTL_BIRD='' MESHCTL_NFT='' MESHCTL_HEALTHD='' \
+	"$MESHCTL" render -c "$D/mesh.yaml" --node ord1 --enrolled -o "$D/render"; }
+rend >/dev/null 2>&1 || fail "meshctl render --enrolled: $(rend 2>&1)"
 python3 - "$D/config.json" "$D/render/ord1" <<-'EOF' || fail "the config reply is not meshctl render's"
 	import hashlib, json, os, sys
 	d = json.load(open(sys.argv[1]))
