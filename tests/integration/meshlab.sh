@@ -48,6 +48,7 @@ ML_ANYCAST4=203.0.113.10                # the service address users fetch
 ML_PREFIX4=203.0.113.0/24               # what each node announces
 ML_LINE=(lax ord ewr mia)               # the transits, linked in this order
 ML_ADMIN=192.0.2.66                     # the inventory's admin prefix, on LAX
+ML_BARE=${ML_BARE:-}                    # nodes that start bare and enrol (t_enroll.sh)
 ML_PIDS=()
 ML_NSLIST=()
 ML_IS_UP=
@@ -332,6 +333,7 @@ ml_prepare() {
 	for n in "${ML_NODES[@]}"; do
 		r=${ML_INV[$n.root]}
 		[ "${r#"$ML_DIR"/}" != "$r" ] || { _ml_err "$n's root $r is outside $ML_DIR"; return 1; }
+		ml_is_bare "$n" && continue   # it makes its own key when it enrols
 		key=$ML_DIR/keys/$n/${ML_INV[$n.tunnel_interface]}.key
 		(umask 077 && mkdir -p "${key%/*}" && wg genkey >"$key")
 		ML_INV[$n.wireguard_public_key]=$(wg pubkey <"$key")
@@ -342,7 +344,13 @@ ml_prepare() {
 		(umask 077 && printf 'password "%s";\n' "$pw" >"$f")
 	done
 	local subst=()
-	for n in "${ML_NODES[@]}"; do subst+=(-e "s#@KEY_${n}@#${ML_INV[$n.wireguard_public_key]}#g"); done
+	for n in "${ML_NODES[@]}"; do
+		if ml_is_bare "$n"; then
+			subst+=(-e "/@KEY_${n}@/d")
+		else
+			subst+=(-e "s#@KEY_${n}@#${ML_INV[$n.wireguard_public_key]}#g")
+		fi
+	done
 	sed "${subst[@]}" "$ML_DIR/mesh.yaml.in" >"$ML_DIR/mesh.yaml"
 	ML_INV[mesh.asn]=$(awk '/^mesh:/ {m = 1; next} /^[^ ]/ {m = 0} m && $1 == "asn:" {print $2; exit}' "$ML_DIR/mesh.yaml")
 	[ -x "$MESHCTL_BIN" ] || { _ml_err "$MESHCTL_BIN not built (make build)"; return 1; }
@@ -358,6 +366,11 @@ ml_prepare() {
 	}
 	for n in "${ML_NODES[@]}"; do
 		r=${ML_INV[$n.root]}
+		if ml_is_bare "$n"; then   # a bare machine: nothing of the mesh on it yet
+			rm -rf "$r"
+			mkdir -p "$r/run" "$r/var/log"
+			continue
+		fi
 		for f in etc/bird/bird.conf "etc/wireguard/${ML_INV[$n.tunnel_interface]}.conf" \
 			etc/systemd/network/50-anycast.netdev etc/systemd/network/50-anycast.network \
 			etc/nftables.d/healthd-mesh.nft etc/healthd/healthd.yaml; do
@@ -369,6 +382,45 @@ ml_prepare() {
 		mkdir -p "$r/run/bird" "$r/run/healthd" "$r/run/wireguard" "$r/var/log" "$r/var/lib/healthd"
 		[ -e "$r/etc/bird/healthd.conf" ] || : >"$r/etc/bird/healthd.conf"
 	done
+}
+
+ml_is_bare() { [[ " $ML_BARE " == *" $1 "* ]]; }
+
+# Node $1's iBGP sessions are Established, but those to a bare node,
+# which wait for it.
+_ml_ibgp_up() {
+	ml_birdc "$1" show protocols 2>/dev/null | awk -v bare=" $ML_BARE " '
+		$1 ~ /^ibgp_/ && $2 == "BGP" {
+			peer = $1; sub(/^ibgp_/, "", peer); sub(/_v[46]$/, "", peer)
+			if (index(bare, " " peer " ")) next
+			n++; if ($0 !~ /Established/) bad++
+		}
+		END { exit !(n > 0 && !bad) }'
+}
+# The nodes that run (every node but the bare ones).
+ml_joined() {
+	local n
+	for n in "${ML_NODES[@]}"; do ml_is_bare "$n" || echo "$n"; done
+}
+
+# ml_join NODE — starts what systemd would on a node whose files its
+# bootstrap just put in place (mesh-bootstrap --start): the anycast
+# interface, wireguard-go with the rendered peers and the node's own key,
+# the ruleset, BIRD, healthd, the web service. Tracked like every other.
+ml_join() {
+	local n=$1 r
+	r=$(ml_root "$n")
+	ML_INV[$n.wireguard_public_key]=$(wg pubkey <"$r/etc/wireguard/${ML_INV[$n.tunnel_interface]}.key")
+	_ml_router_id "$n"
+	mkdir -p "$r/run/bird" "$r/run/healthd" "$r/run/wireguard" "$r/var/log" "$r/var/lib/healthd"
+	_ml_anycast_up "$n" || return 1
+	_ml_wg_start "$n"
+	_ml_wg_configure "$n" || return 1
+	ip -n "$(ml_ns "$n")" link set "${ML_INV[$n.tunnel_interface]}" up
+	_ml_node_start "$n" || return 1
+	local keep=() b
+	for b in $ML_BARE; do [ "$b" = "$n" ] || keep+=("$b"); done
+	ML_BARE=${keep[*]}
 }
 
 # The node's BIRD router id, from its rendered bird.conf.
@@ -493,14 +545,15 @@ _ml_node_start() {
 }
 
 ml_nodes_up() {
-	local n
-	for n in "${ML_NODES[@]}"; do _ml_anycast_up "$n" || return 1; done
-	for n in "${ML_NODES[@]}"; do _ml_wg_start "$n"; done
-	for n in "${ML_NODES[@]}"; do _ml_wg_configure "$n" || return 1; done
+	local n nodes
+	mapfile -t nodes < <(ml_joined)
+	for n in "${nodes[@]}"; do _ml_anycast_up "$n" || return 1; done
+	for n in "${nodes[@]}"; do _ml_wg_start "$n"; done
+	for n in "${nodes[@]}"; do _ml_wg_configure "$n" || return 1; done
 	# every peer is configured before any tunnel goes up: no first
 	# handshake is lost to a peer not ready yet (a retry costs 5 s)
-	for n in "${ML_NODES[@]}"; do ip -n "$(ml_ns "$n")" link set "${ML_INV[$n.tunnel_interface]}" up; done
-	for n in "${ML_NODES[@]}"; do _ml_node_start "$n" || return 1; done
+	for n in "${nodes[@]}"; do ip -n "$(ml_ns "$n")" link set "${ML_INV[$n.tunnel_interface]}" up; done
+	for n in "${nodes[@]}"; do _ml_node_start "$n" || return 1; done
 }
 
 ml_healthctl() { "$HEALTHCTL_BIN" -s "$(ml_root "$1")/run/healthd/healthd.sock" "${@:2}"; }
@@ -513,6 +566,55 @@ d = json.load(sys.stdin)
 print([s["state"] for s in d["services"] if s["name"] == sys.argv[1]][0])' "${2:-web}"
 }
 ml_state_is() { [ "$(ml_state "$1")" = "$2" ]; }
+
+# --- enrolment: meshd on the admin host, a provider's metadata service --
+
+MESHD_BIN=${MESHD_BIN:-$HEALTHD_BUILD/meshd}
+ML_METADATA=192.0.2.254                 # the metadata service's stand-in, on a bare node
+
+# ml_meshd_up — meshd on the admin host (ML_ADMIN:8443, HTTPS with a
+# throwaway certificate) over the lab's inventory. Sets ML_MESHD_URL,
+# ML_MESHD_PIN (curl's --pinnedpubkey form) and ML_MESHD_ADMIN (its admin
+# socket, for meshctl token and --enrolled).
+ml_meshd_up() {
+	local d=$ML_DIR/meshd
+	mkdir -p "$d"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=meshd \
+		-addext "subjectAltName=IP:$ML_ADMIN" -keyout "$d/key.pem" -out "$d/cert.pem" 2>/dev/null
+	chmod 600 "$d/key.pem"
+	ML_MESHD_PIN=sha256//$(openssl x509 -in "$d/cert.pem" -pubkey -noout | openssl pkey -pubin -outform der |
+		openssl dgst -sha256 -binary | base64)
+	cat >"$d/meshd.yaml" <<-EOF2
+		inventory: $ML_DIR/mesh.yaml
+		state: $d/state/meshd.db
+		admin_socket: $d/admin.sock
+		listen:
+		  - {address: "$ML_ADMIN:8443", certificate: $d/cert.pem, key: $d/key.pem}
+	EOF2
+	: >"$d/meshd.log"
+	_ml_spawn "$ML_ADMIN_NS" "$d/meshd.log" "$MESHD_BIN" -c "$d/meshd.yaml"
+	ML_INV[meshd.pid]=$REPLY
+	ML_MESHD_URL=https://$ML_ADMIN:8443
+	ML_MESHD_ADMIN=$d/admin.sock
+	wait_for 10 "meshd to answer on $ML_MESHD_URL" ip netns exec "$ML_ADMIN_NS" \
+		curl -sf -k --pinnedpubkey "$ML_MESHD_PIN" "$ML_MESHD_URL/api/v1/status" ||
+		{ _ml_err "meshd did not start: $(tail -n 3 "$d/meshd.log")"; return 1; }
+}
+
+# ml_metadata_up NODE — the provider's metadata service as the node would
+# see it (its BGP session values from the inventory), on ML_METADATA:80 in
+# the node's namespace.
+ml_metadata_up() {
+	local n=$1 ns up out
+	ns=$(ml_ns "$n") up=${ML_INV[$n.upstream]} out=$ML_DIR/metadata-$n.out
+	ip -n "$ns" link set lo up
+	ip -n "$ns" addr add "$ML_METADATA/32" dev lo
+	: >"$out"
+	_ml_spawn "$ns" "$out" python3 "$LAB_SRC/tests/integration/fakemetadata.py" --listen "$ML_METADATA:80" \
+		--hostname "$n" --my-address "${ML_INV[$n.public_ipv4]}" --my-asn "${ML_INV[mesh.asn]}" \
+		--peer-address "${ML_INV[$up.neighbor_ipv4]}" --peer-asn "${ML_INV[$up.asn]}"
+	wait_for 10 "the metadata service on $n" grep -qx ready "$out"
+}
 
 # --- what the tests look at ---------------------------------------------
 
@@ -620,14 +722,22 @@ ml_tcp() { ip netns exec "$1" python3 "$LAB_SRC/tests/integration/tcpprobe.py" "
 ml_converged() {
 	local n r
 	for r in "${ML_LINE[@]}"; do
-		_ml_bgp_up "$ML_DIR/transit/$r/bird.ctl" '*' || return 1
+		if ml_is_bare "${ML_REGION_NODE[$r]}"; then   # its session to the node waits for it
+			_ml_bgp_up "$ML_DIR/transit/$r/bird.ctl" 'to_*' || return 1
+		else
+			_ml_bgp_up "$ML_DIR/transit/$r/bird.ctl" '*' || return 1
+		fi
 	done
-	for n in "${ML_NODES[@]}"; do
+	local nodes
+	mapfile -t nodes < <(ml_joined)
+	for n in "${nodes[@]}"; do
 		ml_bgp_established "$n" 'upstream_*' || return 1
-		ml_bgp_established "$n" 'ibgp_*' || return 1
+		_ml_ibgp_up "$n" || return 1
 		ml_state_is "$n" up || return 1
 	done
-	for r in "${ML_LINE[@]}"; do ml_transit_prefers_node "$r" || return 1; done
+	for r in "${ML_LINE[@]}"; do
+		ml_is_bare "${ML_REGION_NODE[$r]}" || ml_transit_prefers_node "$r" || return 1
+	done
 }
 
 # ml_attach — for a shell beside a running lab (ML_ID=ITS_ID): reads its
@@ -687,7 +797,8 @@ _ml_show_logs() {
 	done
 	_lab_tail_logs "$ML_DIR" "${LAB_LOG_LINES:-6}" \
 		"$ML_DIR"/nodes/*/var/log/healthd.log "$ML_DIR"/nodes/*/var/log/bird.out \
-		"$ML_DIR"/nodes/*/var/log/wireguard-go.log "$ML_DIR"/transit/*/bird.log
+		"$ML_DIR"/nodes/*/var/log/wireguard-go.log "$ML_DIR"/transit/*/bird.log \
+		"$ML_DIR"/meshd/meshd.log "$ML_DIR"/nodes/*/var/log/mesh-bootstrap.log
 }
 
 # Stops everything started, removes the namespaces and ML_DIR. Idempotent.

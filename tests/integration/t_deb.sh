@@ -74,10 +74,11 @@ lintian --fail-on error,warning "$DEB" >"$T/lintian.log" 2>&1 || {
 	fail "lintian: errors or warnings in $DEBNAME"
 }
 dpkg-deb --fsys-tarfile "$DEB" | tar -t | sed 's|^\./|/|; s|/$||; /^$/d' >"$T/contents"
-for f in /usr/sbin/healthd /usr/sbin/healthctl /usr/sbin/meshctl \
+for f in /usr/sbin/healthd /usr/sbin/healthctl /usr/sbin/meshctl /usr/sbin/meshd \
 	/usr/share/man/man8/healthd.8.gz /usr/share/man/man8/healthctl.8.gz \
-	/usr/share/man/man8/meshctl.8.gz /usr/share/man/man5/healthd.yaml.5.gz \
+	/usr/share/man/man8/meshctl.8.gz /usr/share/man/man8/meshd.8.gz /usr/share/man/man5/healthd.yaml.5.gz \
 	/lib/systemd/system/healthd.service /lib/systemd/system/healthd-withdraw.service \
+	/lib/systemd/system/meshd.service /usr/share/doc/healthd/examples/meshd.yaml \
 	/usr/lib/sysusers.d/healthd.conf /usr/lib/tmpfiles.d/healthd.conf \
 	/usr/share/bash-completion/completions/healthctl \
 	/usr/share/doc/healthd/examples/healthd.yaml /usr/share/doc/healthd/examples/mesh.yaml \
@@ -223,6 +224,9 @@ else
 fi
 en=$(systemctl --root="$ROOT" is-enabled healthd.service 2>&1 || true)
 [ "$en" = disabled ] || fail "healthd.service is '$en' after the install, want disabled"
+en=$(systemctl --root="$ROOT" is-enabled meshd.service 2>&1 || true)
+[ "$en" = disabled ] || fail "meshd.service is '$en' after the install, want disabled"
+in_root "$ROOT" 10 getent passwd meshd >/dev/null || fail "sysusers.d made no user meshd $WHERE"
 
 # systemd-analyze verify on the installed units, as they are there.
 if [ "$ROOT" = / ]; then
@@ -231,7 +235,7 @@ else
 	verify=(in_root "$ROOT" 30 systemd-analyze verify)
 fi
 "${verify[@]}" /lib/systemd/system/healthd.service /lib/systemd/system/healthd-withdraw.service \
-	>"$T/verify.out" 2>&1 || fail "systemd-analyze verify $WHERE: $(cat "$T/verify.out")"
+	/lib/systemd/system/meshd.service >"$T/verify.out" 2>&1 || fail "systemd-analyze verify $WHERE: $(cat "$T/verify.out")"
 [ ! -s "$T/verify.out" ] || fail "systemd-analyze verify warns $WHERE: $(cat "$T/verify.out")"
 
 # ---- purge: nothing of the package stays ----
