@@ -11,6 +11,8 @@
  *                                  install on the node, timed configure, confirm
  *   meshctl add-node -c FILE --region R --provider P [--name N] [--upstream U]
  *                                  the entry of a new node, to paste
+ *   meshctl cloud-init -c FILE NODE --token T --api URL --pin PIN [...]
+ *                                  the node's first-boot user-data
  * Warnings go to stderr and are not fatal.
  */
 #include <getopt.h>
@@ -37,6 +39,9 @@ static void usage(FILE *f)
 		"       meshctl apply [-c FILE] --node NAME [--timeout S] [--wait S]\n"
 		"                     [--bird-socket PATH]\n"
 		"       meshctl add-node [-c FILE] --region R --provider P [--name N] [--upstream U]\n"
+		"       meshctl cloud-init [-c FILE] NODE --token T|- --api URL --pin PIN\n"
+		"                     [--metadata URL|none] [--package-name NAME |\n"
+		"                      --package-url URL --package-sha256 HEX]\n"
 		"FILE defaults to " DEFAULT_INVENTORY ".\n");
 }
 
@@ -181,6 +186,48 @@ static int cmd_node(struct mesh *m, const char *cmd, const char *node,
 	return rc;
 }
 
+/* The token from stdin (--token -): `meshctl token create` piped in keeps
+ * it off the command line. */
+static int read_token(char *buf, size_t len)
+{
+	if (!fgets(buf, (int)len, stdin)) {
+		fprintf(stderr, "meshctl: --token -: nothing on standard input\n");
+		return -1;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return 0;
+}
+
+static int cmd_cloud_init(struct mesh *m, const char *node, struct mesh_cloudinit_opts *o)
+{
+	char err[1024], *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	int rc;
+
+	if (!f) {
+		fprintf(stderr, "meshctl: out of memory\n");
+		return 1;
+	}
+	rc = mesh_cloudinit(f, m, node, o, err, sizeof(err));
+	if (fclose(f) && !rc) {
+		snprintf(err, sizeof(err), "out of memory");
+		rc = -1;
+	}
+	if (rc) {
+		fprintf(stderr, "meshctl: cloud-init: %s\n", err);
+		free(out);
+		return 1;
+	}
+	if (len > 64 * 1024)
+		fprintf(stderr, "warning: the user-data is %zu bytes; Vultr takes at most 64 KiB\n", len);
+	rc = fwrite(out, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+	if (rc)
+		fprintf(stderr, "meshctl: cloud-init: writing: %s\n", strerror(errno));
+	free(out);
+	return rc;
+}
+
 static int cmd_add_node(struct mesh *m, const char *path, const char *region,
 			const char *provider, const char *name, const char *upstream)
 {
@@ -199,6 +246,11 @@ static int cmd_add_node(struct mesh *m, const char *path, const char *region,
 	return rc ? 1 : 0;
 }
 
+enum {
+	OPT_TOKEN = 256, OPT_API, OPT_PIN, OPT_METADATA, OPT_PACKAGE_NAME, OPT_PACKAGE_URL,
+	OPT_PACKAGE_SHA256,
+};
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -214,6 +266,13 @@ int main(int argc, char **argv)
 		{ "provider", required_argument, NULL, 'P' },
 		{ "name", required_argument, NULL, 'N' },
 		{ "upstream", required_argument, NULL, 'U' },
+		{ "token", required_argument, NULL, OPT_TOKEN },
+		{ "api", required_argument, NULL, OPT_API },
+		{ "pin", required_argument, NULL, OPT_PIN },
+		{ "metadata", required_argument, NULL, OPT_METADATA },
+		{ "package-name", required_argument, NULL, OPT_PACKAGE_NAME },
+		{ "package-url", required_argument, NULL, OPT_PACKAGE_URL },
+		{ "package-sha256", required_argument, NULL, OPT_PACKAGE_SHA256 },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -221,7 +280,9 @@ int main(int argc, char **argv)
 	const char *root = "/", *bird_socket = NULL, *region = NULL, *provider = NULL;
 	const char *name = NULL, *upstream = NULL;
 	unsigned timeout_s = 60, wait_s = 30;
-	bool json = false;
+	bool json = false, ci_opt = false;
+	struct mesh_cloudinit_opts ci = { 0 };
+	char token[128];
 	struct mesh *m;
 	int o, rc;
 
@@ -281,6 +342,34 @@ int main(int argc, char **argv)
 		case 'U':
 			upstream = optarg;
 			break;
+		case OPT_TOKEN:
+			ci.token = optarg;
+			ci_opt = true;
+			break;
+		case OPT_API:
+			ci.api = optarg;
+			ci_opt = true;
+			break;
+		case OPT_PIN:
+			ci.pin = optarg;
+			ci_opt = true;
+			break;
+		case OPT_METADATA:
+			ci.metadata = optarg;
+			ci_opt = true;
+			break;
+		case OPT_PACKAGE_NAME:
+			ci.package_name = optarg;
+			ci_opt = true;
+			break;
+		case OPT_PACKAGE_URL:
+			ci.package_url = optarg;
+			ci_opt = true;
+			break;
+		case OPT_PACKAGE_SHA256:
+			ci.package_sha256 = optarg;
+			ci_opt = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -289,10 +378,28 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* cloud-init takes its node as an operand (or --node) */
+	if (!strcmp(cmd, "cloud-init") && optind + 1 == argc && !node)
+		node = argv[optind++];
 	if (optind != argc || (strcmp(cmd, "check") && strcmp(cmd, "plan") &&
 			       strcmp(cmd, "render") && strcmp(cmd, "diff") &&
-			       strcmp(cmd, "apply") && strcmp(cmd, "add-node"))) {
+			       strcmp(cmd, "apply") && strcmp(cmd, "add-node") &&
+			       strcmp(cmd, "cloud-init"))) {
 		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(cmd, "cloud-init")) {
+		if (!node || !ci.token || !ci.api || !ci.pin) {
+			fprintf(stderr, "meshctl: cloud-init needs NODE, --token, --api and --pin\n");
+			return 2;
+		}
+		if (!strcmp(ci.token, "-")) {
+			if (read_token(token, sizeof(token)))
+				return 2;
+			ci.token = token;
+		}
+	} else if (ci_opt) {
+		fprintf(stderr, "meshctl: --token, --api, --pin, --metadata and --package-* are options of cloud-init\n");
 		return 2;
 	}
 	if ((!strcmp(cmd, "diff") || !strcmp(cmd, "apply")) && !node) {
@@ -332,6 +439,8 @@ int main(int argc, char **argv)
 		rc = cmd_node(m, cmd, node, &ao, argv[0]);
 	} else if (strcmp(cmd, "add-node") == 0)
 		rc = cmd_add_node(m, path, region, provider, name, upstream);
+	else if (strcmp(cmd, "cloud-init") == 0)
+		rc = cmd_cloud_init(m, node, &ci);
 	else
 		rc = 0;
 	if (!rc && strcmp(cmd, "check") == 0)
