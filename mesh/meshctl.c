@@ -272,6 +272,7 @@ int main(int argc, char **argv)
 		{ "metadata", required_argument, NULL, OPT_METADATA },
 		{ "package-name", required_argument, NULL, OPT_PACKAGE_NAME },
 		{ "package-url", required_argument, NULL, OPT_PACKAGE_URL },
+		{ "package", required_argument, NULL, OPT_PACKAGE_URL },  /* meshd's spec's name */
 		{ "package-sha256", required_argument, NULL, OPT_PACKAGE_SHA256 },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },

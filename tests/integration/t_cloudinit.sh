@@ -58,6 +58,11 @@ ci ord1 --token "$TOKEN" --api https://meshd.example.net --pin "$PIN" --metadata
 	--package-sha256 "$(printf '%064d' 7)" >"$T/ud2.yaml"
 cloud-init schema --config-file "$T/ud2.yaml" >"$T/schema.out" 2>&1 ||
 	fail "cloud-init schema refuses the --package-url user-data: $(tr -s '\n' ' ' <"$T/schema.out")"
+# --package is the contract's name of --package-url; the token from stdin
+printf '%s\n' "$TOKEN" | ci ord1 --token - --api https://meshd.example.net --pin "$PIN" --metadata none \
+	--package https://pkg.example.net/healthd_1.0_amd64.deb \
+	--package-sha256 "$(printf '%064d' 7)" | cmp -s - "$T/ud2.yaml" ||
+	fail "--package and --token - do not give the same user-data as --package-url and --token"
 python3 - "$T/ud.yaml" "$T/ud2.yaml" "$BOOT" "$TOKEN" <<'PY' || fail "the user-data is not what it should be"
 import sys, yaml
 ud, ud2 = (yaml.safe_load(open(p)) for p in sys.argv[1:3])
