@@ -290,6 +290,11 @@ grep -q '"external_ip": "198.51.100.6"' "$T/api.log" || fail "the metadata's add
 grep -q 'done: ord1 is enrolled, its 8 files installed and started' "$R/var/log/mesh-bootstrap.log" ||
 	fail "the log has no done line"
 
+# without metadata: the address given, no comparison with bird.conf
+boot "$T/nodes/r-nomd" 0 --token "$TOKEN" --metadata none --external-ip 198.51.100.6
+grep -q 'metadata-check: skipped: no metadata was read' "$T/boot.err" || fail "--metadata none: the check was not skipped"
+grep -q '"external_ip": "198.51.100.6"' <(tail -n 2 "$T/api.log") || fail "--external-ip was not sent"
+
 # no secret in any log or on stderr: neither the token nor the credential
 cred=$(cat "$R/etc/healthd/mesh.credential")
 for f in "$T/all.err" "$R/var/log/mesh-bootstrap.log" "$T/sha.log"; do
