@@ -35,7 +35,7 @@ LIB_SRC  := $(wildcard config/*.c checks/*.c bird-glue/*.c http/*.c) \
             $(filter-out healthd/main.c healthd/healthctl.c,$(wildcard healthd/*.c)) \
             $(filter-out mesh/meshctl.c,$(wildcard mesh/*.c)) \
             $(filter-out meshd/main.c,$(wildcard meshd/*.c))
-LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bootstrap.o
 TLIB_SRC := $(wildcard tests/lib/*.c)
 TLIB_OBJ := $(TLIB_SRC:%.c=$(BUILD)/obj/%.o)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
@@ -52,6 +52,22 @@ deps:
 build: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/meshd
 
 $(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+# mesh/bootstrap.sh as a C array, for meshctl cloud-init's user-data (od and
+# awk: nothing beyond coreutils).
+$(BUILD)/gen/bootstrap.c: mesh/bootstrap.sh
+	@mkdir -p $(dir $@)
+	{ echo '/* generated from $< by the Makefile: edit that file instead */'; \
+	  echo '#include "mesh/mesh.h"'; \
+	  echo 'const char mesh_bootstrap_script[] = {'; \
+	  od -An -v -tx1 $< | awk '{ s = "\t"; for (i = 1; i <= NF; i++) s = s "0x" $$i ","; print s }'; \
+	  echo '0 };'; \
+	  echo 'const size_t mesh_bootstrap_script_len = sizeof(mesh_bootstrap_script) - 1;'; \
+	} >$@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/gen/bootstrap.o: $(BUILD)/gen/bootstrap.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
 
@@ -116,7 +132,11 @@ $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
 
-$(FUZZ_BUILD)/libhealthd.a: $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
+$(FUZZ_BUILD)/obj/gen/bootstrap.o: $(BUILD)/gen/bootstrap.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+$(FUZZ_BUILD)/libhealthd.a: $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o) $(FUZZ_BUILD)/obj/gen/bootstrap.o
 	@rm -f $@
 	ar rcs $@ $^
 

@@ -6,6 +6,7 @@
  *   values.c   addresses, prefixes, names; secrets refused (with load.h)
  *   check.c    the rules between keys: slots, tunnel addresses, reflectors
  *   plan.c     one snapshot of the plan, rendered as text or JSON
+ *   cloudinit.c  a new node's cloud-init user-data, with mesh/bootstrap.sh
  *   meshctl.c  the command-line tool (check, plan)
  *
  * Data flow: mesh.yaml ──> mesh_load() ──> struct mesh (checked, immutable)
@@ -289,5 +290,29 @@ int mesh_apply(const struct mesh_files *f, const struct mesh_apply_opts *o, FILE
 int mesh_add_node(const struct mesh *m, const char *yaml, size_t yaml_len,
 		  const char *region, const char *provider, const char *name,
 		  const char *upstream, FILE *out, char *err, size_t errlen);
+
+/* ---- cloudinit.c ---- */
+
+struct mesh_cloudinit_opts {
+	const char *token;           /* the one-time enrolment token */
+	const char *api;             /* https://HOST[:PORT][/PREFIX] of meshd */
+	const char *pin;             /* sha256//BASE64 of meshd's key, or BASE64 */
+	const char *metadata;        /* NULL: the bootstrap's default; "none" */
+	const char *package_name;    /* NULL: "healthd" from the archive */
+	const char *package_url;     /* a .deb to fetch instead, with: */
+	const char *package_sha256;
+};
+
+/* #cloud-config user-data of node `node` to f: 0, or -1 with the reason
+ * (an unknown node, a bad option) in err and nothing written. */
+int mesh_cloudinit(FILE *f, const struct mesh *m, const char *node,
+		   const struct mesh_cloudinit_opts *o, char *err, size_t errlen);
+int mesh_cloudinit_check_token(const char *token, char *err, size_t errlen);
+int mesh_cloudinit_check_api(const char *url, char *err, size_t errlen);
+int mesh_cloudinit_check_pin(const char *pin, char *err, size_t errlen);
+
+/* mesh/bootstrap.sh, built in ($(BUILD)/gen/bootstrap.c); NUL-terminated. */
+extern const char mesh_bootstrap_script[];
+extern const size_t mesh_bootstrap_script_len;
 
 #endif

@@ -15,6 +15,8 @@
  *   meshctl node list [--json] | node disable NODE
  *                                  enrolment, over meshd's admin socket
  *                                  (--socket PATH, $MESHD_ADMIN_SOCKET)
+ *   meshctl cloud-init -c FILE NODE --token T --api URL --pin PIN [...]
+ *                                  the node's first-boot user-data
  * Warnings go to stderr and are not fatal.
  */
 #include <getopt.h>
@@ -46,6 +48,9 @@ static void usage(FILE *f)
 		"       meshctl token list [--json] [--socket PATH]\n"
 		"       meshctl node list [--json] [--socket PATH]\n"
 		"       meshctl node disable NODE [--socket PATH]\n"
+		"       meshctl cloud-init [-c FILE] NODE --token T|- --api URL --pin PIN\n"
+		"                     [--metadata URL|none] [--package-name NAME |\n"
+		"                      --package-url URL --package-sha256 HEX]\n"
 		"FILE defaults to " DEFAULT_INVENTORY "; PATH to $" MESH_ADMIN_SOCKET_ENV
 		" or " MESH_ADMIN_SOCKET ".\n");
 }
@@ -247,6 +252,48 @@ static int cmd_node(struct mesh *m, const char *cmd, const char *node,
 	return rc;
 }
 
+/* The token from stdin (--token -): `meshctl token create` piped in keeps
+ * it off the command line. */
+static int read_token(char *buf, size_t len)
+{
+	if (!fgets(buf, (int)len, stdin)) {
+		fprintf(stderr, "meshctl: --token -: nothing on standard input\n");
+		return -1;
+	}
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return 0;
+}
+
+static int cmd_cloud_init(struct mesh *m, const char *node, struct mesh_cloudinit_opts *o)
+{
+	char err[1024], *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+	int rc;
+
+	if (!f) {
+		fprintf(stderr, "meshctl: out of memory\n");
+		return 1;
+	}
+	rc = mesh_cloudinit(f, m, node, o, err, sizeof(err));
+	if (fclose(f) && !rc) {
+		snprintf(err, sizeof(err), "out of memory");
+		rc = -1;
+	}
+	if (rc) {
+		fprintf(stderr, "meshctl: cloud-init: %s\n", err);
+		free(out);
+		return 1;
+	}
+	if (len > 64 * 1024)
+		fprintf(stderr, "warning: the user-data is %zu bytes; Vultr takes at most 64 KiB\n", len);
+	rc = fwrite(out, 1, len, stdout) == len && fflush(stdout) == 0 ? 0 : 1;
+	if (rc)
+		fprintf(stderr, "meshctl: cloud-init: writing: %s\n", strerror(errno));
+	free(out);
+	return rc;
+}
+
 static int cmd_add_node(struct mesh *m, const char *path, const char *region,
 			const char *provider, const char *name, const char *upstream)
 {
@@ -424,6 +471,11 @@ static int cmd_admin(int argc, char **argv)
 			  !strcmp(what, "token") ? "tokens" : "nodes", json);
 }
 
+enum {
+	OPT_TOKEN = 256, OPT_API, OPT_PIN, OPT_METADATA, OPT_PACKAGE_NAME, OPT_PACKAGE_URL,
+	OPT_PACKAGE_SHA256,
+};
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -441,6 +493,14 @@ int main(int argc, char **argv)
 		{ "upstream", required_argument, NULL, 'U' },
 		{ "enrolled", no_argument, NULL, 'E' },
 		{ "socket", required_argument, NULL, 'S' },
+		{ "token", required_argument, NULL, OPT_TOKEN },
+		{ "api", required_argument, NULL, OPT_API },
+		{ "pin", required_argument, NULL, OPT_PIN },
+		{ "metadata", required_argument, NULL, OPT_METADATA },
+		{ "package-name", required_argument, NULL, OPT_PACKAGE_NAME },
+		{ "package-url", required_argument, NULL, OPT_PACKAGE_URL },
+		{ "package", required_argument, NULL, OPT_PACKAGE_URL },  /* meshd's spec's name */
+		{ "package-sha256", required_argument, NULL, OPT_PACKAGE_SHA256 },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
@@ -449,7 +509,9 @@ int main(int argc, char **argv)
 	const char *root = "/", *bird_socket = NULL, *region = NULL, *provider = NULL;
 	const char *name = NULL, *upstream = NULL;
 	unsigned timeout_s = 60, wait_s = 30;
-	bool json = false;
+	bool json = false, ci_opt = false;
+	struct mesh_cloudinit_opts ci = { 0 };
+	char token[128];
 	struct mesh *m;
 	int o, rc;
 
@@ -517,6 +579,34 @@ int main(int argc, char **argv)
 		case 'S':
 			sock = optarg;
 			break;
+		case OPT_TOKEN:
+			ci.token = optarg;
+			ci_opt = true;
+			break;
+		case OPT_API:
+			ci.api = optarg;
+			ci_opt = true;
+			break;
+		case OPT_PIN:
+			ci.pin = optarg;
+			ci_opt = true;
+			break;
+		case OPT_METADATA:
+			ci.metadata = optarg;
+			ci_opt = true;
+			break;
+		case OPT_PACKAGE_NAME:
+			ci.package_name = optarg;
+			ci_opt = true;
+			break;
+		case OPT_PACKAGE_URL:
+			ci.package_url = optarg;
+			ci_opt = true;
+			break;
+		case OPT_PACKAGE_SHA256:
+			ci.package_sha256 = optarg;
+			ci_opt = true;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -525,10 +615,28 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
+	/* cloud-init takes its node as an operand (or --node) */
+	if (!strcmp(cmd, "cloud-init") && optind + 1 == argc && !node)
+		node = argv[optind++];
 	if (optind != argc || (strcmp(cmd, "check") && strcmp(cmd, "plan") &&
 			       strcmp(cmd, "render") && strcmp(cmd, "diff") &&
-			       strcmp(cmd, "apply") && strcmp(cmd, "add-node"))) {
+			       strcmp(cmd, "apply") && strcmp(cmd, "add-node") &&
+			       strcmp(cmd, "cloud-init"))) {
 		usage(stderr);
+		return 2;
+	}
+	if (!strcmp(cmd, "cloud-init")) {
+		if (!node || !ci.token || !ci.api || !ci.pin) {
+			fprintf(stderr, "meshctl: cloud-init needs NODE, --token, --api and --pin\n");
+			return 2;
+		}
+		if (!strcmp(ci.token, "-")) {
+			if (read_token(token, sizeof(token)))
+				return 2;
+			ci.token = token;
+		}
+	} else if (ci_opt) {
+		fprintf(stderr, "meshctl: --token, --api, --pin, --metadata and --package-* are options of cloud-init\n");
 		return 2;
 	}
 	if ((!strcmp(cmd, "diff") || !strcmp(cmd, "apply")) && !node) {
@@ -576,6 +684,8 @@ int main(int argc, char **argv)
 		rc = cmd_node(m, cmd, node, &ao, argv[0]);
 	} else if (strcmp(cmd, "add-node") == 0)
 		rc = cmd_add_node(m, path, region, provider, name, upstream);
+	else if (strcmp(cmd, "cloud-init") == 0)
+		rc = cmd_cloud_init(m, node, &ci);
 	else
 		rc = 0;
 	if (!rc && strcmp(cmd, "check") == 0)

@@ -17,6 +17,9 @@ test_pkgs=(
   qemu-system-x86 busybox-static
   # t_deb.sh: a fresh Debian 12 root to install the package in
   debootstrap
+  # t_cloudinit.sh: `cloud-init schema --config-file` on meshctl cloud-init's
+  # user-data (22.4.2 in Debian 12; disabled at boot, see below)
+  cloud-init
 )
 # make bench: the HTTP server it probes and the load generator.
 bench_pkgs=(
@@ -61,6 +64,11 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The bird2 package starts a system BIRD; the tests run their own.
 if [ -d /run/systemd/system ] && systemctl is-active -q bird 2>/dev/null; then
   systemctl disable --now bird >/dev/null 2>&1 || true
+fi
+# cloud-init here is for its schema check only: a test machine that reboots
+# must not be configured by it (its documented off switch).
+if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
+  mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled
 fi
 # The nginx package starts a system nginx on port 80; the bench runs its own.
 if [[ " ${missing[*]} " == *" nginx "* ]]; then
