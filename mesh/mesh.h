@@ -206,7 +206,7 @@ enum mesh_tool {
 /* The per-node file names, relative to the node's root. */
 #define MESH_BIRD_CONF "etc/bird/bird.conf"
 #define MESH_BIRD_SOCKET "run/bird/bird.ctl"
-#define MESH_HEALTHD_INCLUDE "etc/bird/healthd.conf"
+#define MESH_HEALTHD_INCLUDE "var/lib/healthd/bird.conf"   /* the package's tmpfiles.d makes it */
 #define MESH_HEALTHD_CONF "etc/healthd/healthd.yaml"
 #define MESH_HEALTHD_SOCKET "run/healthd/healthd.sock"
 #define MESH_NFT_CONF "etc/nftables.d/healthd-mesh.nft"

@@ -380,7 +380,7 @@ ml_prepare() {
 		[ -e "$key" ] || install -m 0600 "$ML_DIR/keys/$n/${key##*/}" "$key"
 		_ml_router_id "$n"
 		mkdir -p "$r/run/bird" "$r/run/healthd" "$r/run/wireguard" "$r/var/log" "$r/var/lib/healthd"
-		[ -e "$r/etc/bird/healthd.conf" ] || : >"$r/etc/bird/healthd.conf"
+		[ -e "$r/var/lib/healthd/bird.conf" ] || : >"$r/var/lib/healthd/bird.conf"
 	done
 }
 

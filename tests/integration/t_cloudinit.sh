@@ -283,7 +283,7 @@ done
 [ ! -e "$R/etc/wireguard/mesh-bootstrap.key" ] || fail "the staging key was left"
 [ "$(stat -c %a "$R/etc/healthd/mesh.credential")" = 600 ] || fail "the credential is not 0600"
 [ "$(stat -c %a "$R/etc/healthd")" = 755 ] || fail "etc/healthd is $(stat -c %a "$R/etc/healthd"): healthd must read it"
-[ -e "$R/etc/bird/healthd.conf" ] || fail "no empty healthd include for bird.conf"
+[ -e "$R/var/lib/healthd/bird.conf" ] || fail "no empty healthd include for bird.conf"
 pub=$(wg pubkey <"$R/etc/wireguard/wg-ord1.key")
 grep -q "\"public_key\": \"$pub\"" "$T/api.log" || fail "the enrolled public key is not the node's"
 grep -q '"external_ip": "198.51.100.6"' "$T/api.log" || fail "the metadata's address was not sent"
