@@ -19,6 +19,8 @@ MESHD_PID=
 mkdir -p "$D"
 cleanup() {
 	[ -z "$MESHD_PID" ] || _lab_stop_pid "$MESHD_PID"
+	# anything else still inside the namespace (a kill -9 round cut short)
+	for p in $(ip netns pids "$NS" 2>/dev/null); do kill -KILL "$p" 2>/dev/null || true; done
 	ip netns del "$NS" 2>/dev/null || true
 	[ -n "${KEEP:-}" ] || rm -rf "$D"
 }
