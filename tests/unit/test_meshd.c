@@ -249,6 +249,30 @@ Test(limiter, tokens_refill_at_rate_per_second_up_to_burst)
 	limiter_free(l);
 }
 
+Test(limiter, retry_after_is_the_whole_seconds_until_the_next_token)
+{
+	/* at 1/s, an empty bucket has its next token in exactly 1 s */
+	struct limiter *l = limiter_new(1, 1, 1024);
+	unsigned retry = 0;
+
+	cr_assert(take(l, "192.0.2.1", 0, NULL));
+	cr_assert_not(take(l, "192.0.2.1", 0, &retry));
+	cr_assert_eq(retry, 1, "Retry-After %u: one second is enough at 1/s", retry);
+	cr_assert(take(l, "192.0.2.1", retry * 1000ull, NULL), "the token after Retry-After");
+	/* half a token: still the next whole second */
+	cr_assert_not(take(l, "192.0.2.1", 1500, &retry));
+	cr_assert_eq(retry, 1);
+	cr_assert(take(l, "192.0.2.1", 1500 + retry * 1000ull, NULL));
+	limiter_free(l);
+
+	/* at 3/s the wait is a third of a second: 1 */
+	l = limiter_new(3, 2, 1024);
+	cr_assert_eq(passed(l, "192.0.2.1", 0, 3), 2);
+	cr_assert_not(take(l, "192.0.2.1", 0, &retry));
+	cr_assert_eq(retry, 1);
+	limiter_free(l);
+}
+
 Test(limiter, ipv6_counts_by_its_64)
 {
 	struct limiter *l = limiter_new(1, 5, 1024);
