@@ -980,6 +980,68 @@ Test(inv, wireguard_pending_then_a_peer)
 	inv_free(v);
 }
 
+/* The members of set name in the firewall JSON, joined by ", ". */
+static char *set_text(json_t *fw, const char *name)
+{
+	json_t *s = json_object_get(json_object_get(fw, "sets"), name), *e;
+	char *out;
+	size_t cap, i;
+	FILE *f = open_memstream(&out, &cap);
+
+	cr_assert(json_is_array(s), "no set %s", name);
+	json_array_foreach(s, i, e)
+		fprintf(f, "%s%s", i ? ", " : "", json_string_value(e));
+	fclose(f);
+	return out;
+}
+
+/* A node whose inventory gives no public address takes the address of its
+ * latest enrolment: a machine rebuilt elsewhere and enrolled again is
+ * reached at its new address, by every peer and through every firewall. */
+Test(inv, a_reenrolment_moves_a_bare_nodes_address)
+{
+	char path[200], *y = lab_yaml("public_ipv4: 198.51.100.6", NULL), *s;
+	struct inv *v;
+	json_t *wg, *fw;
+
+	write_file("mesh.yaml", y, path, sizeof(path));
+	free(y);
+	v = load_inv(path);
+	cr_assert_eq(node(v, "ord1")->public_ipv4.family, 0, "ord1 is bare");
+	cr_assert_not(inv_public_from_inventory(v, node(v, "ord1")));
+
+	cr_assert_eq(inv_overlay(v, "ord1", KEY_ORD1, "198.51.100.60"), 0);
+	wg = inv_wireguard_json(v, node(v, "lax1"));
+	cr_assert_str_eq(json_string_value(json_object_get(peer(wg, "ord1"), "endpoint")),
+			 "198.51.100.60:51820");
+	json_decref(wg);
+	cr_assert_eq(inv_node_by_public(v, "198.51.100.60"), node(v, "ord1"));
+
+	/* rebuilt, with a new key, at a new address */
+	cr_assert_eq(inv_overlay(v, "ord1", KEY_ORD1_NEW, "198.51.100.61"), 0);
+	cr_assert_not(inv_public_from_inventory(v, node(v, "ord1")));
+	wg = inv_wireguard_json(v, node(v, "lax1"));
+	cr_assert_str_eq(json_string_value(json_object_get(peer(wg, "ord1"), "public_key")), KEY_ORD1_NEW);
+	cr_assert_str_eq(json_string_value(json_object_get(peer(wg, "ord1"), "endpoint")),
+			 "198.51.100.61:51820", "lax1 still reaches the old ord1");
+	json_decref(wg);
+	cr_assert_eq(inv_node_by_public(v, "198.51.100.61"), node(v, "ord1"));
+	cr_assert_null(inv_node_by_public(v, "198.51.100.60"));
+	fw = inv_firewall_json(v, node(v, "lax1"));
+	s = set_text(fw, "mesh_nodes_v4");
+	cr_assert_str_eq(s, "198.51.100.61, 198.51.100.10, 198.51.100.14");
+	free(s);
+	json_decref(fw);
+
+	/* a failed overlay leaves the address as it was */
+	cr_assert_eq(inv_overlay(v, "ord1", "not-a-key", "198.51.100.62"), -EINVAL);
+	cr_assert_str_eq(node(v, "ord1")->public_ipv4.text, "198.51.100.61");
+	/* where the inventory names the address, an enrolment does not move it */
+	cr_assert_eq(inv_overlay(v, "lax1", KEY_LAX1, "198.51.100.99"), 0);
+	cr_assert_str_eq(node(v, "lax1")->public_ipv4.text, "198.51.100.2");
+	inv_free(v);
+}
+
 /* ======================================================================
  * api.c: the TLS pin; main.c: meshd -t on the certificates
  * ====================================================================== */
