@@ -4,8 +4,9 @@
  * with the clock passed in (limit.c), meshd.yaml and its errors (conf.c),
  * the inventory's lookups, overlay and replies (inv.c; the config reply
  * read back through a libmicrohttpd daemon of the test's own on
- * 127.0.0.1), and the TLS pin against openssl's. Files go to a per-PID
- * temp dir. Run from the repository root.
+ * 127.0.0.1), the firewall's JSON against its nft text, and the TLS pin
+ * against openssl's. Files go to a per-PID temp dir. Run from the
+ * repository root.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -1039,6 +1040,169 @@ Test(inv, a_reenrolment_moves_a_bare_nodes_address)
 	/* where the inventory names the address, an enrolment does not move it */
 	cr_assert_eq(inv_overlay(v, "lax1", KEY_LAX1, "198.51.100.99"), 0);
 	cr_assert_str_eq(node(v, "lax1")->public_ipv4.text, "198.51.100.2");
+	inv_free(v);
+}
+
+/* ---- the firewall ---- */
+
+/* The lines of chain input's text that accept, each without its tabs. */
+static size_t accept_lines(const char *nft, char lines[][400], size_t max)
+{
+	const char *p = strstr(nft, "\tchain input {\n");
+	size_t n = 0;
+
+	cr_assert_not_null(p, "no chain input");
+	for (p = strchr(p, '\n') + 1; *p && strncmp(p, "\t}", 2); p = strchr(p, '\n') + 1) {
+		const char *end = strchr(p, '\n');
+
+		while (*p == '\t')
+			p++;
+		if (end - p > 7 && !strncmp(end - 7, " accept", 7) && *p != '#') {
+			cr_assert_lt(n, max);
+			snprintf(lines[n++], 400, "%.*s", (int)(end - p), p);
+		}
+	}
+	return n;
+}
+
+static void check_firewall(const struct inv *v, const struct mesh_node *n)
+{
+	json_t *fw = inv_firewall_json(v, n), *rules, *r;
+	char lines[64][400], *text;
+	size_t len, n_lines, i;
+	FILE *f;
+
+	cr_assert_not_null(fw);
+	cr_assert_str_eq(json_string_value(json_object_get(fw, "node")), n->name);
+	cr_assert_str_eq(json_string_value(json_object_get(fw, "policy")), "drop");
+	cr_assert_str_eq(json_string_value(json_object_get(fw, "table")), "inet healthd_mesh");
+
+	/* the text is mesh_render_nft's, the file meshctl writes */
+	cr_assert_not_null(f = open_memstream(&text, &len));
+	cr_assert_eq(mesh_render_nft(f, v->m, n), 0);
+	cr_assert_eq(fclose(f), 0);
+	cr_assert_eq(json_string_length(json_object_get(fw, "nftables")), len);
+	cr_assert_str_eq(json_string_value(json_object_get(fw, "nftables")), text);
+
+	/* one rule per accept line of the chain, in order; the first line,
+	 * established and related traffic, is "established" */
+	n_lines = accept_lines(text, lines, 64);
+	cr_assert_str_eq(lines[0], "ct state established,related accept");
+	cr_assert_str_eq(json_string_value(json_object_get(fw, "established")),
+			 "accept (ct state established,related)");
+	rules = json_object_get(fw, "rules");
+	cr_assert_eq(json_array_size(rules), n_lines - 1,
+		     "%s: %zu rules in the JSON, %zu accept lines after the established one",
+		     n->name, json_array_size(rules), n_lines - 1);
+	json_array_foreach(rules, i, r) {
+		const char *line = lines[i + 1];
+		const char *saddr = json_string_value(json_object_get(r, "saddr"));
+		const char *daddr = json_string_value(json_object_get(r, "daddr"));
+		const char *iif = json_string_value(json_object_get(r, "iif"));
+		const char *proto = json_string_value(json_object_get(r, "proto"));
+		const char *fam = json_string_value(json_object_get(r, "family"));
+		json_t *ports = json_object_get(r, "dport"), *p, *types;
+		char want[200];
+		size_t k;
+
+		cr_assert_str_eq(json_string_value(json_object_get(r, "action")), "accept");
+		cr_assert(json_is_string(json_object_get(r, "comment")));
+		cr_assert(!strcmp(fam, "ip") || !strcmp(fam, "ip6") || !strcmp(fam, "inet"), "%s", fam);
+		/* every set a rule names is in "sets" */
+		for (int side = 0; side < 2; side++) {
+			const char *a = side ? daddr : saddr;
+
+			cr_assert_not_null(a);
+			if (!strcmp(a, "any"))
+				continue;
+			if (!strncmp(a, "!= ", 3))
+				a += 3;
+			cr_assert_eq(a[0], '@', "%s", a);
+			cr_assert(json_is_array(json_object_get(json_object_get(fw, "sets"), a + 1)),
+				  "rule %zu names set %s, not in sets", i, a);
+			snprintf(want, sizeof(want), "%s %s %s", fam, side ? "daddr" : "saddr",
+				 side ? daddr : saddr);
+			cr_assert(strstr(line, want), "rule %zu: '%s' not in '%s'", i, want, line);
+		}
+		if (iif) {
+			snprintf(want, sizeof(want), "\"%s\"", iif);
+			cr_assert(strstr(line, want), "rule %zu: iif %s not in '%s'", i, iif, line);
+		}
+		cr_assert(json_is_array(ports), "rule %zu: dport", i);
+		if (json_array_size(ports)) {
+			snprintf(want, sizeof(want), "%s dport ", proto);
+			cr_assert(strstr(line, want), "rule %zu: '%s' not in '%s'", i, want, line);
+		}
+		json_array_foreach(ports, k, p) {
+			snprintf(want, sizeof(want), "%lld", (long long)json_integer_value(p));
+			cr_assert(strstr(line, want), "rule %zu: port %s not in '%s'", i, want, line);
+		}
+		if ((types = json_object_get(r, "icmp_type"))) {
+			json_array_foreach(types, k, p)
+				cr_assert(strstr(line, json_string_value(p)), "rule %zu: %s not in '%s'", i,
+					  json_string_value(p), line);
+			snprintf(want, sizeof(want), "%s type {", proto);
+			cr_assert(!strncmp(line, want, strlen(want)), "rule %zu: '%s'", i, line);
+		}
+	}
+	/* and every set of the text is in "sets", with its elements */
+	for (const char *p = text; (p = strstr(p, "\tset ")); p++) {
+		char name[64], *elems, *members;
+		const char *el, *close;
+
+		cr_assert_eq(sscanf(p, "\tset %63s {", name), 1);
+		members = set_text(fw, name);
+		el = strstr(p, "elements = { ");
+		close = strstr(p, "\t}\n");
+		if (el && el < close) {
+			el += strlen("elements = { ");
+			elems = strf("%.*s", (int)(strstr(el, " }") - el), el);
+		} else {
+			elems = strf("%s", "");
+		}
+		cr_assert_str_eq(members, elems, "set %s", name);
+		free(elems);
+		free(members);
+	}
+	free(text);
+	json_decref(fw);
+}
+
+Test(inv, the_firewall_json_is_the_nft_text)
+{
+	struct inv *v = load_lab();
+
+	for (size_t i = 0; i < v->m->n_nodes; i++)
+		check_firewall(v, &v->m->nodes[i]);
+	inv_free(v);
+	v = load_inv(EXAMPLE);
+	for (size_t i = 0; i < v->m->n_nodes; i++)
+		check_firewall(v, &v->m->nodes[i]);
+	inv_free(v);
+}
+
+Test(inv, the_firewall_opens_wireguard_to_an_enrolled_node)
+{
+	char path[200], *y = lab_yaml("public_ipv4: 198.51.100.6", NULL), *s;
+	struct inv *v;
+	json_t *fw;
+
+	write_file("mesh.yaml", y, path, sizeof(path));
+	free(y);
+	v = load_inv(path);
+	fw = inv_firewall_json(v, node(v, "lax1"));
+	s = set_text(fw, "mesh_nodes_v4");
+	cr_assert_str_eq(s, "198.51.100.10, 198.51.100.14", "ord1 has no address yet");
+	free(s);
+	json_decref(fw);
+	cr_assert_eq(inv_overlay(v, "ord1", KEY_ORD1, "198.51.100.6"), 0);
+	fw = inv_firewall_json(v, node(v, "lax1"));
+	s = set_text(fw, "mesh_nodes_v4");
+	cr_assert_str_eq(s, "198.51.100.6, 198.51.100.10, 198.51.100.14");
+	free(s);
+	json_decref(fw);
+	check_firewall(v, node(v, "lax1"));
+	check_firewall(v, node(v, "ord1"));
 	inv_free(v);
 }
 
