@@ -4,9 +4,9 @@
  * with the clock passed in (limit.c), meshd.yaml and its errors (conf.c),
  * the inventory's lookups, overlay and replies (inv.c; the config reply
  * read back through a libmicrohttpd daemon of the test's own on
- * 127.0.0.1), the firewall's JSON against its nft text, and the TLS pin
- * against openssl's. Files go to a per-PID temp dir. Run from the
- * repository root.
+ * 127.0.0.1), the firewall's JSON against its nft text, the TLS pin
+ * against openssl's, and `meshd -t` on the certificates of every
+ * listener. Files go to a per-PID temp dir. Run from the repository root.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -1296,4 +1296,122 @@ Test(tls, a_pin_of_what_is_not_a_certificate)
 	cr_assert_lt(meshd_tls_pin(key, got, sizeof(got), err, sizeof(err)), 0, "a key is no certificate");
 	cr_assert(!strncmp(err, "certificate: ", 13), "%s", err);
 	free(key);
+}
+
+Test(tls, a_key_pair_is_checked)
+{
+	char err[512], *c1, *k1, *k2;
+
+	make_cert("a", "ec -pkeyopt ec_paramgen_curve:P-256");
+	make_cert("b", "ec -pkeyopt ec_paramgen_curve:P-256");
+	c1 = read_in_dir("a.crt");
+	k1 = read_in_dir("a.key");
+	k2 = read_in_dir("b.key");
+	cr_assert_eq(meshd_tls_pair(c1, k1, err, sizeof(err)), 0, "%s", err);
+	cr_assert_lt(meshd_tls_pair(c1, k2, err, sizeof(err)), 0, "another certificate's key");
+	cr_assert(strstr(err, "match"), "%s", err);
+	cr_assert_lt(meshd_tls_pair(c1, "garbage\n", err, sizeof(err)), 0);
+	cr_assert_lt(meshd_tls_pair(c1, c1, err, sizeof(err)), 0, "a certificate is no key");
+	free(c1);
+	free(k1);
+	free(k2);
+}
+
+/* ---- meshd -t ---- */
+
+/* BUILD/meshd -t -c conf: its exit status, its stdout and stderr in out. */
+static int meshd_t(const char *conf, char *out, size_t len)
+{
+	char exe[PATH_MAX], bin[PATH_MAX + 16], log[200];
+	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	int st;
+	pid_t pid;
+	FILE *f;
+
+	cr_assert_gt(n, 0);
+	exe[n] = '\0';
+	snprintf(bin, sizeof(bin), "%s/meshd", dirname(dirname(exe)));
+	cr_assert_eq(access(bin, X_OK), 0, "%s: build meshd first", bin);
+	snprintf(log, sizeof(log), "%s/meshd.out", T.dir);
+	cr_assert_geq(pid = fork(), 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		execl(bin, bin, "-t", "-c", conf, (char *)NULL);
+		_exit(127);
+	}
+	cr_assert_eq(waitpid(pid, &st, 0), pid);
+	cr_assert(WIFEXITED(st), "meshd -t: status 0x%x", st);
+	cr_assert_not_null(f = fopen(log, "r"));
+	out[fread(out, 1, len - 1, f)] = '\0';
+	fclose(f);
+	return WEXITSTATUS(st);
+}
+
+/* meshd.yaml over the example inventory with the two listeners given. */
+static void t_conf(char *path, size_t len, const char *listen0, const char *listen1)
+{
+	char cwd[PATH_MAX], *y;
+
+	cr_assert_not_null(getcwd(cwd, sizeof(cwd)));
+	y = strf("inventory: %s/%s\nstate: %s/state/meshd.db\nadmin_socket: %s/admin.sock\n"
+		 "listen:\n  - %s\n  - %s\n", cwd, EXAMPLE, T.dir, T.dir, listen0, listen1);
+	write_file("meshd.yaml", y, path, len);
+	free(y);
+}
+
+static char *tls_listener(const char *addr, const char *cert, const char *key)
+{
+	return strf("{address: \"%s\", certificate: %s/%s, key: %s/%s}", addr, T.dir, cert, T.dir, key);
+}
+
+Test(tls, meshd_t_checks_every_listeners_certificate_and_key)
+{
+	char conf[200], out[8192], pin[100], want[1024], junk[200];
+	char *good1, *good2, *bad_cert, *other_key, *bad_key;
+
+	make_cert("a", "ec -pkeyopt ec_paramgen_curve:P-256");
+	make_cert("b", "ec -pkeyopt ec_paramgen_curve:P-256");
+	write_file("junk.pem", "garbage\n", junk, sizeof(junk));
+	chmod(junk, 0600);
+	openssl_pin("a", pin, sizeof(pin));
+	good1 = tls_listener("127.0.0.1:8443", "a.crt", "a.key");
+	good2 = tls_listener("127.0.0.1:8444", "b.crt", "b.key");
+	bad_cert = tls_listener("127.0.0.1:8444", "junk.pem", "b.key");
+	other_key = tls_listener("127.0.0.1:8444", "b.crt", "a.key");
+	bad_key = tls_listener("127.0.0.1:8444", "b.crt", "junk.pem");
+
+	t_conf(conf, sizeof(conf), good1, good2);
+	cr_assert_eq(meshd_t(conf, out, sizeof(out)), 0, "%s", out);
+	snprintf(want, sizeof(want), "meshd: TLS pin %s\n", pin);
+	cr_assert(strstr(out, want), "the first listener's pin, openssl's: %s", out);
+
+	/* the second listener's certificate is not PEM */
+	t_conf(conf, sizeof(conf), good1, bad_cert);
+	cr_assert_eq(meshd_t(conf, out, sizeof(out)), 1, "a broken certificate passed -t: %s", out);
+	snprintf(want, sizeof(want), "meshd: %s: listen 127.0.0.1:8444: %s: certificate: ", conf, junk);
+	cr_assert(!strncmp(out, want, strlen(want)), "the error names the file: %s", out);
+
+	/* a key that is another certificate's */
+	t_conf(conf, sizeof(conf), good1, other_key);
+	cr_assert_eq(meshd_t(conf, out, sizeof(out)), 1, "a key not the certificate's passed -t: %s", out);
+	snprintf(want, sizeof(want), "meshd: %s: listen 127.0.0.1:8444: key %s/a.key: ", conf, T.dir);
+	cr_assert(!strncmp(out, want, strlen(want)), "the error names the key: %s", out);
+
+	/* a key that is not PEM */
+	t_conf(conf, sizeof(conf), good1, bad_key);
+	cr_assert_eq(meshd_t(conf, out, sizeof(out)), 1, "a broken key passed -t: %s", out);
+	snprintf(want, sizeof(want), "meshd: %s: listen 127.0.0.1:8444: key %s: ", conf, junk);
+	cr_assert(!strncmp(out, want, strlen(want)), "the error names the key: %s", out);
+
+	/* the same on the first listener */
+	t_conf(conf, sizeof(conf), other_key, good1);
+	cr_assert_eq(meshd_t(conf, out, sizeof(out)), 1, "%s", out);
+	free(good1);
+	free(good2);
+	free(bad_cert);
+	free(other_key);
+	free(bad_key);
 }
