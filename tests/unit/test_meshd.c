@@ -452,6 +452,42 @@ Test(meshd_conf, the_defaults)
 	free(text);
 }
 
+Test(meshd_conf, the_shipped_example)
+{
+	char err[1024];
+	struct meshd_conf *c = meshd_conf_load("config/examples/meshd.yaml", err, sizeof(err));
+
+	cr_assert_not_null(c, "config/examples/meshd.yaml: %s", err);
+	cr_assert_str_eq(c->inventory, "/etc/healthd/mesh.yaml");
+	cr_assert_str_eq(c->state, "/var/lib/meshd/meshd.db");
+	cr_assert_str_eq(c->admin_socket, "/run/meshd/admin.sock");
+	cr_assert_eq(c->n_listen, 2);
+	cr_assert_str_eq(c->listen[0].address, "149.248.2.74:8443");
+	cr_assert_str_eq(c->listen[0].certificate, "/etc/healthd/meshd/cert.pem");
+	cr_assert_str_eq(c->listen[0].key, "/etc/healthd/meshd/key.pem");
+	cr_assert_str_eq(c->listen[1].address, "10.10.10.1:8081");
+	cr_assert_null(c->listen[1].certificate);
+	cr_assert_eq(c->rate, 10);
+	cr_assert_eq(c->burst, 20);
+	cr_assert_eq(c->max_body, 8192);
+	cr_assert_eq(c->per_source, 16);
+	meshd_conf_free(c);
+}
+
+Test(meshd_conf, the_examples_plain_listener_is_on_the_tunnel)
+{
+	/* the example's plain HTTP listener is one meshd lets through */
+	struct inv *v = load_inv(EXAMPLE);
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	cr_assert_eq(http_parse_listen("10.10.10.1:8081", &ss, &len), 0);
+	cr_assert(inv_plain_ok(v, &ss));
+	cr_assert_eq(http_parse_listen("149.248.2.74:8443", &ss, &len), 0);
+	cr_assert_not(inv_plain_ok(v, &ss), "the public listener needs its certificate");
+	inv_free(v);
+}
+
 struct conf_case {
 	const char *what, *text, *error;   /* error: after "PATH:" */
 };
