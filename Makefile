@@ -148,7 +148,7 @@ fuzz:
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 	@FUZZ_SECONDS=$(FUZZ_SECONDS) tests/fuzz/run.sh $(FUZZ_BIN)
 
-# Speed and memory: writes bench/results.md (bench/bench.py); ~13 minutes.
+# Speed and memory: writes bench/results.md (bench/bench.py); ~14 minutes.
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build

@@ -5,13 +5,15 @@
 
     bench.py --only control   (that part alone, merged into results.json/.md)
     bench.py --only mesh      (likewise: meshctl at scale, failover in the mesh lab)
+    bench.py --only meshd     (likewise: meshd's API under wrk, HTTP and HTTPS)
 
 Parts: the probe engine at 100, 1,000 and 10,000 HTTP checks against a
 local nginx; detection in the namespace lab; the HTTP endpoint under wrk;
 /health from a fresh client under slowloris and after a burst; the
 control-socket reply time while a client pipelines and never reads;
 meshctl check and render over 1,000- and 300-node inventories, and
-failover in the four-region mesh lab (bench/mesh.py).
+failover in the four-region mesh lab (bench/mesh.py); meshd's API under
+wrk on loopback, and its rate limit at the defaults (bench/meshd.py).
 Where a target is missed, a valgrind profile of the reason goes into the
 results. Everything started is stopped by its PID, also on failure.
 """
@@ -33,6 +35,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import control  # noqa: E402
 import engine  # noqa: E402
 import mesh  # noqa: E402
+import meshd  # noqa: E402
 import procs  # noqa: E402
 import profiling  # noqa: E402
 import report  # noqa: E402
@@ -117,7 +120,12 @@ def _part_mesh(ctx, a):
     return fig, report.mesh_lines(fig)
 
 
-PARTS = {"control": _part_control, "mesh": _part_mesh}
+def _part_meshd(ctx, a):
+    fig = meshd.run(ctx, a.quick, say)
+    return fig, report.meshd_lines(fig)
+
+
+PARTS = {"control": _part_control, "mesh": _part_mesh, "meshd": _part_meshd}
 
 
 def only_part(ctx, a):
@@ -200,6 +208,8 @@ def main():
         say(report.control_line(res["control"]))
         say("mesh: meshctl check and render at scale, failover in the mesh lab")
         res["mesh"] = mesh.run(ctx, a.quick, say)
+        say("meshd: the API under wrk, HTTP and HTTPS on loopback; the rate limit")
+        res["meshd"] = meshd.run(ctx, a.quick, say)
         if res["http"] is None:
             say("checking once more for the HTTP endpoint")
             res["http"] = engine.http_endpoint(ctx, 1000, warmup, 5 if a.quick else 10)

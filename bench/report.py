@@ -332,6 +332,99 @@ def _mesh_fail_md(f):
     return out
 
 
+MESHD_METHOD = """\
+How: bench/meshd.py starts meshd (copied from the build directory) on
+loopback, no namespace: plain HTTP on one 127.0.0.1 port, HTTPS on another
+with a throwaway P-256 certificate from `openssl req`. The inventory is
+the lab's (tests/mesh/lab.yaml.in, four nodes, placeholders filled as
+tests/integration/t_meshd.sh fills them, keys from `wg genkey | wg
+pubkey`); ord1 is enrolled as a node enrols (`meshctl token create` over
+the admin socket, then POST /api/v1/nodes/enroll) and its credential is
+the `Authorization: Bearer` of the config runs, so each of them looks the
+credential's hash up in SQLite and sends the cached reply. The limits are
+raised for the load (rate and burst %(rate)s, %(per_source)s connections a
+source) so the rate limiter cuts nothing. `wrk -t%(threads)d -c%(connections)d
+-d%(window_s)ds` runs once per row; requests and latency come from wrk
+(a `done` script, bench/wrkdone.lua), meshd's CPU from utime+stime in
+/proc/PID/stat over the run (and schedstat's on-CPU time) divided by the
+requests. wrk shares the two cores with meshd, which is one thread: a CPU
+share near 100%% is meshd's core used up."""
+
+
+def _lim_md(lim):
+    return ("Rate limit at the defaults (rate %d/s, burst %d): meshd started again with "
+            "them; one source asking `GET /api/v1/status` back to back on one keep-alive "
+            "connection for %.1f s sent %s requests: %d answered 200 (burst + rate x time = "
+            "%.0f), %s answered 429 with Retry-After %s. A second source, asking 25 times "
+            "once the first was held back, got %d of its %d through (its burst is its own). "
+            "meshd's own `rate_limited` counter says %s: both sources' 429s." %
+            (lim["defaults"]["rate"], lim["defaults"]["burst"], lim["seconds"],
+             format(lim["requests"], ","), lim["ok"],
+             lim["defaults"]["burst"] + lim["defaults"]["rate"] * lim["seconds"],
+             format(lim["refused"], ","), ", ".join(lim["retry_after"]) or "-",
+             lim["second_source_ok"], lim["second_source_asked"],
+             format(lim["rate_limited_counter"], ",")
+             if lim["rate_limited_counter"] is not None else "nothing"))
+
+
+def meshd_lines(m):
+    if not m:
+        return []
+    if "error" in m:
+        return ["meshd: failed: %s" % m["error"]]
+    lines = ["meshd %s over %s: %.0f req/s, p50 %.2f ms, p99 %.2f ms, %.1f µs CPU/request" %
+             (r["what"], r["over"], r["rps"], r["p50_us"] / 1000.0, r["p99_us"] / 1000.0,
+              r["cpu_us_per_request"] or 0) for r in m["runs"]]
+    lines.append("meshd RSS after the load %.1f MB (peak %.1f MB); config reply %s bytes" %
+                 (mb(m["rss_after"]["VmRSS"]), mb(m["rss_after"]["VmHWM"]),
+                  format(m["config_body"]["bytes"], ",")))
+    lim = m["limiter"]
+    lines.append("meshd limiter at %d/s burst %d: %d of %d back-to-back requests in %.1f s "
+                 "through, the rest 429" % (lim["defaults"]["rate"], lim["defaults"]["burst"],
+                                           lim["ok"], lim["requests"], lim["seconds"]))
+    return lines
+
+
+def _meshd_md(m):
+    if not m:
+        return ["not measured in this run."]
+    out = []
+    if m.get("machine"):
+        out += ["Measured alone (`bench.py --only meshd`) on %s, load average %s at start, "
+                "healthd %s." % (m["machine"]["date"], m["machine"]["load"],
+                                 m["machine"]["healthd"]), ""]
+    if "error" in m:
+        return out + ["not measured: " + m["error"]]
+    out += ["The binaries, copied from the build directory when the part began (sha256, "
+            "first 16 hex digits): %s." % ", ".join(
+                "%s %s" % (k, v) for k, v in sorted(m["binaries"].items())), "",
+            MESHD_METHOD % dict(m, rate=format(m["limits"]["rate"], ","),
+                                per_source=m["limits"]["per_source"]), "",
+            "| request | over | requests/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx "
+            "| socket errors | meshd CPU µs/request (stat) | (schedstat) | meshd CPU share |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    what = {"config": "`GET /api/v1/nodes/ord1/config`, ord1's credential",
+            "status": "`GET /api/v1/status`, no credential"}
+    for r in m["runs"]:
+        sock = r["connect_errors"] + r["read_errors"] + r["write_errors"] + r["timeouts"]
+        out.append("| %s | %s | %.0f | %.2f | %.2f | %.2f | %.2f | %d | %d | %.1f | %s | "
+                   "%.0f%% |" % (what[r["what"]], r["over"], r["rps"], r["p50_us"] / 1000.0,
+                                 r["p90_us"] / 1000.0, r["p99_us"] / 1000.0,
+                                 r["max_us"] / 1000.0, r["status_errors"], sock,
+                                 r["cpu_us_per_request"] or 0,
+                                 "%.1f" % r["cpu_sched_us_per_request"]
+                                 if r["cpu_sched_us_per_request"] else "-",
+                                 100 * r["cpu_share"]))
+    b, rb, ra = m["config_body"], m["rss_before"], m["rss_after"]
+    out += ["", "The config reply is %s bytes of JSON: %d files, the largest %s (%s bytes). "
+            "meshd's RSS was %.1f MB before the load and %.1f MB after it (%.1f anon + %.1f "
+            "file), its peak (VmHWM) %.1f MB." %
+            (format(b["bytes"], ","), b["files"], b["largest"], format(b["largest_bytes"], ","),
+             mb(rb["VmRSS"]), mb(ra["VmRSS"]), mb(ra["RssAnon"]), mb(ra["RssFile"]),
+             mb(ra["VmHWM"])), "", _lim_md(m["limiter"])]
+    return out
+
+
 def summary(res):
     lines = ["healthd bench (%s, %s cores):" % (res["machine"]["cpu"], res["machine"]["nproc"])]
     lines += ["  " + engine_line(e) for e in res["engine"]]
@@ -342,6 +435,8 @@ def summary(res):
         lines.append("  " + control_line(res["control"]))
     if res.get("mesh"):
         lines += ["  " + line for line in mesh_lines(res["mesh"])]
+    if res.get("meshd"):
+        lines += ["  " + line for line in meshd_lines(res["meshd"])]
     for name, val, target, ok, _ in checks(res):
         lines.append("  %-4s %s: %s (target %s)" % ("ok" if ok else "MISS", name, val, target))
     return "\n".join(lines)
@@ -478,6 +573,9 @@ def markdown(res):
         out += _mesh_md(res["mesh"])
         out += ["", "## Mesh: failover in the four-region lab", ""]
         out += _mesh_fail_md(res["mesh"].get("failover"))
+    if "meshd" in res:
+        out += ["", "## meshd: the API under wrk", ""]
+        out += _meshd_md(res["meshd"])
     for p in res.get("profiles", []):
         out += ["", "## Profile: " + p["title"], "", p["why"], "", "```", p["text"].rstrip(),
                 "```"]

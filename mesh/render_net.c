@@ -171,6 +171,53 @@ static void prefix_set(FILE *f, json_t *j, const char *name, const struct mesh_p
 	set_close(&s);
 }
 
+/* What a host needs at all, accepted before the mesh's own rules. */
+static const struct fw_base {
+	const char *comment;
+	const char *family;          /* "inet", "ip", "ip6" */
+	const char *iif;             /* the interface, or NULL */
+	const char *proto;           /* "any" or the ICMP protocol */
+	const char *icmp_types;      /* "a, b": the ICMP types, or NULL */
+	const char *before;          /* a comment line in the text */
+} fw_base[] = {
+	{ "loopback", "inet", "lo", "any", NULL, NULL },
+	{ "ICMP that IPv4 needs", "ip", NULL, "icmp",
+	  "destination-unreachable, time-exceeded, parameter-problem",
+	  "what IPv4 and IPv6 need to work at all (neighbour discovery, path MTU)" },
+	{ "ICMPv6 that IPv6 needs", "ip6", NULL, "icmpv6",
+	  "destination-unreachable, packet-too-big, time-exceeded, parameter-problem, "
+	  "nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert", NULL },
+};
+
+static void fw_base_out(FILE *f, json_t *rules, const struct fw_base *b)
+{
+	json_t *jr, *types;
+
+	if (b->before)
+		fprintf(f, "\t\t# %s\n", b->before);
+	if (b->iif)
+		fprintf(f, "\t\tiif \"%s\" accept\n", b->iif);
+	else
+		fprintf(f, "\t\t%s type { %s } accept\n", b->proto, b->icmp_types);
+	if (!rules || !(jr = json_pack("{ss ss so ss ss ss s[] ss}", "comment", b->comment,
+				       "family", b->family,
+				       "iif", b->iif ? json_string(b->iif) : json_null(),
+				       "saddr", "any", "daddr", "any", "proto", b->proto,
+				       "dport", "action", "accept")))
+		return;
+	if (b->icmp_types && (types = json_array())) {
+		for (const char *p = b->icmp_types; *p;) {
+			size_t n = strcspn(p, ",");
+
+			json_array_append_new(types, json_stringn(p, n));
+			p += n;
+			p += strspn(p, ", ");
+		}
+		json_object_set_new(jr, "icmp_type", types);
+	}
+	json_array_append_new(rules, jr);
+}
+
 /* The accept rules of chain input, in order. */
 enum fw_port { FW_PORTS, FW_LG, FW_WG };
 static const struct fw_rule {
@@ -310,12 +357,9 @@ static int render_nft(FILE *f, json_t *j, const struct mesh *m, const struct mes
 	fputs("\n\tchain input {\n"
 	      "\t\ttype filter hook input priority filter; policy drop;\n"
 	      "\t\tct state established,related accept\n"
-	      "\t\tct state invalid drop\n"
-	      "\t\tiif \"lo\" accept\n"
-	      "\t\t# what IPv4 and IPv6 need to work at all (neighbour discovery, path MTU)\n"
-	      "\t\ticmp type { destination-unreachable, time-exceeded, parameter-problem } accept\n"
-	      "\t\ticmpv6 type { destination-unreachable, packet-too-big, time-exceeded, parameter-problem, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept\n",
-	      f);
+	      "\t\tct state invalid drop\n", f);
+	for (size_t i = 0; i < sizeof(fw_base) / sizeof(fw_base[0]); i++)
+		fw_base_out(f, rules, &fw_base[i]);
 	for (size_t i = 0; i < sizeof(fw_rules) / sizeof(fw_rules[0]); i++)
 		fw_rule_out(f, rules, &fw_rules[i], m, ifname);
 	fputs("\t\tlimit rate 10/minute burst 5 packets log prefix \"healthd-mesh drop: \" level info\n"

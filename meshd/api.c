@@ -488,6 +488,28 @@ out:
 	return rc;
 }
 
+int meshd_tls_pair(const char *cert_pem, const char *key_pem, char *err, size_t errlen)
+{
+	gnutls_certificate_credentials_t cred;
+	gnutls_datum_t c = { (unsigned char *)cert_pem, (unsigned)strlen(cert_pem) };
+	gnutls_datum_t k = { (unsigned char *)key_pem, (unsigned)strlen(key_pem) };
+	int e;
+
+	if ((e = gnutls_certificate_allocate_credentials(&cred)) < 0) {
+		snprintf(err, errlen, "%s", gnutls_strerror(e));
+		return -1;
+	}
+	/* GnuTLS refuses a key that is not the certificate's here, as MHD's
+	 * start would */
+	e = gnutls_certificate_set_x509_key_mem2(cred, &c, &k, GNUTLS_X509_FMT_PEM, NULL, 0);
+	gnutls_certificate_free_credentials(cred);
+	if (e < 0) {
+		snprintf(err, errlen, "%s", gnutls_strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
 int meshd_reload(struct meshd *d, char *err, size_t errlen)
 {
 	struct inv *v = inv_load(d->conf->inventory, d->st, err, errlen);

@@ -66,11 +66,24 @@ static void drop_caches(struct inv *v)
 int inv_overlay(struct inv *v, const char *node, const char *public_key,
 		const char *external_ip)
 {
+	const struct mesh_node *found = mesh_node_find(v->m, node);
+	struct mesh_node *n;
+	struct mesh_addr was;
 	bool replaced;
-	int rc = mesh_overlay_node(v->m, node, public_key, external_ip, &replaced);
+	int rc;
 
-	if (rc)
-		return rc;   /* -ENOENT: enrolled once, gone from the inventory since */
+	if (!found)
+		return -ENOENT;   /* enrolled once, gone from the inventory since */
+	n = &v->m->nodes[found - v->m->nodes];
+	/* an address the inventory does not give is the latest enrolment's: a
+	 * node rebuilt elsewhere and enrolled again moves */
+	was = n->public_ipv4;
+	if (!v->cache[found - v->m->nodes].public_given)
+		n->public_ipv4.family = 0;
+	if ((rc = mesh_overlay_node(v->m, node, public_key, external_ip, &replaced))) {
+		n->public_ipv4 = was;
+		return rc;
+	}
 	if (replaced)
 		log_warn("inventory: %s: the enrolled key replaces the inventory's wireguard_public_key",
 			 node);

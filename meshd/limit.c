@@ -6,6 +6,7 @@
  * memory is bounded whatever the number of sources, and an address that
  * is evicted comes back with a full bucket (the cost of the bound).
  */
+#include <math.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -117,6 +118,7 @@ bool limiter_take(struct limiter *l, const struct sockaddr_storage *peer, uint64
 		s->tokens -= 1.0;
 		return true;
 	}
-	*retry_s = (unsigned)((1.0 - s->tokens) / l->rate) + 1;
+	/* whole seconds, rounded up: 0 < 1 - tokens, so at least 1 */
+	*retry_s = (unsigned)ceil((1.0 - s->tokens) / l->rate);
 	return false;
 }

@@ -94,8 +94,31 @@ static int read_pem(const struct meshd_listen *l, struct pem *p, char *err, size
 	return 0;
 }
 
+/* A TLS listener's certificate and key, as its start will take them; the
+ * error names the listener and the file. */
+static int check_tls(struct meshd *d, const struct meshd_listen *l, const struct pem *p,
+		     char *err, size_t errlen)
+{
+	char pin[sizeof(d->pin)], why[512];
+
+	if (meshd_tls_pin(p->cert, pin, sizeof(pin), why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: listen %s: %s: %s", d->conf->path, l->address,
+			 l->certificate, why);
+		return -1;
+	}
+	if (meshd_tls_pair(p->cert, p->key, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "%s: listen %s: key %s: %s", d->conf->path, l->address,
+			 l->key, why);
+		return -1;
+	}
+	if (!d->pin[0])
+		memcpy(d->pin, pin, sizeof(pin));   /* the first listener's is printed */
+	return 0;
+}
+
 /* Every listener's settings, before anything is bound: plain HTTP only on
- * loopback or a tunnel address; the certificates readable. */
+ * loopback or a tunnel address; every certificate and key readable, PEM
+ * and a pair. */
 static int check_listeners(struct meshd *d, char *err, size_t errlen)
 {
 	for (size_t i = 0; i < d->conf->n_listen; i++) {
@@ -103,6 +126,7 @@ static int check_listeners(struct meshd *d, char *err, size_t errlen)
 		struct sockaddr_storage ss;
 		socklen_t len;
 		struct pem p = { 0 };
+		int rc;
 
 		http_parse_listen(l->address, &ss, &len);
 		if (!l->certificate && !inv_plain_ok(d->inv, &ss)) {
@@ -112,12 +136,10 @@ static int check_listeners(struct meshd *d, char *err, size_t errlen)
 		}
 		if (read_pem(l, &p, err, errlen) < 0)
 			return -1;
-		if (p.cert && !d->pin[0] &&
-		    meshd_tls_pin(p.cert, d->pin, sizeof(d->pin), err, errlen) < 0) {
-			pem_free(&p);
-			return -1;
-		}
+		rc = p.cert ? check_tls(d, l, &p, err, errlen) : 0;
 		pem_free(&p);
+		if (rc < 0)
+			return -1;
 	}
 	return 0;
 }

@@ -120,6 +120,8 @@ struct meshd {
 enum MHD_Result meshd_route(void *ctx, struct http_request *r);
 /* The certificate's public-key pin, curl's --pinnedpubkey form. */
 int meshd_tls_pin(const char *cert_pem, char *out, size_t outlen, char *err, size_t errlen);
+/* 0 when key_pem is a PEM key and the certificate's; -1 with why not. */
+int meshd_tls_pair(const char *cert_pem, const char *key_pem, char *err, size_t errlen);
 /* Replaces d->inv with a fresh load; keeps the old one on any error. */
 int meshd_reload(struct meshd *d, char *err, size_t errlen);
 

@@ -222,7 +222,11 @@ python3 - "$D/body" <<-'EOF' || fail "firewall reply: $(cat "$D/body")"
 	assert len(web) == 2 and web[0]["daddr"] == "@anycast_v4", d["rules"]
 	ssh = [r for r in d["rules"] if r["dport"] == [22]]
 	assert ssh and ssh[0]["saddr"] == "@admin_v4", ssh
-	assert d["nftables"].count(" accept\n") >= len(d["rules"])
+	chain = d["nftables"].split("chain input {")[1]
+	accepts = [l.strip() for l in chain.splitlines() if l.endswith(" accept") and "#" not in l]
+	assert accepts[0] == "ct state established,related accept", accepts
+	assert len(accepts) == 1 + len(d["rules"]), (accepts, d["rules"])
+	assert d["rules"][0]["iif"] == "lo" and "packet-too-big" in d["rules"][2]["icmp_type"], d["rules"]
 EOF
 [ "$(tls -H "$A" "$U/firewall/rules?node=lax1")" = 403 ] || fail "ord1 read lax1's firewall"
 
