@@ -712,9 +712,18 @@ static bool route(struct waiter *w, struct http_request *r, unsigned *code, char
 
 	*code = MHD_HTTP_BAD_REQUEST;
 	if (!strcmp(url, "/protocols/short")) {
+		const char *u = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "uncached");
+
 		w->view = V_JSON_SHORT;
 		w->q.kind = LG_Q_PROTOCOLS;
-		return args_ok(r->conn, uncached, why, len);
+		if (!args_ok(r->conn, uncached, why, len))
+			return false;
+		/* alice-lg sends it; the cache is short, so it changes nothing */
+		if (u && strcmp(u, "true") && strcmp(u, "false")) {
+			snprintf(why, len, "uncached is true or false");
+			return false;
+		}
+		return true;
 	}
 	if (!strcmp(url, "/route")) {
 		const char *net = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "net");
