@@ -210,6 +210,7 @@ enum mesh_tool {
 #define MESH_HEALTHD_CONF "etc/healthd/healthd.yaml"
 #define MESH_HEALTHD_SOCKET "run/healthd/healthd.sock"
 #define MESH_NFT_CONF "etc/nftables.d/healthd-mesh.nft"
+#define MESH_LG_CONF "etc/healthd/meshlg.yaml"
 
 struct mesh_file {
 	char *path;                  /* relative to the node's root */
