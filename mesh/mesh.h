@@ -312,6 +312,11 @@ int mesh_cloudinit_check_token(const char *token, char *err, size_t errlen);
 int mesh_cloudinit_check_api(const char *url, char *err, size_t errlen);
 int mesh_cloudinit_check_pin(const char *pin, char *err, size_t errlen);
 
+/* ---- fleet.c ---- */
+
+/* `meshctl fleet --lg URL [--json]`: argv as main's; the exit status. */
+int mesh_fleet_cmd(int argc, char **argv);
+
 /* mesh/bootstrap.sh, built in ($(BUILD)/gen/bootstrap.c); NUL-terminated. */
 extern const char mesh_bootstrap_script[];
 extern const size_t mesh_bootstrap_script_len;

@@ -130,6 +130,11 @@ n=$(($(grep -c 'route for 203.0.113.77' "$D/commands.log") - before))
 [ "$n" -le 2 ] || fail "20 identical requests sent BIRD $n commands"
 echo "measured: 20 identical concurrent route-for requests -> $n BIRD command(s)"
 
+# meshctl fleet: the same view as a table
+in_ns "$HEALTHD_BUILD/meshctl" fleet --lg http://192.0.2.129:8080 >"$D/fleet.txt" || fail "meshctl fleet: $(cat "$D/fleet.txt")"
+grep -qE '^web +lax1 +up +203.0.113.0/24 +healthd_web_v4 +local$' "$D/fleet.txt" || fail "meshctl fleet: $(cat "$D/fleet.txt")"
+sed 's/^/  /' "$D/fleet.txt"
+
 # 2. a source outside allow
 code=$(in_ns curl -sS -m 3 --interface 198.51.100.6 -o /dev/null -w '%{http_code}' http://192.0.2.129:8080/status 2>"$D/refused.err" || true)
 [ "$code" = 000 ] || fail "a request from 198.51.100.6 got HTTP $code"
@@ -211,6 +216,21 @@ if command -v chromium >/dev/null; then
 	echo "note: screenshots of the looking glass in headless Chromium: $OUT/index.png $OUT/fleet.png"
 else
 	echo "note: chromium is not installed (scripts/deps.sh test installs it); the HTML was checked with python's html.parser only; pages in $OUT"
+fi
+
+# wrk: a cached and an uncached `route for` (a second meshlg with cache: 0)
+if command -v wrk >/dev/null; then
+	conf "$D/lg-nocache.yaml" "$D/bird.ctl" 8083 "rate: 100000, burst: 100000, concurrency: 64, cache: 0s"
+	spawn "$D/lg-nocache.log" "$MESHLG" -c "$D/lg-nocache.yaml"
+	wait_for 10 "the uncached meshlg" bash -c "[ \"\$(ip netns exec $NS curl -s -o /dev/null -w '%{http_code}' http://192.0.2.129:8083/status)\" = 200 ]"
+	for run in cached:8080 uncached:8083; do
+		in_ns wrk -t2 -c8 -d4s --latency "http://192.0.2.129:${run#*:}/route/net/203.0.113.10" >"$D/wrk.out" 2>&1 ||
+			fail "wrk: $(tail -n 3 "$D/wrk.out")"
+		rps=$(awk '/^Requests\/sec:/ {print $2}' "$D/wrk.out")
+		p99=$(awk '$1 == "99%" {print $2}' "$D/wrk.out")
+		non2xx=$(awk '/Non-2xx/ {print $NF}' "$D/wrk.out")
+		echo "measured: wrk route for 203.0.113.10, ${run%%:*}: ${rps} req/s, p99 ${p99}, 8 connections, 2 threads${non2xx:+, $non2xx non-2xx}"
+	done
 fi
 
 # 7. a clean stop
