@@ -34,7 +34,8 @@ ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 LIB_SRC  := $(wildcard config/*.c checks/*.c bird-glue/*.c http/*.c) \
             $(filter-out healthd/main.c healthd/healthctl.c,$(wildcard healthd/*.c)) \
             $(filter-out mesh/meshctl.c,$(wildcard mesh/*.c)) \
-            $(filter-out meshd/main.c,$(wildcard meshd/*.c))
+            $(filter-out meshd/main.c,$(wildcard meshd/*.c)) \
+            $(filter-out lg/main.c,$(wildcard lg/*.c))
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/bootstrap.o
 TLIB_SRC := $(wildcard tests/lib/*.c)
 TLIB_OBJ := $(TLIB_SRC:%.c=$(BUILD)/obj/%.o)
@@ -49,7 +50,7 @@ all: deps
 deps:
 	@scripts/deps.sh build
 
-build: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/meshd
+build: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/meshd $(BUILD)/meshlg
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -87,6 +88,9 @@ $(BUILD)/meshctl: $(BUILD)/obj/mesh/meshctl.o $(BUILD)/libhealthd.a
 $(BUILD)/meshd: $(BUILD)/obj/meshd/main.o $(BUILD)/libhealthd.a
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
 
+$(BUILD)/meshlg: $(BUILD)/obj/lg/main.o $(BUILD)/libhealthd.a
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lm
+
 $(BUILD)/tests/%: $(BUILD)/obj/tests/unit/%.o $(TLIB_OBJ) $(BUILD)/libhealthd.a
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lcriterion -lm
@@ -108,10 +112,10 @@ check:
 	@scripts/deps.sh all
 	@$(MAKE) --no-print-directory unit integration
 
-unit: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/meshd $(UNIT_BIN)
+unit: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/meshd $(BUILD)/meshlg $(UNIT_BIN)
 	@tests/run-unit.sh $(UNIT_BIN)
 
-integration: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/meshd $(BUILD)/kernel/wg_kernel_probe $(BUILD)/tests/slowfsync.so
+integration: $(BUILD)/healthd $(BUILD)/healthctl $(BUILD)/meshctl $(BUILD)/meshd $(BUILD)/meshlg $(BUILD)/kernel/wg_kernel_probe $(BUILD)/tests/slowfsync.so
 	@HEALTHD_BUILD=$(BUILD) tests/integration/run.sh
 
 # The unit suites under valgrind memcheck: any error or leak fails.
@@ -172,15 +176,18 @@ install: build
 	install -m 0755 $(BUILD)/healthctl $(DESTDIR)$(PREFIX)/sbin/healthctl
 	install -m 0755 $(BUILD)/meshctl $(DESTDIR)$(PREFIX)/sbin/meshctl
 	install -m 0755 $(BUILD)/meshd $(DESTDIR)$(PREFIX)/sbin/meshd
+	install -m 0755 $(BUILD)/meshlg $(DESTDIR)$(PREFIX)/sbin/meshlg
 	install -m 0644 config/examples/* $(DESTDIR)$(PREFIX)/share/doc/healthd/examples/
 	install -d $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) \
 		$(DESTDIR)$(SYSUSERSDIR) $(DESTDIR)$(TMPFILESDIR) $(DESTDIR)$(BASHCOMPDIR)
 	install -m 0644 man/healthd.yaml.5 $(DESTDIR)$(MANDIR)/man5/healthd.yaml.5
-	install -m 0644 man/healthd.8 man/healthctl.8 man/meshctl.8 man/meshd.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/healthd.8 man/healthctl.8 man/meshctl.8 man/meshd.8 man/meshlg.8 $(DESTDIR)$(MANDIR)/man8/
 	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/healthd.service > $(DESTDIR)$(UNITDIR)/healthd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/healthd.service
 	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/meshd.service > $(DESTDIR)$(UNITDIR)/meshd.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/meshd.service
+	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/meshlg.service > $(DESTDIR)$(UNITDIR)/meshlg.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/meshlg.service
 	sed 's|/usr/sbin/|$(PREFIX)/sbin/|g' contrib/systemd/healthd-withdraw.service > $(DESTDIR)$(UNITDIR)/healthd-withdraw.service
 	chmod 0644 $(DESTDIR)$(UNITDIR)/healthd-withdraw.service
 	install -m 0644 contrib/systemd/healthd.sysusers $(DESTDIR)$(SYSUSERSDIR)/healthd.conf

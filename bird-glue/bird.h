@@ -100,6 +100,9 @@ int bird_client_new(uv_loop_t *loop, const char *socket_path,
 int bird_client_send(struct bird_client *c, const char *cmd, bird_cmd_cb cb,
 		     void *arg);
 bool bird_client_connected(const struct bird_client *c);
+/* A reply longer than bytes (0: no cap, the default) drops the connection
+ * and fails its command with -EMSGSIZE; nothing of it is kept. */
+void bird_client_set_reply_max(struct bird_client *c, size_t bytes);
 /* Pending commands get -ECANCELED; handles closed; memory freed from the
  * loop. No callback runs after this returns. */
 void bird_client_close(struct bird_client *c);

@@ -59,6 +59,9 @@ struct bird_client {
 	struct cmd *head, **tail;
 	struct cmd *in_flight;
 
+	size_t reply_max;       /* bytes of one reply; 0 = no cap */
+	size_t reply_bytes;     /* received for the command in flight */
+
 	bool reported, reported_up;
 	char why[320];          /* last reason given to state_cb */
 
@@ -229,6 +232,7 @@ static void pump(struct bird_client *c)
 		drop(c, -ECONNRESET, "%s: write: %s", c->path, uv_strerror(rc));
 		return;
 	}
+	c->reply_bytes = 0;
 	uv_timer_start(&c->cmd_timer, on_cmd_timeout, c->timeout_ms, 0);
 }
 
@@ -295,6 +299,13 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			drop(c, -ECONNRESET, "%s: BIRD closed the connection", c->path);
 		else
 			drop(c, -ECONNRESET, "%s: read: %s", c->path, uv_strerror((int)nread));
+		return;
+	}
+	/* The bytes of a reply that is over the cap are never parsed: the
+	 * connection goes, and the command fails with -EMSGSIZE. */
+	if (c->reply_max && c->in_flight && (c->reply_bytes += (size_t)nread) > c->reply_max) {
+		drop(c, -EMSGSIZE, "%s: the reply to \"%.*s\" is over %zu bytes", c->path,
+		     (int)c->in_flight->len - 1, c->in_flight->line, c->reply_max);
 		return;
 	}
 	rc = bird_parser_feed(c->parser, buf->base, (size_t)nread, on_reply, c);
@@ -433,6 +444,12 @@ int bird_client_send(struct bird_client *c, const char *cmd, bird_cmd_cb cb,
 	else if (!c->conn)
 		uv_timer_start(&c->fail_timer, on_fail_timer, 0, 0);
 	return 0;
+}
+
+void bird_client_set_reply_max(struct bird_client *c, size_t bytes)
+{
+	if (c)
+		c->reply_max = bytes;
 }
 
 bool bird_client_connected(const struct bird_client *c)

@@ -27,6 +27,7 @@ struct http_conn {
 	uint64_t since_ms;           /* its current exchange started */
 	bool waiting;
 	bool dropped;                /* shut down by us; MHD has yet to close it */
+	struct http_listener *l;
 };
 
 struct http_listener {
@@ -50,6 +51,7 @@ struct http_exchange {
 	char *body;
 	size_t len;
 	bool too_large;
+	void *slot;                  /* the handler's, across a suspend */
 };
 
 struct http_server {
@@ -224,7 +226,8 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 {
 	struct http_listener *l = cls;
 
-	(void)addr, (void)len;
+	if (l->s->o.accept && !l->s->o.accept(l->s->o.ctx, addr, len))
+		return MHD_NO;
 	if (l->n_conns - l->n_dropped < HTTP_CONN_LIMIT)
 		return MHD_YES;
 	if (!l->oldest)
@@ -248,6 +251,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 			return;
 		}
 		c->conn = conn;
+		c->l = l;
 		c->fd = info->connect_fd;
 		wait_link(l, c);
 		l->n_conns++;
@@ -288,7 +292,11 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
 	struct http_listener *l = cls;
 	struct http_conn *c = conn_of(conn);
 
-	exchange_free(*req_cls);
+	struct http_exchange *x = *req_cls;
+
+	if (x && x->slot && l->s->o.slot_free)
+		l->s->o.slot_free(l->s->o.ctx, x->slot);
+	exchange_free(x);
 	*req_cls = NULL;
 	if (c && !c->dropped && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
 		wait_unlink(l, c);   /* its next request gets a deadline of its own */
@@ -394,6 +402,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn,
 	r.body_len = x->len;
 	r.tls = l->tls;
 	r.tag = l->tag;
+	r.slot = &x->slot;
 	peer_of(conn, &r);
 	return s->o.handler(s->o.ctx, &r);
 }
@@ -540,13 +549,60 @@ static void listener_close(struct http_listener *l)
 	uv_close((uv_handle_t *)&l->timer, listener_closed);
 }
 
+static int hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/* MHD's unescaping but for "%00", which is left as it is. */
+static size_t unescape_keep_nul(void *cls, struct MHD_Connection *conn, char *s)
+{
+	char *w = s;
+
+	(void)cls, (void)conn;
+	for (char *r = s; *r; r++) {
+		int hi, lo;
+
+		if (*r == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0 && (hi || lo)) {
+			*w++ = (char)(hi * 16 + lo);
+			r += 2;
+		} else {
+			*w++ = *r;
+		}
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
+void http_suspend(struct http_request *r)
+{
+	MHD_suspend_connection(r->conn);
+}
+
+/* MHD takes a resumed connection back on its next run: one on the next
+ * turn of the loop. */
+void http_resume(struct MHD_Connection *conn)
+{
+	struct http_conn *c = conn_of(conn);
+
+	MHD_resume_connection(conn);
+	if (c && c->l->loop)
+		uv_timer_start(&c->l->timer, on_timer, 0, 0);
+}
+
 /* The same options for every daemon; fd < 0: connections come only from
  * MHD_add_connection. MHD's own limit leaves room for connections that
  * on_accept dropped and MHD has not yet closed. */
 static struct MHD_Daemon *start_mhd(struct http_listener *l, unsigned flags, int fd,
 				    unsigned per_source)
 {
-	struct MHD_OptionItem ops[12] = {
+	struct MHD_OptionItem ops[14] = {
 		{ MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, l },   /* first: MHD wants it so */
 		{ MHD_OPTION_CONNECTION_LIMIT, 2 * HTTP_CONN_LIMIT, NULL },
 		{ MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_source, NULL },
@@ -557,6 +613,11 @@ static struct MHD_Daemon *start_mhd(struct http_listener *l, unsigned flags, int
 	};
 	size_t n = 7;
 
+	if (l->s->o.keep_nul_escape)
+		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_UNESCAPE_CALLBACK,
+						    (intptr_t)unescape_keep_nul, NULL };
+	if (l->s->o.suspend)
+		flags |= MHD_ALLOW_SUSPEND_RESUME;
 	if (fd >= 0)
 		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_LISTEN_SOCKET, fd, NULL };
 	else

@@ -46,6 +46,7 @@ struct http_request {
 	char peer_text[48];          /* "192.0.2.1", "2001:db8::1" */
 	bool tls;                    /* it came over HTTPS */
 	void *tag;                   /* the listener's, from http_listen */
+	void **slot;                 /* the handler's own, kept across http_suspend */
 };
 
 typedef enum MHD_Result http_handler_fn(void *ctx, struct http_request *req);
@@ -64,6 +65,17 @@ struct http_server_opts {
 	void *ctx;
 	const char *methods;         /* allowed, "GET, HEAD"; also the 405's Allow */
 	size_t max_body;             /* 0: bodies are read and dropped */
+	/* Optional. Called before MHD takes a connection: false refuses it
+	 * (closed at once, nothing read). */
+	bool (*accept)(void *ctx, const struct sockaddr *sa, socklen_t len);
+	/* Handlers may http_suspend (MHD_ALLOW_SUSPEND_RESUME). */
+	bool suspend;
+	/* Frees what a handler left in *slot when its request ends. */
+	void (*slot_free)(void *ctx, void *slot);
+	/* "%00" in the path or a query value stays those three characters
+	 * instead of ending the string there, so a handler that checks every
+	 * character refuses it rather than seeing a shortened value. */
+	bool keep_nul_escape;
 };
 
 struct http_server;
@@ -99,6 +111,12 @@ enum MHD_Result http_reply_error(struct MHD_Connection *conn, unsigned code,
 				 const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* A text/plain response with no-store, for a server's shared replies. */
 struct MHD_Response *http_text_response(const char *text);
+
+/* The handler returns MHD_YES without a response after this; once
+ * http_resume is called it is called again for the same request, with the
+ * same *slot. Only with opts.suspend. */
+void http_suspend(struct http_request *r);
+void http_resume(struct MHD_Connection *conn);
 
 /* The address of "IP:PORT" / "[IP6]:PORT" into sa; 0 or -EINVAL. */
 int http_parse_listen(const char *addr, struct sockaddr_storage *sa, socklen_t *len);

@@ -210,6 +210,7 @@ enum mesh_tool {
 #define MESH_HEALTHD_CONF "etc/healthd/healthd.yaml"
 #define MESH_HEALTHD_SOCKET "run/healthd/healthd.sock"
 #define MESH_NFT_CONF "etc/nftables.d/healthd-mesh.nft"
+#define MESH_LG_CONF "etc/healthd/meshlg.yaml"
 
 struct mesh_file {
 	char *path;                  /* relative to the node's root */
@@ -310,6 +311,11 @@ int mesh_cloudinit(FILE *f, const struct mesh *m, const char *node,
 int mesh_cloudinit_check_token(const char *token, char *err, size_t errlen);
 int mesh_cloudinit_check_api(const char *url, char *err, size_t errlen);
 int mesh_cloudinit_check_pin(const char *pin, char *err, size_t errlen);
+
+/* ---- fleet.c ---- */
+
+/* `meshctl fleet --lg URL [--json]`: argv as main's; the exit status. */
+int mesh_fleet_cmd(int argc, char **argv);
 
 /* mesh/bootstrap.sh, built in ($(BUILD)/gen/bootstrap.c); NUL-terminated. */
 extern const char mesh_bootstrap_script[];

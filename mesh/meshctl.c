@@ -48,6 +48,7 @@ static void usage(FILE *f)
 		"       meshctl token list [--json] [--socket PATH]\n"
 		"       meshctl node list [--json] [--socket PATH]\n"
 		"       meshctl node disable NODE [--socket PATH]\n"
+		"       meshctl fleet --lg URL [--json]\n"
 		"       meshctl cloud-init [-c FILE] NODE --token T|- --api URL --pin PIN\n"
 		"                     [--metadata URL|none] [--package-name NAME |\n"
 		"                      --package-url URL --package-sha256 HEX]\n"
@@ -526,6 +527,8 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "token") || !strcmp(argv[1], "node"))
 		return cmd_admin(argc, argv);
+	if (!strcmp(argv[1], "fleet"))
+		return mesh_fleet_cmd(argc, argv);
 	cmd = argv[1];
 	optind = 2;
 	while ((o = getopt_long(argc, argv, "c:n:o:h", opts, NULL)) != -1) {

@@ -1,7 +1,7 @@
 /*
  * mesh/render.c — the files of one node, in memory: which files, under
  * which names, checked by which tool. The contents come from
- * render_bird.c, render_net.c and render_healthd.c. Deterministic: the
+ * render_bird.c, render_net.c, render_healthd.c and render_lg.c. Deterministic: the
  * same inventory gives the same bytes (golden files in tests/unit).
  */
 #include <errno.h>
@@ -80,6 +80,7 @@ static const struct {
 	{ "etc/systemd/network/50-anycast.network", mesh_render_anycast_network, MESH_TOOL_NONE },
 	{ MESH_NFT_CONF, mesh_render_nft, MESH_TOOL_NFT },
 	{ MESH_HEALTHD_CONF, mesh_render_healthd, MESH_TOOL_HEALTHD },
+	{ MESH_LG_CONF, mesh_render_lg, MESH_TOOL_NONE },
 };
 
 #define N_FILES (sizeof(files) / sizeof(files[0]))

@@ -35,6 +35,6 @@ int mesh_write_all(int fd, const char *data, size_t len);
 typedef int mesh_render_fn(FILE *f, const struct mesh *m, const struct mesh_node *n);
 mesh_render_fn mesh_render_bird, mesh_render_wg, mesh_render_wg_netdev, mesh_render_wg_network,
 	mesh_render_anycast_netdev, mesh_render_anycast_network, mesh_render_nft,
-	mesh_render_healthd;
+	mesh_render_healthd, mesh_render_lg;
 
 #endif

@@ -5,7 +5,6 @@
  *   conf.c     meshd.yaml on config/'s strict walker
  *   inv.c      the inventory, its hash, the enrolled keys laid over it,
  *              and each node's rendered reply, cached per generation
- *   limit.c    the per-source token buckets
  *   api.c      the routes, who may call them, the counters
  *   state.c    SQLite: nodes, tokens, the audit log      (state.h)
  *   admin.c    the admin unix socket (meshctl token ...)  (admin.h)
@@ -15,7 +14,7 @@
  *   mesh.yaml ──> inv_load() ──> struct inv (mesh + overlay from state)
  *                                   │ render per node, cached until the
  *                                   │ next enrolment or reload
- *   request ──> limit ──> route ──> auth (credential | tunnel address) ──> reply
+ *   request ──> limit (http/limit.h) ──> route ──> auth (credential | tunnel address) ──> reply
  *   enroll  ──> state (one transaction, committed before the reply) ──> overlay
  */
 #ifndef HEALTHD_MESHD_MESHD_H
@@ -26,6 +25,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "http/limit.h"
 #include "http/server.h"
 #include "mesh/mesh.h"
 
@@ -53,15 +53,6 @@ struct meshd_conf {
 
 struct meshd_conf *meshd_conf_load(const char *path, char *err, size_t errlen);
 void meshd_conf_free(struct meshd_conf *c);
-
-/* ---- limit.c: token buckets per source address ---- */
-
-struct limiter;
-struct limiter *limiter_new(double rate, double burst, size_t slots);
-void limiter_free(struct limiter *l);
-/* true: allowed (a token taken); false: *retry_s until the next one. */
-bool limiter_take(struct limiter *l, const struct sockaddr_storage *peer, uint64_t now_ms,
-		  unsigned *retry_s);
 
 /* ---- inv.c ---- */
 

@@ -20,6 +20,8 @@ test_pkgs=(
   # t_cloudinit.sh: `cloud-init schema --config-file` on meshctl cloud-init's
   # user-data (22.4.2 in Debian 12; disabled at boot, see below)
   cloud-init
+  # t_lg.sh: the looking glass's HTML page, loaded and screenshotted headless
+  chromium
 )
 # make bench: the HTTP server it probes and the load generator.
 bench_pkgs=(

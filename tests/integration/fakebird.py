@@ -6,7 +6,8 @@
 MODE: "garbage" greets with a line that is not BIRD's protocol; "silent"
 accepts and never writes; "welcome-garbage" sends BIRD's welcome, then
 answers every command with bytes that are not a reply; "welcome-silent"
-sends the welcome and never answers a command. Prints "ready" once it
+sends the welcome and never answers a command; "welcome-ok" sends the
+welcome and answers every command "0000" (so `restrict` gets no 0016). Prints "ready" once it
 listens and one line per command received. Stops on SIGTERM.
 """
 import argparse
@@ -25,7 +26,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--socket", required=True)
     p.add_argument("--mode", required=True,
-                   choices=["garbage", "silent", "welcome-garbage", "welcome-silent"])
+                   choices=["garbage", "silent", "welcome-garbage", "welcome-silent",
+                            "welcome-ok"])
     args = p.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
@@ -62,6 +64,8 @@ def main():
                 try:
                     if args.mode == "welcome-garbage":
                         s.sendall(JUNK)
+                    elif args.mode == "welcome-ok":
+                        s.sendall(b"0000 \n")
                     elif args.mode == "garbage":
                         s.sendall(GREETING)
                 except OSError:

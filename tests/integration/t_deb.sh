@@ -74,11 +74,11 @@ lintian --fail-on error,warning "$DEB" >"$T/lintian.log" 2>&1 || {
 	fail "lintian: errors or warnings in $DEBNAME"
 }
 dpkg-deb --fsys-tarfile "$DEB" | tar -t | sed 's|^\./|/|; s|/$||; /^$/d' >"$T/contents"
-for f in /usr/sbin/healthd /usr/sbin/healthctl /usr/sbin/meshctl /usr/sbin/meshd \
+for f in /usr/sbin/healthd /usr/sbin/healthctl /usr/sbin/meshctl /usr/sbin/meshd /usr/sbin/meshlg \
 	/usr/share/man/man8/healthd.8.gz /usr/share/man/man8/healthctl.8.gz \
-	/usr/share/man/man8/meshctl.8.gz /usr/share/man/man8/meshd.8.gz /usr/share/man/man5/healthd.yaml.5.gz \
+	/usr/share/man/man8/meshctl.8.gz /usr/share/man/man8/meshd.8.gz /usr/share/man/man8/meshlg.8.gz /usr/share/man/man5/healthd.yaml.5.gz \
 	/lib/systemd/system/healthd.service /lib/systemd/system/healthd-withdraw.service \
-	/lib/systemd/system/meshd.service /usr/share/doc/healthd/examples/meshd.yaml \
+	/lib/systemd/system/meshd.service /lib/systemd/system/meshlg.service /usr/share/doc/healthd/examples/meshd.yaml \
 	/usr/lib/sysusers.d/healthd.conf /usr/lib/tmpfiles.d/healthd.conf \
 	/usr/share/bash-completion/completions/healthctl \
 	/usr/share/doc/healthd/examples/healthd.yaml /usr/share/doc/healthd/examples/mesh.yaml \

@@ -1,5 +1,5 @@
 /*
- * Per-source token buckets: `rate` requests a second, up to `burst` at
+ * http/limit.c — per-source token buckets: `rate` requests a second, up to `burst` at
  * once, per client address (an IPv6 client by its /64, so one host cannot
  * walk its own prefix to get fresh buckets). A fixed table: a source that
  * finds its probe window full takes the slot idle the longest, so the
@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "meshd/meshd.h"
+#include "http/limit.h"
 
 #define PROBE 8
 
