@@ -108,8 +108,10 @@ done < <(ml_tcp "$(ml_uns ord)" 1.5 "$ML_ANYCAST4:80" "$ML_ANYCAST4:443" "$ML_AN
 while read -r t got; do
 	tell "admin     -> $t (ssh on ord1's provider address): $(words "$got")"
 done < <(ml_tcp "$ML_ADMIN_NS" 1.5 "$pub:22")
-lg=$(ip netns exec "$(ml_ns lax1)" curl -sS --connect-timeout 1 -m 2 "http://${ML_INV[ord1.tunnel_ipv4]}:8080/" 2>/dev/null || echo "(no answer)")
-tell "lax1      -> ${ML_INV[ord1.tunnel_ipv4]}:8080 (ord1's looking glass, over the tunnel): answered by $lg"
+lg=$(ml_lg lax1 ord1 /status 2>/dev/null | python3 -c 'import json,sys; print("router id " + json.load(sys.stdin)["status"]["router_id"])' 2>/dev/null || echo "(no answer)")
+tell "lax1      -> ${ML_INV[ord1.tunnel_ipv4]}:8080 (ord1's looking glass, over the tunnel): answered, $lg"
+say "The fleet, as lax1's looking glass sees it (meshctl fleet)"
+ip netns exec "$(ml_ns lax1)" "$MESHCTL_BIN" fleet --lg "http://${ML_INV[lax1.tunnel_ipv4]}:8080" 2>&1 | sed 's/^/    /' || true
 
 say "Tearing down"
 ml_down

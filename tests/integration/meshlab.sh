@@ -19,8 +19,8 @@
 #   public_ipv4 with the default route to its transit, anycast0 with the
 #   anycast addresses, its WireGuard interface (wireguard-go), the
 #   rendered nftables ruleset, BIRD, healthd, the web service on
-#   203.0.113.10:80 (and :443), sshd's and the looking glass's stand-ins
-#   on 22 and 8080 (nodeweb.py).
+#   203.0.113.10:80 (and :443), the looking glass (meshlg) on its tunnel
+#   addresses at 8080, sshd's stand-in on 22 (nodeweb.py).
 #
 # Namespaces are ml<ID>-<node>, ml<ID>-t-<region>, ml<ID>-u-<region> and
 # ml<ID>-admin (ID = the PID of the script); everything lives in
@@ -533,15 +533,47 @@ _ml_node_start() {
 	_ml_bird_start "$ns" "$r/var/log" "$r/etc/bird/bird.conf" "$r/run/bird/bird.ctl" "$r/run/bird/bird.pid" || return 1
 	ML_INV[$n.bird_pid]=$REPLY
 	: >"$r/var/log/services.out"
-	# sshd's and the looking glass's stand-ins, on every address
+	# sshd's stand-in, on every address
 	_ml_spawn "$ns" "$r/var/log/services.out" \
-		python3 "$LAB_SRC/tests/integration/nodeweb.py" --name "$n" --http "[::]:8080" --tcp "[::]:22"
-	wait_for 10 "$n's ssh and looking-glass stand-ins to listen" grep -qx ready "$r/var/log/services.out" || return 1
+		python3 "$LAB_SRC/tests/integration/nodeweb.py" --name "$n" --tcp "[::]:22"
+	wait_for 10 "$n's ssh stand-in to listen" grep -qx ready "$r/var/log/services.out" || return 1
+	_ml_lg_start "$n" || return 1
 	ml_web_start "$n" || return 1
 	# healthd's wireguard check reads the UAPI socket: the node's /run/wireguard
 	_ml_spawn_wgns "$n" "$r/var/log/healthd.log" "$HEALTHD_BIN" -c "$r/etc/healthd/healthd.yaml"
 	ML_INV[$n.healthd_pid]=$REPLY
 	wait_for 10 "$n's healthd to open its control socket" test -S "$r/run/healthd/healthd.sock"
+}
+
+MESHLG_BIN=${MESHLG_BIN:-$HEALTHD_BUILD/meshlg}
+
+# The node's looking glass (meshlg) on its tunnel addresses, from the
+# rendered etc/healthd/meshlg.yaml, with its own restricted BIRD connection.
+_ml_lg_start() {
+	local n=$1 r ns
+	r=$(ml_root "$n") ns=$(ml_ns "$n")
+	"$MESHLG_BIN" -t -c "$r/etc/healthd/meshlg.yaml" >"$r/var/log/meshlg-t.out" 2>&1 ||
+		{ _ml_err "meshlg -t refuses $r/etc/healthd/meshlg.yaml: $(head -n 1 "$r/var/log/meshlg-t.out")"; return 1; }
+	_ml_spawn "$ns" "$r/var/log/meshlg.log" "$MESHLG_BIN" -c "$r/etc/healthd/meshlg.yaml"
+	ML_INV[$n.lg_pid]=$REPLY
+	wait_for 10 "$n's looking glass to answer" ml_lg "$n" "$n" /status
+}
+
+# ml_lg FROM NODE PATH — GET PATH from NODE's looking glass, from node
+# FROM's tunnel address (the looking glass answers the mesh only).
+ml_lg() {
+	ip netns exec "$(ml_ns "$1")" curl -sf --interface "${ML_INV[$1.tunnel_ipv4]}" --connect-timeout 1 -m 2 \
+		"http://${ML_INV[$2.tunnel_ipv4]}:${ML_LG_PORT:-8080}$3"
+}
+
+# The nodes NODE's looking glass lists as announcing service $2 (default
+# web), "NODE:STATE" sorted, one line.
+ml_fleet() {
+	ml_lg "$1" "$1" /fleet | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+s = [x for x in d["services"] if x["name"] == sys.argv[1]][0]
+print(" ".join(sorted({"%s:%s" % (a["node"], a["state"]) for a in s["announcers"]})))' "${2:-web}"
 }
 
 ml_nodes_up() {
@@ -798,7 +830,8 @@ _ml_show_logs() {
 	_lab_tail_logs "$ML_DIR" "${LAB_LOG_LINES:-6}" \
 		"$ML_DIR"/nodes/*/var/log/healthd.log "$ML_DIR"/nodes/*/var/log/bird.out \
 		"$ML_DIR"/nodes/*/var/log/wireguard-go.log "$ML_DIR"/transit/*/bird.log \
-		"$ML_DIR"/meshd/meshd.log "$ML_DIR"/nodes/*/var/log/mesh-bootstrap.log
+		"$ML_DIR"/meshd/meshd.log "$ML_DIR"/nodes/*/var/log/mesh-bootstrap.log \
+		"$ML_DIR"/nodes/*/var/log/meshlg.log
 }
 
 # Stops everything started, removes the namespaces and ML_DIR. Idempotent.

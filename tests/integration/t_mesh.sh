@@ -66,8 +66,25 @@ ml_birdc "$rr" show route "$ML_PREFIX4" | sed -n '2,$s/^/  /p'
 wait_for 10 "mia1 (a client) to see all four announcers through the reflector" ml_announcers_are mia1 "$nodes_sorted"
 
 without_ord=$(printf '%s\n' "${ML_NODES[@]}" | grep -vx ord1 | sort | paste -sd ' ')
+all_up=$(printf '%s:up\n' "${ML_NODES[@]}" | sort | paste -sd ' ')
+wait_for 10 "$rr's looking glass to list every node as up" eval '[ "$(ml_fleet "$rr")" = "$all_up" ]'
+out=$(ip netns exec "$(ml_ns "$rr")" "$MESHCTL_BIN" fleet --lg "http://${ML_INV[$rr.tunnel_ipv4]}:8080" 2>&1) ||
+	fail "meshctl fleet: $out"
+echo "$out" | sed 's/^/  meshctl fleet: /'
+for n in "${ML_NODES[@]}"; do
+	grep -Eq "^web +$n +up " <<<"$out" || fail "meshctl fleet does not show $n up: $out"
+done
 t_stop=$(now_ms)
 ml_web_stop ord1
+fleet_gone=
+while [ "$(now_ms)" -lt $((t_stop + 10000)) ]; do
+	f=$(ml_fleet "$rr" 2>/dev/null) || f=
+	if [ -n "$f" ] && [[ " $f " != *" ord1:"* ]]; then fleet_gone=$(now_ms); break; fi
+	sleep 0.02
+done
+[ -n "$fleet_gone" ] || fail "$rr's fleet view still lists ord1 10 s after its web service stopped"
+[ $((fleet_gone - t_stop)) -lt 1000 ] || fail "ord1 left $rr's fleet view after $((fleet_gone - t_stop)) ms, not within 1 s"
+echo "measured: ord1's web stopped -> gone from $rr's looking-glass fleet view after $((fleet_gone - t_stop)) ms"
 ml_wait_answer ord 10 'lax1|ewr1'
 t_away=$(now_ms)
 away_by=$REPLY
@@ -102,13 +119,18 @@ done < <(ml_tcp "$(ml_uns ord)" 1.5 "${targets[@]}")
 [ -z "$bad" ] || fail "firewall seen from ORD's user:$bad"
 [ "$(ml_user_get ord)" = ord1 ] || fail "the probes above went to another node than ord1"
 
-lg=$(ip netns exec "$(ml_ns "$rr")" curl -sS --connect-timeout 1 -m 2 "http://${ML_INV[ord1.tunnel_ipv4]}:8080/") ||
-	fail "looking glass on ord1's tunnel address did not answer $rr"
-[ "$lg" = ord1 ] || fail "looking glass on ${ML_INV[ord1.tunnel_ipv4]}:8080 answered '$lg'"
-lg6=$(ip netns exec "$(ml_ns "$rr")" curl -sS --connect-timeout 1 -m 2 "http://[${ML_INV[ord1.tunnel_ipv6]}]:8080/") ||
-	fail "looking glass on ord1's IPv6 tunnel address did not answer $rr"
-[ "$lg6" = ord1 ] || fail "looking glass on [${ML_INV[ord1.tunnel_ipv6]}]:8080 answered '$lg6'"
-echo "  from $rr over the tunnel: ${ML_INV[ord1.tunnel_ipv4]}:8080 and [${ML_INV[ord1.tunnel_ipv6]}]:8080 answered $lg"
+lg=$(ml_lg "$rr" ord1 /status) || fail "ord1's looking glass did not answer $rr over the tunnel"
+python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["status"]["router_id"] == sys.argv[1], d' \
+	"${ML_INV[ord1.router_id]}" <<<"$lg" || fail "ord1's looking glass /status: $lg"
+lg6=$(ip netns exec "$(ml_ns "$rr")" curl -sf --interface "${ML_INV[$rr.tunnel_ipv6]}" --connect-timeout 1 -m 2 \
+	"http://[${ML_INV[ord1.tunnel_ipv6]}]:8080/status") || fail "ord1's looking glass on its IPv6 tunnel address did not answer $rr"
+echo "  from $rr over the tunnel: ord1's looking glass answered on ${ML_INV[ord1.tunnel_ipv4]}:8080 and [${ML_INV[ord1.tunnel_ipv6]}]:8080"
+# its listener itself refuses a source outside the tunnel (here ord1's own
+# public address, over lo, which the ruleset lets through)
+if ip netns exec "$(ml_ns ord1)" curl -s --interface "$pub" --connect-timeout 1 -m 2 \
+	"http://${ML_INV[ord1.tunnel_ipv4]}:8080/status" >/dev/null 2>&1; then
+	fail "ord1's looking glass answered a request from $pub"
+fi
 
 got=$(ml_tcp "$ML_ADMIN_NS" 1.5 "$pub:22" "$a:22")
 while read -r line; do echo "  from the admin: $line"; done <<<"$got"
