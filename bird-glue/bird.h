@@ -261,6 +261,33 @@ bool bird_sync_announcing(const struct bird_sync *s, const char *service,
 const char *bird_sync_unknown(const struct bird_sync *s, size_t i, bool *up);
 void bird_sync_close(struct bird_sync *s);
 
+/* ---- fleet.c: the fleet guard's view of a service ---- */
+
+struct bird_fleet;
+
+struct bird_fleet_view {
+	bool ok;                    /* BIRD answered the whole round */
+	bool visible;               /* ok, and an iBGP session is Established */
+	unsigned announcers;        /* other nodes announcing (the prefix with the fewest) */
+	unsigned leaving;           /* other nodes announcing with a draining community */
+	unsigned rank;              /* router ids known that are lower than this node's */
+	unsigned members;           /* router ids known, this node's included */
+	uint64_t asof_ms;           /* loop time the round began */
+	char why[160];              /* !ok or !visible: why */
+};
+typedef void (*bird_fleet_cb)(void *arg, const char *service, const struct bird_fleet_view *v);
+
+/* Asks BIRD every guard.interval (the shortest of the guarded services)
+ * and calls cb once per guarded service after each round. Nothing is
+ * asked when no service is guarded. */
+int bird_fleet_new(uv_loop_t *loop, const struct config *cfg, bird_fleet_cb cb, void *arg,
+		   struct bird_fleet **out);
+void bird_fleet_reconfig(struct bird_fleet *f, const struct config *cfg);
+/* A round now (or right after the one in flight). */
+void bird_fleet_refresh(struct bird_fleet *f);
+/* No callback runs after this returns; memory goes from the loop. */
+void bird_fleet_close(struct bird_fleet *f);
+
 /* ---- withdraw.c ---- */
 
 /*
