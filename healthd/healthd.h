@@ -222,10 +222,13 @@ struct hd_who {
 	long uid;                  /* the control socket peer; -1 = not known */
 	const char *user;          /* NULL or "": no name for the uid */
 	const char *reason;        /* NULL: none given */
+	bool force;                /* drain even what the fleet guard refuses */
 };
-/* service NULL: every service. 0, -ENOENT (no such service). */
+/* service NULL: every service. 0, -ENOENT (no such service), -EBUSY (the
+ * fleet guard refuses: a drain would leave too few announcers; err says
+ * which service and how many; nothing was drained). */
 int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms,
-	     const struct hd_who *who);
+	     const struct hd_who *who, char *err, size_t errlen);
 /* Probe now; cb gets the result (NULL: the check was removed meanwhile). */
 typedef void (*hd_check_cb)(void *arg, const char *service, const char *check,
 			    const struct check_result *r);
@@ -262,10 +265,12 @@ enum ctl_cmd { CTL_STATUS, CTL_VERSION, CTL_RELOAD, CTL_DRAIN, CTL_UNDRAIN, CTL_
 /*
  * Request lines:
  *   status | version | reload | check [SERVICE/]CHECK
- *   drain (SERVICE | --all) [DURATION] [reason TEXT]
+ *   drain (SERVICE | --all) [DURATION] [force] [reason TEXT]
  *   undrain (SERVICE | --all) [reason TEXT]
  * TEXT is the rest of the line: at most SVC_REASON_MAX bytes of UTF-8
- * without control characters.
+ * without control characters. A drain the fleet guard refuses is 409
+ * unless `force` is given (older clients never send it: they are refused
+ * as they were refused anything else, and healthctl exits 3).
  */
 struct ctl_request {
 	enum ctl_cmd cmd;
@@ -273,6 +278,7 @@ struct ctl_request {
 	bool all;                  /* drain/undrain --all */
 	uint64_t for_ms;           /* drain SERVICE DURATION; 0 = until undrain */
 	const char *reason;        /* NULL, or the text, points into the line */
+	bool force;                /* drain ... force: past the fleet guard */
 };
 /* One request line (no newline), split in place. 0, or -EINVAL and err
  * says what was wrong; pure, so it can be fuzzed. */
