@@ -220,14 +220,18 @@ static const struct cfg_key guard_keys[] = {
 static int svc_guard(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 		     const struct cfg_key *kk)
 {
-	struct cfg_guard *g = &((struct cfg_service *)obj)->guard;
+	(void)kk;
+	return cfg_load_guard(c, v, &((struct cfg_service *)obj)->guard);
+}
+
+int cfg_load_guard(struct cfg_ctx *c, yaml_node_t *v, struct cfg_guard *g)
+{
 	const char *key = "step";
 	char step[32], iv[32];
 	yaml_node_t *at;
 	size_t old;
 	int rc = cfg_walk_map(c, v, guard_keys, g, NULL);
 
-	(void)kk;
 	if (rc || g->step_ms >= 3 * g->interval_ms)
 		return rc;
 	if (!(at = cfg_map_get(c, v, key)))
