@@ -5,6 +5,8 @@
  *   client.c   async control-socket client on libuv
  *   render.c   the include file healthd owns (atomic write)
  *   sync.c     makes BIRD's protocols match the desired states
+ *   routes.c   pure parsers of routes and BGP sessions, for the guard
+ *   fleet.c    the fleet guard's view: who else announces a service
  *
  * Replies are parsed by their four-digit codes only: "NNNN-text" opens a
  * block, " text" continues it, "NNNN text" ends the reply, "+text" is an
@@ -74,6 +76,55 @@ struct bird_proto {
  * Returns the number of rows written (at most max), or -EPROTO. */
 int bird_parse_protocols(const struct bird_reply *r, struct bird_proto *out,
 			 size_t max, size_t *total);
+
+/* ---- routes.c: what the fleet guard reads (pure) ---- */
+
+#define BIRD_ROUTE_COMMUNITIES 32   /* more on one path are not looked at */
+#define BIRD_FLEET_MAX 256          /* nodes of a fleet that are told apart */
+
+/* One path of a prefix, as `show route PREFIX all` prints it. */
+struct bird_route {
+	char proto[72];         /* the protocol it came from */
+	bool bgp;               /* "Type: BGP ..." */
+	bool has_originator;
+	uint32_t originator;    /* BGP.originator_id: set on reflected paths */
+	struct cfg_community communities[BIRD_ROUTE_COMMUNITIES];
+	size_t n_communities;   /* BGP.community and BGP.large_community */
+};
+
+/* The paths of a `show route PREFIX all` reply, 8001 (no path) included:
+ * how many were written (at most max), or -EINVAL (an error reply), or
+ * -EPROTO (not what BIRD prints). */
+int bird_parse_routes(const struct bird_reply *r, struct bird_route *out, size_t max,
+		      size_t *total);
+
+/* A BGP protocol of `show protocols all`. */
+struct bird_bgp_peer {
+	char name[72];
+	bool established;
+	bool internal;          /* Local AS == Neighbor AS: iBGP */
+	bool has_id;
+	uint32_t neighbor_id;   /* "Neighbor ID": shown while the session is up */
+};
+
+int bird_parse_bgp_peers(const struct bird_reply *r, struct bird_bgp_peer *out, size_t max,
+			 size_t *total);
+/* "Router ID is A.B.C.D" of `show status`. 0, -EINVAL or -EPROTO. */
+int bird_parse_router_id(const struct bird_reply *r, uint32_t *id);
+
+/* Who a prefix's paths say announces it, by router id: a path from an
+ * iBGP session is its BGP.originator_id's (reflected) or the neighbour's;
+ * this node (self), static routes and eBGP paths are not counted; a node
+ * whose paths all carry one of the draining communities is leaving. */
+struct bird_announcers {
+	uint32_t announcing[BIRD_FLEET_MAX];
+	size_t n_announcing;
+	uint32_t leaving[BIRD_FLEET_MAX];
+	size_t n_leaving;
+};
+void bird_fleet_announcers(const struct bird_route *routes, size_t n,
+			   const struct bird_bgp_peer *peers, size_t n_peers, uint32_t self,
+			   const struct cfg_communities *draining, struct bird_announcers *out);
 
 /* ---- client.c ---- */
 
@@ -212,6 +263,33 @@ bool bird_sync_announcing(const struct bird_sync *s, const char *service,
  * the end. */
 const char *bird_sync_unknown(const struct bird_sync *s, size_t i, bool *up);
 void bird_sync_close(struct bird_sync *s);
+
+/* ---- fleet.c: the fleet guard's view of a service ---- */
+
+struct bird_fleet;
+
+struct bird_fleet_view {
+	bool ok;                    /* BIRD answered the whole round */
+	bool visible;               /* ok, and an iBGP session is Established */
+	unsigned announcers;        /* other nodes announcing (the prefix with the fewest) */
+	unsigned leaving;           /* other nodes announcing with a draining community */
+	unsigned rank;              /* router ids known that are lower than this node's */
+	unsigned members;           /* router ids known, this node's included */
+	uint64_t asof_ms;           /* loop time the round began */
+	char why[160];              /* !ok or !visible: why */
+};
+typedef void (*bird_fleet_cb)(void *arg, const char *service, const struct bird_fleet_view *v);
+
+/* Asks BIRD every guard.interval (the shortest of the guarded services)
+ * and calls cb once per guarded service after each round. Nothing is
+ * asked when no service is guarded. */
+int bird_fleet_new(uv_loop_t *loop, const struct config *cfg, bird_fleet_cb cb, void *arg,
+		   struct bird_fleet **out);
+void bird_fleet_reconfig(struct bird_fleet *f, const struct config *cfg);
+/* A round now (or right after the one in flight). */
+void bird_fleet_refresh(struct bird_fleet *f);
+/* No callback runs after this returns; memory goes from the loop. */
+void bird_fleet_close(struct bird_fleet *f);
 
 /* ---- withdraw.c ---- */
 

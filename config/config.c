@@ -208,6 +208,42 @@ static int svc_dampening(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return -EINVAL;
 }
 
+static const struct cfg_key guard_keys[] = {
+	CFG_UINT("min_announcers", struct cfg_guard, min_announcers, 0, 1000),
+	CFG_DUR("step", struct cfg_guard, step_ms, 100, CFG_MIN(10)),
+	CFG_DUR("interval", struct cfg_guard, interval_ms, 100, CFG_MIN(1)),
+	{ 0 },
+};
+
+/* A node ranked r re-announces r steps after it saw the fleet empty: a
+ * step must outlast the polls that show it the node ranked before it. */
+static int svc_guard(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		     const struct cfg_key *kk)
+{
+	(void)kk;
+	return cfg_load_guard(c, v, &((struct cfg_service *)obj)->guard);
+}
+
+int cfg_load_guard(struct cfg_ctx *c, yaml_node_t *v, struct cfg_guard *g)
+{
+	const char *key = "step";
+	char step[32], iv[32];
+	yaml_node_t *at;
+	size_t old;
+	int rc = cfg_walk_map(c, v, guard_keys, g, NULL);
+
+	if (rc || g->step_ms >= 3 * g->interval_ms)
+		return rc;
+	if (!(at = cfg_map_get(c, v, key)))
+		at = cfg_map_get(c, v, key = "interval");
+	cfg_format_duration(step, sizeof(step), g->step_ms);
+	cfg_format_duration(iv, sizeof(iv), g->interval_ms);
+	old = cfg_push_key(c, key);
+	cfg_fail(c, at ? at : v, "step (%s) must be at least 3 times interval (%s)", step, iv);
+	cfg_pop(c, old);
+	return -EINVAL;
+}
+
 static const struct cfg_key service_keys[] = {
 	CFG_FN("name", svc_name, 0),
 	CFG_FN("prefixes", svc_prefixes, 0),
@@ -215,6 +251,7 @@ static const struct cfg_key service_keys[] = {
 	CFG_DUR("drain", struct cfg_service, drain_ms, 0, CFG_DRAIN_MAX_MS),
 	CFG_DUR("hold_down", struct cfg_service, hold_down_ms, 0, CFG_HOUR(24)),
 	CFG_FN("dampening", svc_dampening, 0),
+	CFG_FN("guard", svc_guard, 0),
 	CFG_STR("maintenance_file", struct cfg_service, maintenance_file),
 	CFG_FN("on_stop", svc_on_stop, 0),
 	CFG_FN("checks", svc_checks, 0),
@@ -230,6 +267,9 @@ void cfg_service_defaults(struct cfg_service *s)
 		.penalty = 1000, .max_suppress_ms = 300000,
 	};
 	s->on_stop = CFG_ON_STOP_KEEP;
+	s->guard = (struct cfg_guard){
+		.min_announcers = 1, .step_ms = 2000, .interval_ms = 500,
+	};
 }
 
 static int load_service(struct cfg_ctx *c, yaml_node_t *m, struct cfg_service *s)

@@ -135,6 +135,15 @@ struct cfg_service {
 		double suppress, reuse, penalty; /* 2500, 1000, 1000; reuse < suppress */
 		uint64_t max_suppress_ms;   /* default 5m */
 	} dampening;
+	/* The fleet guard: a withdrawal that would leave fewer than
+	 * min_announcers other nodes announcing the service (as this node's
+	 * BIRD sees them over iBGP) is held, and a withdrawn node that sees
+	 * none re-announces after rank * step. See healthd(8). */
+	struct cfg_guard {
+		unsigned min_announcers;    /* default 1; 0 = off */
+		uint64_t step_ms;           /* default 2s; at least 3 * interval */
+		uint64_t interval_ms;       /* default 500ms: how often BIRD is asked */
+	} guard;
 };
 
 #define CFG_DEFAULT_TIMEOUT_MS 1000

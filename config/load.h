@@ -127,6 +127,10 @@ int cfg_parse_doc(struct cfg_ctx *c, yaml_document_t *doc, const char *yaml,
 int cfg_read_file(const char *path, char **out, size_t *outlen, char *err,
 		  size_t errlen);
 
+/* guard: {min_announcers, step, interval} into g (defaults already in
+ * it); healthd.yaml's services and the mesh inventory's. */
+int cfg_load_guard(struct cfg_ctx *c, yaml_node_t *v, struct cfg_guard *g);
+
 /* ---- check_keys.c ---- */
 
 /* Check m of service c->svc, index c->chk_idx, into k. */

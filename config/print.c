@@ -256,6 +256,9 @@ static void put_service(FILE *out, const struct cfg_service *s)
 	put_duration(out, 4, "drain", s->drain_ms);
 	put_duration(out, 4, "hold_down", s->hold_down_ms);
 	put_dampening(out, &s->dampening);
+	fprintf(out, "    guard:\n      min_announcers: %u\n", s->guard.min_announcers);
+	put_duration(out, 6, "step", s->guard.step_ms);
+	put_duration(out, 6, "interval", s->guard.interval_ms);
 	if (s->maintenance_file)
 		put_key_str(out, 4, "maintenance_file", s->maintenance_file);
 	fprintf(out, "    on_stop: %s\n    checks:\n", cfg_on_stop_str(s->on_stop));

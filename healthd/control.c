@@ -1,7 +1,7 @@
 /*
  * The control socket: one request per line, one reply per request,
  * "CODE JSON\n" (200 ok, 400 bad request, 403 not on this socket, 404 no
- * such thing, 500 failed). How hostile clients are bounded is in healthd.h.
+ * such thing, 409 refused by the fleet guard, 500 failed). How hostile clients are bounded is in healthd.h.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -203,13 +203,21 @@ static void user_name(long uid, char *out, size_t len)
 
 static void handle_drain(struct ctl_client *c, const struct ctl_request *req)
 {
-	char user[64], err[128];
-	struct hd_who who = { .uid = c->uid, .user = user, .reason = req->reason };
+	char user[64], err[256];
+	struct hd_who who = { .uid = c->uid, .user = user, .reason = req->reason,
+			      .force = req->force };
 	bool on = req->cmd == CTL_DRAIN;
 	json_t *body;
+	int rc;
 
 	user_name(c->uid, user, sizeof(user));
-	if (hd_drain(c->srv->hd, req->all ? NULL : req->arg, on, req->for_ms, &who) < 0) {
+	rc = hd_drain(c->srv->hd, req->all ? NULL : req->arg, on, req->for_ms, &who, err,
+		      sizeof(err));
+	if (rc == -EBUSY) {
+		reply_error(c, 409, err);
+		return;
+	}
+	if (rc < 0) {
 		snprintf(err, sizeof(err), "no service '%.64s'", req->arg);
 		reply_error(c, 404, err);
 		return;
@@ -217,6 +225,8 @@ static void handle_drain(struct ctl_client *c, const struct ctl_request *req)
 	body = json_pack("{s:s,s:b}", "service", req->arg, "drain", on);
 	if (req->reason)
 		json_object_set_new(body, "reason", json_string(req->reason));
+	if (req->force)
+		json_object_set_new(body, "force", json_true());
 	reply(c, 200, body);
 }
 

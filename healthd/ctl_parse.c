@@ -86,7 +86,7 @@ static char *next_word(char **p)
 	return w;
 }
 
-/* [DURATION] [reason TEXT] after drain/undrain TARGET. */
+/* [DURATION] [force] [reason TEXT] after drain/undrain TARGET. */
 static int drain_options(char *rest, struct ctl_request *req, char *err, size_t errlen)
 {
 	bool have_for = false;
@@ -108,6 +108,10 @@ static int drain_options(char *rest, struct ctl_request *req, char *err, size_t 
 				return -EINVAL;
 			req->reason = rest;
 			return 0;
+		}
+		if (!strcmp(w, "force") && req->cmd == CTL_DRAIN && !req->force) {
+			req->force = true;
+			continue;
 		}
 		int rc = have_for || req->cmd == CTL_UNDRAIN ? -EINVAL
 			 : cfg_parse_duration_max(w, CFG_DRAIN_MAX_MS, &req->for_ms);
@@ -150,7 +154,7 @@ int ctl_request_parse(char *line, struct ctl_request *req, char *err, size_t err
 	req->arg = arg;
 	if (req->cmd == CTL_DRAIN || req->cmd == CTL_UNDRAIN) {
 		if (!arg) {
-			snprintf(err, errlen, "usage: drain SERVICE|--all [DURATION] [reason TEXT]"
+			snprintf(err, errlen, "usage: drain SERVICE|--all [DURATION] [force] [reason TEXT]"
 				 " | undrain SERVICE|--all [reason TEXT]");
 			return -EINVAL;
 		}

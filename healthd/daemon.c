@@ -175,11 +175,13 @@ static void apply(struct hd_service *hs, bool force)
 	bool changed = svc_evaluate(s, hd_now_ms(hs->hd), time(NULL), &wake);
 
 	if (changed)
-		hd_log(s->state == SVC_WITHDRAWN ? LOG_LVL_WARNING : LOG_LVL_NOTICE,
+		hd_log(s->state == SVC_WITHDRAWN || s->guarded ? LOG_LVL_WARNING : LOG_LVL_NOTICE,
 		       s->cfg->name, NULL, "service %s: %s -> %s: %s", s->cfg->name,
 		       svc_state_str(old), svc_state_str(s->state), s->reason);
 	if (changed || force)
 		publish(hs);
+	if (s->fleet_wanted)
+		bird_fleet_refresh(hs->hd->fleet);   /* a withdrawal waits for a fresh count */
 	uv_timer_stop(&hs->wake);
 	if (wake) {
 		uint64_t now = hd_now_ms(hs->hd);
@@ -301,6 +303,55 @@ static void on_sync_log(void *arg, int level, const char *service, const char *m
 	hd_log(level, service, NULL, "%s", msg);
 }
 
+/* ---- the fleet guard ---- */
+
+/* BIRD's view of the fleet for one service. A round that failed keeps the
+ * last count for 3 guard intervals plus bird.timeout, then the count is
+ * unknown (the guard holds nothing); a round without an iBGP session is
+ * unknown at once: not seeing the fleet is not seeing it empty. */
+static void on_fleet(void *arg, const char *service, const struct bird_fleet_view *v)
+{
+	struct hd *hd = arg;
+	struct hd_service *hs = find_service(hd, service);
+	uint64_t now = hd_now_ms(hd), keep;
+	struct svc_fleet f;
+	struct svc *s;
+	bool was;
+
+	if (!hs || hd->stopping)
+		return;
+	s = &hs->svc;
+	f = s->fleet;
+	was = f.known;
+	keep = 3 * s->cfg->guard.interval_ms + hd->cfg->bird.timeout_ms;
+	f.asof_ms = v->asof_ms;
+	if (v->visible) {
+		f.known = true;
+		f.announcers = v->announcers;
+		f.leaving = v->leaving;
+		f.rank = v->rank;
+		f.members = v->members;
+		f.counted_ms = v->asof_ms;
+		f.why[0] = '\0';
+	} else if (v->ok || !f.counted_ms || now - f.counted_ms >= keep) {
+		f.known = false;
+		snprintf(f.why, sizeof(f.why), "%s", v->why);
+	}
+	if (was && !f.known)
+		hd_log(LOG_LVL_WARNING, service, NULL, "service %s: guard: fleet count unknown, "
+		       "the guard holds nothing: %s", service, f.why);
+	else if (f.known && (!was || f.announcers != s->fleet.announcers ||
+			     f.leaving != s->fleet.leaving))
+		hd_log(LOG_LVL_INFO, service, NULL, "service %s: guard: %u other announcers, "
+		       "%u leaving (rank %u of %u router ids)", service, f.announcers, f.leaving,
+		       f.rank, f.members);
+	else if (!v->ok && f.known)
+		hd_log(LOG_LVL_DEBUG, service, NULL, "service %s: guard: keeping the last count: %s",
+		       service, v->why);
+	svc_fleet_set(s, &f);
+	apply(hs, false);
+}
+
 /* ---- maintenance files ---- */
 
 static void maint_poll(uv_timer_t *t)
@@ -406,6 +457,9 @@ int hd_new(uv_loop_t *loop, struct config *cfg, struct hd **out)
 	rc = bird_sync_new(loop, cfg, &cbs, hd, &hd->sync);
 	if (rc < 0)
 		goto fail;
+	rc = bird_fleet_new(loop, cfg, on_fleet, hd, &hd->fleet);
+	if (rc < 0)
+		goto fail;
 	rc = ctl_server_new(hd, loop, cfg->control.socket, false, &hd->ctl, err, sizeof(err));
 	if (rc == 0 && cfg->control.readonly_socket[0])
 		rc = ctl_server_new(hd, loop, cfg->control.readonly_socket, true, &hd->ctl_ro,
@@ -452,6 +506,8 @@ fail:
 		ctl_server_close(hd->ctl_ro);
 	if (hd->sync)
 		bird_sync_close(hd->sync);
+	if (hd->fleet)
+		bird_fleet_close(hd->fleet);
 	if (hd->engine)
 		check_engine_close(hd->engine);
 	cfg_free(hd->cfg);
@@ -536,6 +592,7 @@ int hd_reload(struct hd *hd, char *err, size_t errlen)
 	/* Old probes are closed and no longer point into the old config once
 	 * check_destroy() returned; sync copies what it keeps. */
 	bird_sync_reconfig(hd->sync, ncfg);
+	bird_fleet_reconfig(hd->fleet, ncfg);
 	cfg_free(hd->cfg);
 	hd->cfg = ncfg;
 	hd->svcs = nv;
@@ -568,13 +625,27 @@ static void drain_one(struct hd_service *hs, bool on, uint64_t for_ms,
 }
 
 int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms,
-	     const struct hd_who *who)
+	     const struct hd_who *who, char *err, size_t errlen)
 {
 	struct hd_service *hs = service ? find_service(hd, service) : NULL;
 	int64_t wall = hd_wall_ms();
 
 	if (service && !hs)
 		return -ENOENT;
+	/* all or nothing: --all drains none when the guard refuses one */
+	for (size_t i = 0; on && i < hd->n_svcs; i++) {
+		struct svc *s = &hd->svcs[i]->svc;
+
+		if ((hs && hd->svcs[i] != hs) || svc_guard_drain_check(s, err, errlen) == 0)
+			continue;
+		if (!who->force) {
+			hd_log(LOG_LVL_WARNING, s->cfg->name, NULL, "service %s: drain refused: %s",
+			       s->cfg->name, err);
+			return -EBUSY;
+		}
+		hd_log(LOG_LVL_WARNING, s->cfg->name, NULL, "service %s: drain forced: %s",
+		       s->cfg->name, err);
+	}
 	for (size_t i = 0; i < hd->n_svcs; i++)
 		if (!hs || hd->svcs[i] == hs)
 			drain_one(hd->svcs[i], on, for_ms, who, wall);
@@ -634,6 +705,8 @@ static void close_all(struct hd *hd)
 	hd->n_svcs = 0;
 	bird_sync_close(hd->sync);
 	hd->sync = NULL;
+	bird_fleet_close(hd->fleet);
+	hd->fleet = NULL;
 	check_engine_close(hd->engine);
 	hd->engine = NULL;
 	uv_close((uv_handle_t *)&hd->sig_term, handle_closed_free);

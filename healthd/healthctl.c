@@ -41,9 +41,10 @@ static void usage(FILE *f)
 	fprintf(f,
 		"usage: healthctl [-c CONFIG | -s SOCKET] [-T TIMEOUT] COMMAND\n"
 		"  status [--json] [--watch [SECONDS]]  services, checks and why\n"
-		"  drain SERVICE|--all [--for DURATION] [--reason TEXT]\n"
+		"  drain SERVICE|--all [--for DURATION] [--reason TEXT] [--force]\n"
 		"                                       announce with the draining communities, then withdraw;\n"
-		"                                       kept across restarts of healthd\n"
+		"                                       kept across restarts of healthd; refused (exit 3) when\n"
+		"                                       it would leave fewer than guard.min_announcers, unless --force\n"
 		"  undrain SERVICE|--all [--reason TEXT]  end a drain\n"
 		"  check [SERVICE/]CHECK                probe now and print the result\n"
 		"  reload                               load the config again (errors are printed)\n"
@@ -338,7 +339,7 @@ static int simple(const char *sock, const char *line, bool is_check)
 static int drain_line(const char *cmd, char **args, int nargs, char *line, size_t len)
 {
 	const char *target = NULL, *dur = NULL, *reason = NULL;
-	bool drain = !strcmp(cmd, "drain");
+	bool drain = !strcmp(cmd, "drain"), force = false;
 	char err[128];
 	uint64_t ms;
 
@@ -365,6 +366,8 @@ static int drain_line(const char *cmd, char **args, int nargs, char *line, size_
 				fprintf(stderr, "healthctl: drain --for '%s': not a duration (e.g. 30s, 5m)\n", dur);
 				return EX_USAGE_;
 			}
+		} else if (!strcmp(a, "--force") && drain && !force) {
+			force = true;
 		} else if (!strcmp(a, "--reason")) {
 			if (i + 1 >= nargs || reason) {
 				fprintf(stderr, "healthctl: %s\n", reason ? "--reason given twice" : "--reason needs a text");
@@ -394,8 +397,8 @@ static int drain_line(const char *cmd, char **args, int nargs, char *line, size_
 		fprintf(stderr, "healthctl: '%s' is not a service name ([a-z0-9_])\n", target);
 		return EX_USAGE_;
 	}
-	snprintf(line, len, "%s %s%s%s%s%s", cmd, target, dur ? " " : "", dur ? dur : "",
-		 reason ? " reason " : "", reason ? reason : "");
+	snprintf(line, len, "%s %s%s%s%s%s%s", cmd, target, dur ? " " : "", dur ? dur : "",
+		 force ? " force" : "", reason ? " reason " : "", reason ? reason : "");
 	return 0;
 }
 

@@ -17,6 +17,15 @@
  * restarting healthd never moves a route by itself. A drain needs no
  * verdict: an announced service drains and is withdrawn after `drain`, a
  * withdrawn one stays withdrawn, whatever the checks say.
+ *
+ * The fleet guard (guard.min_announcers > 0, and a count of the other
+ * announcers from this node's BIRD, struct svc_fleet): a failure that
+ * would withdraw the service while fewer than min_announcers other nodes
+ * announce it is held (DEGRADED, guarded); a withdrawn, failed service
+ * that has seen no other announcer for rank * guard.step (at least one
+ * guard.interval) re-announces DEGRADED, guarded; either is released (the
+ * service withdrawn) once enough others announce or the count is unknown.
+ * A drain, the maintenance file and the stop policy are never guarded.
  */
 #ifndef HEALTHD_HEALTHD_H
 #define HEALTHD_HEALTHD_H
@@ -94,6 +103,23 @@ struct svc_damp {
 
 #define SVC_REASON_MAX 200   /* bytes of an operator's reason for a drain */
 
+/* What this node's BIRD shows of the rest of the fleet for a service
+ * (bird-glue/fleet.c); the daemon passes it in with svc_fleet_set. */
+struct svc_fleet {
+	bool known;                /* a count to go by: BIRD answered, an iBGP
+				      session is up (or the last answer is
+				      recent enough to hold on to) */
+	unsigned announcers;       /* other nodes announcing, those with the
+				      draining communities not counted */
+	unsigned leaving;          /* other nodes announcing with them */
+	unsigned rank;             /* this node's router id among those known,
+				      0 = the lowest */
+	unsigned members;          /* router ids known, this node's included */
+	uint64_t asof_ms;          /* loop time BIRD was last asked */
+	uint64_t counted_ms;       /* loop time of the answer the count is from */
+	char why[160];             /* !known: why not */
+};
+
 /* An operator's drain: who asked, why, until when. Kept across restarts
  * (intent.c) and shown in the status; not set by the stop policy. */
 struct svc_intent {
@@ -127,6 +153,12 @@ struct svc {
 	uint64_t withdrawn_ms;     /* for hold_down */
 
 	struct svc_damp damp;
+	struct svc_fleet fleet;
+	uint64_t zero_since_ms;    /* counted_ms of the first of the answers in a
+				      row that showed no other announcer; 0 = not */
+	bool guarded;              /* announced only because of the guard */
+	bool fleet_wanted;         /* a withdrawal waits for a fresh count */
+	uint64_t guard_holds;      /* times the guard kept the service announced */
 	uint64_t transitions;
 	struct svc_event history[SVC_HISTORY];
 	size_t history_n;          /* total ever recorded */
@@ -152,6 +184,12 @@ void svc_drain(struct svc *s, bool on, uint64_t for_ms, uint64_t now_ms);
  * service is drained now. */
 bool svc_intent_set(struct svc *s, const struct svc_intent *in, uint64_t now_ms,
 		    int64_t wall_ms);
+/* A new count of the fleet (time and counts passed in: still pure). */
+void svc_fleet_set(struct svc *s, const struct svc_fleet *f);
+/* Would a drain of s now leave fewer than guard.min_announcers other
+ * announcers? 0, or -EBUSY and why says so. An unknown count never
+ * refuses. */
+int svc_guard_drain_check(const struct svc *s, char *why, size_t len);
 /* An operator's or the stop policy's decision that overrides checks. */
 bool svc_force(struct svc *s, enum svc_state to, const char *reason,
 	       uint64_t now_ms, time_t wall);
@@ -184,10 +222,13 @@ struct hd_who {
 	long uid;                  /* the control socket peer; -1 = not known */
 	const char *user;          /* NULL or "": no name for the uid */
 	const char *reason;        /* NULL: none given */
+	bool force;                /* drain even what the fleet guard refuses */
 };
-/* service NULL: every service. 0, -ENOENT (no such service). */
+/* service NULL: every service. 0, -ENOENT (no such service), -EBUSY (the
+ * fleet guard refuses: a drain would leave too few announcers; err says
+ * which service and how many; nothing was drained). */
 int hd_drain(struct hd *hd, const char *service, bool on, uint64_t for_ms,
-	     const struct hd_who *who);
+	     const struct hd_who *who, char *err, size_t errlen);
 /* Probe now; cb gets the result (NULL: the check was removed meanwhile). */
 typedef void (*hd_check_cb)(void *arg, const char *service, const char *check,
 			    const struct check_result *r);
@@ -224,10 +265,12 @@ enum ctl_cmd { CTL_STATUS, CTL_VERSION, CTL_RELOAD, CTL_DRAIN, CTL_UNDRAIN, CTL_
 /*
  * Request lines:
  *   status | version | reload | check [SERVICE/]CHECK
- *   drain (SERVICE | --all) [DURATION] [reason TEXT]
+ *   drain (SERVICE | --all) [DURATION] [force] [reason TEXT]
  *   undrain (SERVICE | --all) [reason TEXT]
  * TEXT is the rest of the line: at most SVC_REASON_MAX bytes of UTF-8
- * without control characters.
+ * without control characters. A drain the fleet guard refuses is 409
+ * unless `force` is given (older clients never send it: they are refused
+ * as they were refused anything else, and healthctl exits 3).
  */
 struct ctl_request {
 	enum ctl_cmd cmd;
@@ -235,6 +278,7 @@ struct ctl_request {
 	bool all;                  /* drain/undrain --all */
 	uint64_t for_ms;           /* drain SERVICE DURATION; 0 = until undrain */
 	const char *reason;        /* NULL, or the text, points into the line */
+	bool force;                /* drain ... force: past the fleet guard */
 };
 /* One request line (no newline), split in place. 0, or -EINVAL and err
  * says what was wrong; pure, so it can be fuzzed. */

@@ -60,6 +60,7 @@ struct hd {
 	struct config *cfg;
 	struct check_engine *engine;
 	struct bird_sync *sync;
+	struct bird_fleet *fleet;  /* the fleet guard's view of BIRD's routes */
 	struct hd_service **svcs;
 	size_t n_svcs;
 	struct ctl_server *ctl;

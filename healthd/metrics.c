@@ -121,6 +121,52 @@ static void check_metrics(FILE *f, struct hd *hd)
 		     "Probes that ended with a failure.", CM_PROBES_FAILED);
 }
 
+/* The fleet guard. The reason is a label of an info sample that exists
+ * only while the guard holds, so healthd_service_guarded keeps one series. */
+static void guard_metrics(FILE *f, struct hd *hd)
+{
+	family(f, "healthd_service_guarded", "gauge",
+	       "1 while the fleet guard keeps the service announced (GUARDED: last announcer).");
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		sample(f, "healthd_service_guarded", hd->svcs[i]->svc.cfg->name, NULL,
+		       hd->svcs[i]->svc.guarded);
+	family(f, "healthd_service_guarded_info", "gauge",
+	       "Why the fleet guard keeps the service announced: the failing check.");
+	for (size_t i = 0; i < hd->n_svcs; i++) {
+		const struct svc *s = &hd->svcs[i]->svc;
+
+		if (!s->guarded)
+			continue;
+		fputs("healthd_service_guarded_info{", f);
+		put_label(f, "service", s->cfg->name);
+		fputc(',', f);
+		put_label(f, "reason", s->reason);
+		fputs("} 1\n", f);
+	}
+	family(f, "healthd_service_guard_holds_total", "counter",
+	       "Times the fleet guard kept the service announced or announced it again.");
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		sample(f, "healthd_service_guard_holds_total", hd->svcs[i]->svc.cfg->name, NULL,
+		       (double)hd->svcs[i]->svc.guard_holds);
+	family(f, "healthd_service_fleet_known", "gauge",
+	       "1 while this node's BIRD shows the fleet (an iBGP session up, BIRD answering).");
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		sample(f, "healthd_service_fleet_known", hd->svcs[i]->svc.cfg->name, NULL,
+		       hd->svcs[i]->svc.fleet.known);
+	family(f, "healthd_service_fleet_announcers", "gauge",
+	       "Other nodes announcing the service, draining ones not counted (while known).");
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		if (hd->svcs[i]->svc.fleet.known)
+			sample(f, "healthd_service_fleet_announcers", hd->svcs[i]->svc.cfg->name,
+			       NULL, hd->svcs[i]->svc.fleet.announcers);
+	family(f, "healthd_service_fleet_leaving", "gauge",
+	       "Other nodes announcing the service with its draining communities (while known).");
+	for (size_t i = 0; i < hd->n_svcs; i++)
+		if (hd->svcs[i]->svc.fleet.known)
+			sample(f, "healthd_service_fleet_leaving", hd->svcs[i]->svc.cfg->name,
+			       NULL, hd->svcs[i]->svc.fleet.leaving);
+}
+
 static void service_metrics(FILE *f, struct hd *hd)
 {
 	uint64_t now = hd_now_ms(hd);
@@ -153,6 +199,7 @@ static void service_metrics(FILE *f, struct hd *hd)
 	for (size_t i = 0; i < hd->n_svcs; i++)
 		sample(f, "healthd_service_suppressed", hd->svcs[i]->svc.cfg->name, NULL,
 		       hd->svcs[i]->svc.damp.suppressed);
+	guard_metrics(f, hd);
 	family(f, "healthd_service_bird_announcing", "gauge",
 	       "1 while BIRD runs the protocol the service's state wants announced.");
 	for (size_t i = 0; i < hd->n_svcs; i++) {

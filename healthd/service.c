@@ -3,6 +3,7 @@
  * hold-down, drain and dampening. Pure logic: time is passed in, nothing
  * here touches the loop, BIRD or a socket (the diagram is in healthd.h).
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -76,7 +77,7 @@ static void record(struct svc *s, enum svc_state to, time_t wall,
 	e->wall = wall;
 	e->from = s->state;
 	e->to = to;
-	snprintf(e->reason, sizeof(e->reason), "%s", reason);
+	snprintf(e->reason, sizeof(e->reason), "%.159s", reason);
 	s->history_n++;
 }
 
@@ -111,6 +112,10 @@ void svc_migrate(struct svc *to, const struct svc *from)
 	to->draining_since_ms = from->draining_since_ms;
 	to->withdrawn_ms = from->withdrawn_ms;
 	to->damp = from->damp;
+	to->fleet = from->fleet;
+	to->zero_since_ms = from->zero_since_ms;
+	to->guarded = from->guarded;
+	to->guard_holds = from->guard_holds;
 	to->transitions = from->transitions;
 	memcpy(to->history, from->history, sizeof(to->history));
 	to->history_n = from->history_n;
@@ -264,6 +269,7 @@ static bool transition(struct svc *s, enum svc_state to, const char *reason,
 		return false;
 	}
 	record(s, to, wall, reason);
+	s->guarded = false;        /* the guard's own moves set it again */
 	if (to == SVC_WITHDRAWN)
 		s->withdrawn_ms = now_ms;
 	if (to == SVC_DRAINING)
@@ -319,21 +325,148 @@ static bool drain_step(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wa
 	}
 }
 
+/* ---- the fleet guard ---- */
+
+void svc_fleet_set(struct svc *s, const struct svc_fleet *f)
+{
+	bool zero = f->known && f->announcers == 0;
+
+	if (!zero)
+		s->zero_since_ms = 0;
+	else if (!s->zero_since_ms || f->counted_ms < s->zero_since_ms)
+		s->zero_since_ms = f->counted_ms ? f->counted_ms : 1;
+	s->fleet = *f;
+}
+
+static bool guard_sees(const struct svc *s)
+{
+	return s->cfg->guard.min_announcers > 0 && s->fleet.known;
+}
+
+static bool guard_short(const struct svc *s)
+{
+	return guard_sees(s) && s->fleet.announcers < s->cfg->guard.min_announcers;
+}
+
+/* A withdrawal is decided on a count asked for after the check fell; at
+ * most one guard.interval is waited for it. Only while the last count was
+ * known: a lone node withdraws at once, as without the guard. */
+static bool guard_wants_fresh(struct svc *s, const struct svc_check *down,
+			      uint64_t now_ms, uint64_t *wake_ms)
+{
+	uint64_t give_up = down->since_ms + s->cfg->guard.interval_ms;
+
+	if (!guard_sees(s) || s->fleet.asof_ms >= down->since_ms || now_ms >= give_up)
+		return false;
+	s->fleet_wanted = true;
+	wake_at(wake_ms, give_up);
+	return true;
+}
+
+static void guard_words(const struct svc *s, char *buf, size_t len)
+{
+	if (s->cfg->guard.min_announcers > 1)
+		snprintf(buf, len, "GUARDED: last announcer (%u other announcers, %u wanted)",
+			 s->fleet.announcers, s->cfg->guard.min_announcers);
+	else
+		snprintf(buf, len, "GUARDED: last announcer");
+}
+
+/* Keep the failed service announced with its degraded communities. */
+static bool guard_hold(struct svc *s, const char *check, uint64_t now_ms, time_t wall)
+{
+	char words[96], why[400];
+	bool was = s->guarded;
+
+	if (was && s->state == SVC_DEGRADED)
+		return false;
+	guard_words(s, words, sizeof(words));
+	snprintf(why, sizeof(why), "%s (%.100s)", words, check);
+	if (s->state != SVC_DEGRADED) {
+		transition(s, SVC_DEGRADED, why, now_ms, wall);
+	} else {
+		record(s, SVC_DEGRADED, wall, why);
+		snprintf(s->reason, sizeof(s->reason), "%.199s", why);
+	}
+	s->guarded = true;
+	s->guard_holds++;
+	return true;
+}
+
+/* Withdrawn and failed, with no other announcer seen for rank steps (at
+ * least one interval: two answers in a row): announce again, guarded. */
+static bool guard_reannounce(struct svc *s, const char *check, uint64_t now_ms, time_t wall)
+{
+	const struct cfg_guard *g = &s->cfg->guard;
+	uint64_t delay = (uint64_t)s->fleet.rank * g->step_ms;
+	char words[96], why[400];
+
+	if (!guard_sees(s) || s->fleet.announcers || !s->zero_since_ms)
+		return false;
+	if (delay < g->interval_ms)
+		delay = g->interval_ms;
+	if (s->fleet.counted_ms < s->zero_since_ms + delay)
+		return false;
+	guard_words(s, words, sizeof(words));
+	snprintf(why, sizeof(why), "%s: re-announced, no other announcer for %llu ms, rank %u of %u (%.60s)",
+		 words, (unsigned long long)(s->fleet.counted_ms - s->zero_since_ms),
+		 s->fleet.rank, s->fleet.members, check);
+	transition(s, SVC_DEGRADED, why, now_ms, wall);
+	s->guarded = true;
+	s->guard_holds++;
+	return true;
+}
+
+/* The guard lets go: enough others announce, or the count is unknown. */
+static bool guard_release(struct svc *s, const char *check, uint64_t now_ms, time_t wall)
+{
+	char why[400];
+
+	if (s->fleet.known)
+		snprintf(why, sizeof(why), "guard released: %u other announcers (%.150s)",
+			 s->fleet.announcers, check);
+	else
+		snprintf(why, sizeof(why), "guard released: fleet count unknown (%.80s) (%.80s)",
+			 s->fleet.why, check);
+	/* a hand-over, not a flap: no dampening penalty */
+	return transition(s, SVC_WITHDRAWN, why, now_ms, wall);
+}
+
+int svc_guard_drain_check(const struct svc *s, char *why, size_t len)
+{
+	if (!guard_short(s) || s->state == SVC_WITHDRAWN || s->state == SVC_DRAINING ||
+	    s->drain_requested)
+		return 0;
+	snprintf(why, len, "draining %s would leave %u other announcers in the fleet "
+		 "(guard.min_announcers %u); --force drains it anyway",
+		 s->cfg->name, s->fleet.announcers, s->cfg->guard.min_announcers);
+	return -EBUSY;
+}
+
 bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms)
 {
 	struct verdict v = verdict_of(s);
 	char why[200];
 
 	*wake_ms = 0;
+	s->fleet_wanted = false;
 	damp_update(s, now_ms);
 	if (s->drain_requested && s->drain_until_ms)
 		wake_at(wake_ms, s->drain_until_ms);
 
 	if (v.down) {
+		bool guarded = !draining_wanted(s, now_ms);
+
 		s->decided = true;
 		describe_check(why, sizeof(why), "failed", v.down);
 		if (s->state == SVC_WITHDRAWN)
+			return guarded && guard_reannounce(s, why, now_ms, wall);
+		if (guarded && guard_wants_fresh(s, v.down, now_ms, wake_ms))
 			return false;
+		if (guarded && guard_short(s))
+			return guard_hold(s, why, now_ms, wall);
+		if (guarded && s->guarded)
+			return guard_release(s, why, now_ms, wall);
 		damp_penalise(s, now_ms);
 		return transition(s, SVC_WITHDRAWN, why, now_ms, wall);
 	}
@@ -381,6 +514,13 @@ bool svc_evaluate(struct svc *s, uint64_t now_ms, time_t wall, uint64_t *wake_ms
 		return transition(s, healthy, "drain ended", now_ms, wall);
 	case SVC_UP:
 	case SVC_DEGRADED:
+		if (s->guarded && healthy == s->state) {
+			/* degraded by a check of its own now, no longer by the guard */
+			record(s, healthy, wall, why);
+			snprintf(s->reason, sizeof(s->reason), "%s", why);
+			s->guarded = false;
+			return true;
+		}
 		return transition(s, healthy, why, now_ms, wall);
 	default:
 		return false;

@@ -193,6 +193,29 @@ static json_t *service_bird_json(const struct hd *hd, const struct svc *s)
 	return o;
 }
 
+/* The fleet guard: its settings and what BIRD shows of the fleet. */
+static json_t *guard_json(const struct svc *s, uint64_t now)
+{
+	const struct svc_fleet *f = &s->fleet;
+	const struct cfg_guard *g = &s->cfg->guard;
+	json_t *o = json_object();
+
+	json_object_set_new(o, "min_announcers", json_integer(g->min_announcers));
+	json_object_set_new(o, "step_ms", json_integer((json_int_t)g->step_ms));
+	json_object_set_new(o, "interval_ms", json_integer((json_int_t)g->interval_ms));
+	json_object_set_new(o, "guarded", json_boolean(s->guarded));
+	json_object_set_new(o, "holds", json_integer((json_int_t)s->guard_holds));
+	json_object_set_new(o, "known", json_boolean(f->known));
+	json_object_set_new(o, "announcers", f->known ? json_integer(f->announcers) : json_null());
+	json_object_set_new(o, "leaving", f->known ? json_integer(f->leaving) : json_null());
+	json_object_set_new(o, "rank", f->known ? json_integer(f->rank) : json_null());
+	json_object_set_new(o, "members", f->known ? json_integer(f->members) : json_null());
+	json_object_set_new(o, "counted_ago_ms", f->counted_ms && now >= f->counted_ms ?
+			    json_integer((json_int_t)(now - f->counted_ms)) : json_null());
+	json_object_set_new(o, "why", f->known || !f->why[0] ? json_null() : json_string(f->why));
+	return o;
+}
+
 static json_t *service_json(const struct hd *hd, const struct hd_service *hs)
 {
 	const struct svc *s = &hs->svc;
@@ -218,6 +241,8 @@ static json_t *service_json(const struct hd *hd, const struct hd_service *hs)
 		json_object_set_new(o, "suppressed_until",
 				    wall_str(time(NULL) + (time_t)((reuse - now + 999) / 1000)));
 	}
+	json_object_set_new(o, "guarded", json_boolean(s->guarded));
+	json_object_set_new(o, "guard", guard_json(s, now));
 	json_object_set_new(o, "bird", service_bird_json(hd, s));
 	for (size_t i = 0; i < s->n_checks; i++)
 		json_array_append_new(checks, check_json(hd, &s->checks[i], hs->probes[i]));
@@ -281,6 +306,28 @@ static const char *jstr(json_t *o, const char *key)
 	const char *s = json_string_value(json_object_get(o, key));
 
 	return s ? s : "-";
+}
+
+/* Said only once the fleet was in sight: a lone node shows no guard line. */
+static void guard_text(FILE *f, json_t *svc)
+{
+	json_t *g = json_object_get(svc, "guard");
+	long long min = json_integer_value(json_object_get(g, "min_announcers"));
+
+	if (!min)
+		return;
+	if (json_is_true(json_object_get(g, "guarded")))
+		fprintf(f, "  GUARDED: kept announced by the fleet guard (guard.min_announcers %lld)\n",
+			min);
+	if (json_is_true(json_object_get(g, "known")))
+		fprintf(f, "  guard:    %lld other announcers, %lld leaving; rank %lld of %lld router ids\n",
+			json_integer_value(json_object_get(g, "announcers")),
+			json_integer_value(json_object_get(g, "leaving")),
+			json_integer_value(json_object_get(g, "rank")),
+			json_integer_value(json_object_get(g, "members")));
+	else if (json_is_integer(json_object_get(g, "counted_ago_ms")))
+		fprintf(f, "  guard:    fleet count unknown (%s): the guard holds nothing\n",
+			jstr(g, "why"));
 }
 
 /* A check's "peers" array (from its type's status hook), a line each:
@@ -378,6 +425,7 @@ char *hd_status_text(json_t *snap)
 		}
 		if (json_is_true(json_object_get(svc, "maintenance")))
 			fprintf(f, "  maintenance file present\n");
+		guard_text(f, svc);
 		json_t *sb = json_object_get(svc, "bird"), *bp;
 		if (json_is_string(json_object_get(sb, "problem")))
 			fprintf(f, "  %s: %s\n", json_is_true(json_object_get(sb, "announcing")) ?

@@ -261,12 +261,27 @@ static int key_checks(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return rc;
 }
 
+/* The fleet guard of healthd.yaml, for every node's healthd. */
+static int key_guard(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		     const struct cfg_key *k)
+{
+	struct mesh_service *ms = obj;
+	struct cfg_service d = { 0 };
+
+	(void)k;
+	cfg_service_defaults(&d);
+	ms->guard = d.guard;
+	ms->has_guard = true;
+	return cfg_load_guard(c, v, &ms->guard);
+}
+
 static const struct cfg_key service_keys[] = {
 	NAME("name", struct mesh_service, name),
 	{ "addresses", mesh_key_addrs, CFG_K_FN, offsetof(struct mesh_service, addresses), 1, 0 },
 	{ "announce", mesh_key_prefixes, CFG_K_FN, offsetof(struct mesh_service, announce), 0, 0 },
 	CFG_FN("communities", key_comms, 0),
 	CFG_FN("checks", key_checks, 0),
+	CFG_FN("guard", key_guard, 0),
 	{ 0 },
 };
 

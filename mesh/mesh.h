@@ -80,6 +80,8 @@ struct mesh_service {
 	struct mesh_mark at;
 	struct cfg_communities communities[CFG_COMM_SETS];
 	size_t n_checks;             /* checked as healthd.yaml's, kept there */
+	bool has_guard;              /* guard: given; rendered into healthd.yaml */
+	struct cfg_guard guard;      /* healthd.yaml's defaults where not given */
 };
 
 struct mesh_region {

@@ -88,6 +88,8 @@ int mesh_render_healthd(FILE *f, const struct mesh *m, const struct mesh_node *n
 
 		s->name = ms->name;
 		cfg_service_defaults(s);
+		if (ms->has_guard)
+			s->guard = ms->guard;
 		memcpy(s->communities, ms->communities, sizeof(s->communities));
 		s->prefixes = calloc(ms->announce.n + 1, sizeof(*s->prefixes));
 		s->checks = calloc(cs->n_checks + 1, sizeof(*s->checks));

@@ -413,3 +413,177 @@ ParameterizedTest(struct hostile *h, bird_reply, hostile)
 	free(buf);
 	bird_parser_free(p);
 }
+
+/* ---- routes.c: what the fleet guard reads (fixtures from
+ * tests/fixtures/capture-bird-fleet.sh: a reflector 198.51.100.1, clients
+ * c2 198.51.100.2 "degraded" and c3 198.51.100.3 draining) ---- */
+
+TestSuite(bird_routes, .timeout = 10);
+
+#define RID(a, b, c, d) (((uint32_t)(a) << 24) | ((uint32_t)(b) << 16) | ((uint32_t)(c) << 8) | (uint32_t)(d))
+
+static struct cfg_community gshut = { .v = { 65535, 0 } };
+static const struct cfg_communities draining = { &gshut, 1 };
+
+static int routes_of(const char *fixture, struct bird_route *rt, size_t max)
+{
+	struct got g = { 0 };
+	int n;
+
+	parse_fixture(fixture, &g);
+	n = bird_parse_routes(&g.r[0], rt, max, NULL);
+	got_free(&g);
+	return n;
+}
+
+static int peers_of(const char *fixture, struct bird_bgp_peer *p, size_t max)
+{
+	struct got g = { 0 };
+	int n;
+
+	parse_fixture(fixture, &g);
+	n = bird_parse_bgp_peers(&g.r[0], p, max, NULL);
+	got_free(&g);
+	return n;
+}
+
+Test(bird_routes, a_client_sees_its_own_path_the_reflectors_and_a_reflected_one)
+{
+	struct bird_route rt[8];
+
+	cr_assert_eq(routes_of("fleet_route_client", rt, 8), 3);
+	cr_assert_str_eq(rt[0].proto, "healthd_web_v4");
+	cr_assert_not(rt[0].bgp, "Type: static univ");
+	cr_assert_eq(rt[0].n_communities, 1);
+	cr_assert_eq(rt[0].communities[0].v[1], 300);
+	cr_assert_str_eq(rt[1].proto, "ibgp_rr_v4");
+	cr_assert(rt[1].bgp);
+	cr_assert_not(rt[1].has_originator, "learnt from the reflector itself");
+	cr_assert_eq(rt[1].communities[0].v[1], 100);
+	cr_assert_str_eq(rt[2].proto, "ibgp_rr_v4", "\"[ibgp_rr_v4 DATE TIME from ...]\"");
+	cr_assert(rt[2].has_originator);
+	cr_assert_eq(rt[2].originator, RID(198, 51, 100, 3));
+	cr_assert_eq(rt[2].n_communities, 1);
+	cr_assert_eq(rt[2].communities[0].v[0], 65535);
+}
+
+Test(bird_routes, no_path_is_an_answer_not_an_error)
+{
+	struct bird_route rt[2];
+
+	cr_assert_eq(routes_of("fleet_route_not_found", rt, 2), 0, "8001 Network not found");
+	cr_assert_eq(routes_of("fleet_route_alone", rt, 2), 1);
+	cr_assert_str_eq(rt[0].proto, "healthd_web_v4");
+}
+
+Test(bird_routes, bgp_sessions_with_their_neighbour_ids)
+{
+	struct bird_bgp_peer p[8];
+
+	cr_assert_eq(peers_of("fleet_protocols_all_client", p, 8), 1, "device and static are no BGP");
+	cr_assert_str_eq(p[0].name, "ibgp_rr_v4");
+	cr_assert(p[0].established);
+	cr_assert(p[0].internal);
+	cr_assert(p[0].has_id);
+	cr_assert_eq(p[0].neighbor_id, RID(198, 51, 100, 1));
+	cr_assert_eq(peers_of("fleet_protocols_all_reflector", p, 8), 2);
+	cr_assert_str_eq(p[0].name, "ibgp_c2_v4");
+	cr_assert_eq(p[0].neighbor_id, RID(198, 51, 100, 2));
+	cr_assert_str_eq(p[1].name, "ibgp_c3_v4");
+	cr_assert_eq(p[1].neighbor_id, RID(198, 51, 100, 3));
+	cr_assert(p[1].established && p[1].internal);
+	cr_assert_eq(peers_of("fleet_protocols_all_down", p, 8), 1);
+	cr_assert_not(p[0].established);
+	cr_assert(p[0].internal);
+	cr_assert_not(p[0].has_id, "no Neighbor ID while the session is down");
+}
+
+Test(bird_routes, router_id_of_show_status)
+{
+	struct got g = { 0 };
+	uint32_t id = 0;
+
+	parse_fixture("show_status", &g);
+	cr_assert_eq(bird_parse_router_id(&g.r[0], &id), 0);
+	cr_assert_eq(id, RID(198, 51, 100, 1));
+	got_free(&g);
+	parse_fixture("show_protocols", &g);
+	cr_assert_eq(bird_parse_router_id(&g.r[0], &id), -EPROTO);
+	got_free(&g);
+}
+
+Test(bird_routes, announcers_seen_from_a_client)
+{
+	struct bird_route rt[8];
+	struct bird_bgp_peer p[8];
+	struct bird_announcers a;
+	int n = routes_of("fleet_route_client", rt, 8), np = peers_of("fleet_protocols_all_client", p, 8);
+
+	bird_fleet_announcers(rt, (size_t)n, p, (size_t)np, RID(198, 51, 100, 2), &draining, &a);
+	cr_assert_eq(a.n_announcing, 1, "the reflector, by its neighbour id");
+	cr_assert_eq(a.announcing[0], RID(198, 51, 100, 1));
+	cr_assert_eq(a.n_leaving, 1, "c3, by its originator id, draining");
+	cr_assert_eq(a.leaving[0], RID(198, 51, 100, 3));
+	/* without a draining set c3 announces */
+	bird_fleet_announcers(rt, (size_t)n, p, (size_t)np, RID(198, 51, 100, 2), NULL, &a);
+	cr_assert_eq(a.n_announcing, 2);
+	cr_assert_eq(a.n_leaving, 0);
+}
+
+Test(bird_routes, announcers_seen_from_the_reflector)
+{
+	struct bird_route rt[8];
+	struct bird_bgp_peer p[8];
+	struct bird_announcers a;
+	int n = routes_of("fleet_route_reflector", rt, 8), np = peers_of("fleet_protocols_all_reflector", p, 8);
+
+	bird_fleet_announcers(rt, (size_t)n, p, (size_t)np, RID(198, 51, 100, 1), &draining, &a);
+	cr_assert_eq(a.n_announcing, 1);
+	cr_assert_eq(a.announcing[0], RID(198, 51, 100, 2));
+	cr_assert_eq(a.n_leaving, 1);
+	cr_assert_eq(a.leaving[0], RID(198, 51, 100, 3));
+}
+
+Test(bird_routes, paths_of_unknown_or_external_sessions_and_our_own_id_do_not_count)
+{
+	struct bird_route rt[8];
+	struct bird_bgp_peer p[8];
+	struct bird_announcers a;
+	int n = routes_of("fleet_route_client", rt, 8), np = peers_of("fleet_protocols_all_client", p, 8);
+
+	bird_fleet_announcers(rt, (size_t)n, p, 0, RID(198, 51, 100, 2), &draining, &a);
+	cr_assert_eq(a.n_announcing + a.n_leaving, 0, "no session known: nobody");
+	p[0].internal = false;
+	bird_fleet_announcers(rt, (size_t)n, p, (size_t)np, RID(198, 51, 100, 2), &draining, &a);
+	cr_assert_eq(a.n_announcing + a.n_leaving, 0, "eBGP paths are not the fleet");
+	p[0].internal = true;
+	bird_fleet_announcers(rt, (size_t)n, p, (size_t)np, RID(198, 51, 100, 3), &draining, &a);
+	cr_assert_eq(a.n_leaving, 0, "a path reflected back with our own id is us");
+	cr_assert_eq(a.n_announcing, 1);
+}
+
+Test(bird_routes, replies_that_are_not_routes)
+{
+	struct bird_route rt[2];
+	struct bird_bgp_peer p[2];
+	struct bird_line bad_comm[] = {
+		{ 1007, "Table master4:" },
+		{ 1007, "192.0.2.0/24 unicast [ibgp_x 12:00:00] * (100) [i]" },
+		{ 1012, "\tBGP.community: (64496,100" },
+		{ 0, "" },
+	};
+	struct bird_line bad_orig[] = {
+		{ 1007, "192.0.2.0/24 unicast [ibgp_x 12:00:00] * (100) [i]" },
+		{ 1012, "\tBGP.originator_id: 1.2.3" },
+		{ 0, "" },
+	};
+	struct bird_line err[] = { { 9001, "syntax error" } };
+	struct bird_line rows[] = { { 1002, "ibgp_x BGP --- up 12:00:00 Established" }, { 0, "" } };
+
+	cr_assert_eq(bird_parse_routes(&(struct bird_reply){ 0, "", bad_comm, 4 }, rt, 2, NULL), -EPROTO);
+	cr_assert_eq(bird_parse_routes(&(struct bird_reply){ 0, "", bad_orig, 3 }, rt, 2, NULL), -EPROTO);
+	cr_assert_eq(bird_parse_routes(&(struct bird_reply){ 9001, "syntax error", err, 1 }, rt, 2, NULL), -EINVAL);
+	cr_assert_eq(bird_parse_bgp_peers(&(struct bird_reply){ 0, "", rows, 2 }, p, 2, NULL), -EPROTO,
+		     "rows without the heading");
+	cr_assert_eq(bird_parse_bgp_peers(&(struct bird_reply){ 9001, "syntax error", err, 1 }, p, 2, NULL), -EINVAL);
+}

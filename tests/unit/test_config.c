@@ -308,6 +308,14 @@ ParameterizedTestParameters(config, broken)
 		{ "drain_overflow", P TCP "    drain: 5124095576030h\n", "t.yaml:9:12: services[0].drain: duration '5124095576030h' is too large (at most 168h)" },
 		{ "drain_long", P TCP "    drain: 169h\n", "t.yaml:9:12: services[0].drain: must be at most 168h, found 169h" },
 		{ "hold_down_long", P TCP "    hold_down: 1441m\n", "t.yaml:9:16: services[0].hold_down: must be at most 24h, found 1441m" },
+		{ "guard_scalar", P TCP "    guard: 1\n", "t.yaml:9:12: services[0].guard: expected a mapping, found a scalar" },
+		{ "guard_unknown", P TCP "    guard:\n      min: 1\n", "t.yaml:10:7: services[0].guard.min: unknown key" },
+		{ "guard_min_many", P TCP "    guard:\n      min_announcers: 1001\n", "t.yaml:10:23: services[0].guard.min_announcers: expected an integer from 0 to 1000, found '1001'" },
+		{ "guard_min_negative", P TCP "    guard:\n      min_announcers: -1\n", "t.yaml:10:23: services[0].guard.min_announcers:" },
+		{ "guard_step_short", P TCP "    guard:\n      step: 1s\n", "t.yaml:10:13: services[0].guard.step: step (1s) must be at least 3 times interval (500ms)" },
+		{ "guard_interval_long", P TCP "    guard:\n      interval: 1s\n", "t.yaml:10:17: services[0].guard.interval: step (2s) must be at least 3 times interval (1s)" },
+		{ "guard_interval_fast", P TCP "    guard:\n      interval: 99ms\n", "t.yaml:10:17: services[0].guard.interval: must be at least 100ms, found 99ms" },
+		{ "guard_step_long", P TCP "    guard:\n      step: 11m\n", "t.yaml:10:13: services[0].guard.step: must be at most 10m, found 11m" },
 		{ "dampening_scalar", P TCP "    dampening: yes\n", "t.yaml:9:16: services[0].dampening: expected a mapping, found a scalar" },
 		{ "dampening_unknown", P TCP "    dampening:\n      halflife: 1m\n", "t.yaml:10:7: services[0].dampening.halflife: unknown key" },
 		{ "dampening_duplicate", P TCP "    dampening:\n      reuse: 1\n      reuse: 2\n", "t.yaml:11:7: services[0].dampening.reuse: duplicate key (first at line 10)" },
@@ -462,6 +470,9 @@ Test(config, defaults_filled_in)
 	cr_assert_eq(s->drain_ms, 30000);
 	cr_assert_eq(s->hold_down_ms, 5000);
 	cr_assert_eq(s->on_stop, CFG_ON_STOP_KEEP);
+	cr_assert_eq(s->guard.min_announcers, 1, "the guard is on by default");
+	cr_assert_eq(s->guard.step_ms, 2000);
+	cr_assert_eq(s->guard.interval_ms, 500);
 	cr_assert_null(s->maintenance_file);
 	cr_assert_eq(s->communities[CFG_COMM_UP].n, 0);
 	cr_assert_eq(s->communities[CFG_COMM_DEGRADED].n, 0);
@@ -677,6 +688,7 @@ Test(config, accepted_upper_bounds)
 		 "    drain: 168h\n    hold_down: 24h\n"
 		 "    dampening:\n      half_life: 24h\n      max_suppress: 1440m\n"
 		 "      penalty: 1000000\n      suppress: 1e6\n      reuse: 999999.5\n"
+		 "    guard:\n      min_announcers: 1000\n      step: 10m\n      interval: 1m\n"
 		 "bird:\n  timeout: 5m\n  reconcile: 1h\n  socket: %s\n  purge: true\n"
 		 "control:\n  socket: %s\n", sock, sock);
 	struct config *cfg = load(yaml);
@@ -692,6 +704,9 @@ Test(config, accepted_upper_bounds)
 	cr_assert_eq(s->dampening.max_suppress_ms, 86400000);
 	cr_assert_eq(s->dampening.penalty, CFG_DAMPENING_MAX);
 	cr_assert_eq(s->dampening.suppress, CFG_DAMPENING_MAX);
+	cr_assert_eq(s->guard.min_announcers, 1000);
+	cr_assert_eq(s->guard.step_ms, 600000);
+	cr_assert_eq(s->guard.interval_ms, 60000);
 	cr_assert_eq(cfg->bird.timeout_ms, 300000);
 	cr_assert_eq(cfg->bird.reconcile_ms, 3600000);
 	cr_assert_eq(strlen(cfg->bird.socket), CFG_UNIX_PATH_MAX);

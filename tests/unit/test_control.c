@@ -15,6 +15,30 @@
 
 TestSuite(control, .timeout = 10);
 
+/* drain ... force: past the fleet guard; in any place before the reason */
+Test(control, drain_force)
+{
+	char line[80], err[256] = "";
+	struct ctl_request req;
+
+	snprintf(line, sizeof(line), "drain web 30s force reason a bad check everywhere");
+	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), 0, "%s", err);
+	cr_assert(req.force);
+	cr_assert_eq(req.for_ms, 30000);
+	cr_assert_str_eq(req.reason, "a bad check everywhere");
+	snprintf(line, sizeof(line), "drain --all force 5m");
+	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), 0, "%s", err);
+	cr_assert(req.force && req.all);
+	cr_assert_eq(req.for_ms, 300000);
+	snprintf(line, sizeof(line), "drain web reason force");
+	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not(req.force, "a reason's words are the reason");
+	cr_assert_str_eq(req.reason, "force");
+	snprintf(line, sizeof(line), "drain web");
+	cr_assert_eq(ctl_request_parse(line, &req, err, sizeof(err)), 0, "%s", err);
+	cr_assert_not(req.force, "what older clients send");
+}
+
 struct good {
 	char line[64];
 	enum ctl_cmd cmd;
@@ -89,6 +113,8 @@ ParameterizedTestParameters(control, bad)
 		{ "drain web reason \xed\xa0\x80", "reason is not valid UTF-8" },
 		{ "drain web reason \xc0\xaf", "reason is not valid UTF-8" },
 		{ "undrain --all 5s", "bad duration '5s'" },
+		{ "undrain web force", "bad duration 'force'" },
+		{ "drain web force force", "bad duration 'force'" },
 		{ "check", "usage: check [SERVICE/]CHECK" },
 	};
 	return cr_make_param_array(struct bad, b, sizeof(b) / sizeof(b[0]));

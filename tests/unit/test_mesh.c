@@ -66,6 +66,10 @@ Test(mesh, example_loads_clean)
 	cr_assert_eq(m->n_services, 1);
 	cr_assert_eq(m->services[0].n_checks, 2);
 	cr_assert_str_eq(m->services[0].addresses.items[0].text, "192.30.120.10");
+	cr_assert(m->services[0].has_guard);
+	cr_assert_eq(m->services[0].guard.min_announcers, 1);
+	cr_assert_eq(m->services[0].guard.step_ms, 3000);
+	cr_assert_eq(m->services[0].guard.interval_ms, 500, "the default where not given");
 	mesh_free(m);
 }
 
@@ -151,6 +155,10 @@ ParameterizedTestParameters(mesh, broken)
 		  "t.yaml:15:5: nodes[1]: node 'lax1' is defined twice (first at line 14)" },
 		{ "bad_check", MESH UP PROV "services:\n  - name: web\n    addresses: [192.0.2.10]\n    announce: [192.0.2.0/24]\n    checks:\n      - {name: a, type: tcp, host: 127.0.0.1, port: 0}\n" REG N1,
 		  "t.yaml:13:53: services[0].checks[0].port: expected an integer from 1 to 65535, found '0'" },
+		{ "bad_guard", MESH UP PROV "services:\n  - {name: web, addresses: [192.0.2.10], announce: [192.0.2.0/24], guard: {step: 1s}}\n" REG N1,
+		  "t.yaml:9:82: services[0].guard.step: step (1s) must be at least 3 times interval (500ms)" },
+		{ "guard_unknown_key", MESH UP PROV "services:\n  - {name: web, addresses: [192.0.2.10], announce: [192.0.2.0/24], guard: {min: 2}}\n" REG N1,
+		  "t.yaml:9:76: services[0].guard.min: unknown key" },
 		{ "anchor", MESH UP PROV SVC REG N1 "  - &x {name: ord1, region: ord, provider: vultr, tunnel_ipv4: 10.10.10.2}\n",
 		  "t.yaml:15:5: yaml: anchors and aliases are not supported" },
 		{ "announce_outside_blocks", MESH UP PROV "services:\n  - {name: web, addresses: [192.0.2.10], announce: [192.0.2.0/24, 198.51.100.0/24]}\n" REG N1 N2,

@@ -116,3 +116,33 @@ Test(metrics, service_state_and_daemon_counters)
 	const char *eol = strchr(bi + 1, '\n');
 	cr_assert(eol && eol - bi > 4 && !strncmp(eol - 4, "\"} 1", 4));
 }
+
+Test(metrics, the_fleet_guard)
+{
+	struct svc_fleet f = { .known = true, .announcers = 0, .leaving = 1, .rank = 0,
+			       .members = 4, .asof_ms = 2000, .counted_ms = 2000 };
+	struct check_result down = { .reason = CHECK_STATUS };
+	uint64_t wake;
+
+	render();
+	has_line("healthd_service_guarded{service=\"web\"} 0");
+	has_line("healthd_service_fleet_known{service=\"web\"} 0");
+	cr_assert_null(strstr(page, "\nhealthd_service_fleet_announcers{"), "no count while unknown");
+	cr_assert_null(strstr(page, "\nhealthd_service_guarded_info{"));
+	svc_adopt(&hs.svc, SVC_UP, "adopted", 0, 1);
+	snprintf(down.detail, sizeof(down.detail), "connection refused");
+	svc_fleet_set(&hs.svc, &f);
+	for (int i = 0; i < 2; i++)
+		svc_check_result(&hs.svc, 0, &down, 2000, 1);
+	svc_evaluate(&hs.svc, 2000, 1, &wake);
+	cr_assert(hs.svc.guarded);
+	render();
+	has_line("healthd_service_guarded{service=\"web\"} 1");
+	has_line("healthd_service_guarded_info{service=\"web\",reason=\"GUARDED: last announcer "
+		 "(check probe failed: connection refused)\"} 1");
+	has_line("healthd_service_guard_holds_total{service=\"web\"} 1");
+	has_line("healthd_service_fleet_known{service=\"web\"} 1");
+	has_line("healthd_service_fleet_announcers{service=\"web\"} 0");
+	has_line("healthd_service_fleet_leaving{service=\"web\"} 1");
+	has_line("healthd_service_state{service=\"web\",state=\"degraded\"} 1");
+}

@@ -1,5 +1,6 @@
 /* The service state machine, driven by a fake clock: no loop, no sleeping. */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <string.h>
 
 #include "healthd/healthd.h"
@@ -389,4 +390,282 @@ Test(service, intent_until_undrain_stays_and_migrates)
 	in.drained = false;
 	cr_assert_not(svc_intent_set(&s, &in, now, 1 << 30));
 	cr_assert_not(s.drain_requested);
+}
+
+/* ---- the fleet guard ---- */
+
+static void guard_setup(void)
+{
+	setup();
+	cfg.guard = (struct cfg_guard){ .min_announcers = 1, .step_ms = 2000, .interval_ms = 500 };
+}
+
+TestSuite(guard, .init = guard_setup, .fini = teardown, .timeout = 10);
+
+/* BIRD's answer, asked for and counted at `now`. */
+static void fleet(bool known, unsigned announcers, unsigned rank, unsigned members)
+{
+	struct svc_fleet f = { .known = known, .announcers = announcers, .rank = rank,
+			       .members = members, .asof_ms = now, .counted_ms = now };
+
+	if (!known)
+		snprintf(f.why, sizeof(f.why), "no iBGP session established");
+	svc_fleet_set(&s, &f);
+}
+
+static bool evaluate(uint64_t *wake)
+{
+	uint64_t w;
+
+	return svc_evaluate(&s, now, 0, wake ? wake : &w);
+}
+
+/* Up on every check, then http falls (two failures, 1 s apart). */
+static void up_then_http_falls(unsigned announcers)
+{
+	all(true, 2);
+	cr_assert_eq(s.state, SVC_UP);
+	feed(0, false);
+	now += 1000;
+	fleet(true, announcers, 0, 4);
+	feed(0, false);
+}
+
+Test(guard, the_last_announcer_stays_announced_degraded_with_the_failing_check)
+{
+	struct cfg_community out[8];
+
+	up_then_http_falls(0);
+	cr_assert_eq(s.state, SVC_DEGRADED);
+	cr_assert(s.guarded);
+	cr_assert(strstr(s.reason, "GUARDED: last announcer (check http failed: status 503"),
+		  "reason: %s", s.reason);
+	cr_assert_eq(svc_communities(&s, s.state, out, 8), 2, "up and degraded communities");
+	cr_assert_eq(s.damp.penalty, 0, "nothing was withdrawn: no penalty");
+	cr_assert_eq(s.guard_holds, 1);
+	/* further failures change nothing and log nothing */
+	for (int i = 0; i < 5; i++) {
+		now += 1000;
+		fleet(true, 0, 0, 4);
+		cr_assert_not(feed(0, false));
+	}
+	cr_assert_eq(s.guard_holds, 1);
+}
+
+Test(guard, withdraws_when_other_nodes_announce)
+{
+	up_then_http_falls(2);
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	cr_assert_not(s.guarded);
+	cr_assert(strstr(s.reason, "check http failed"), "reason: %s", s.reason);
+}
+
+Test(guard, released_when_another_announcer_appears)
+{
+	up_then_http_falls(0);
+	cr_assert(s.guarded);
+	now += 300;
+	fleet(true, 1, 0, 4);
+	cr_assert(evaluate(NULL));
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	cr_assert_not(s.guarded);
+	cr_assert(strstr(s.reason, "guard released: 1 other announcers (check http failed"),
+		  "reason: %s", s.reason);
+	cr_assert_eq(s.damp.penalty, 0, "a hand-over is no flap");
+}
+
+Test(guard, min_announcers_counts_the_others)
+{
+	cfg.guard.min_announcers = 2;
+	up_then_http_falls(1);
+	cr_assert_eq(s.state, SVC_DEGRADED);
+	cr_assert(strstr(s.reason, "GUARDED: last announcer (1 other announcers, 2 wanted)"),
+		  "reason: %s", s.reason);
+	now += 300;
+	fleet(true, 2, 0, 4);
+	cr_assert(evaluate(NULL));
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+}
+
+Test(guard, off_with_min_announcers_zero)
+{
+	cfg.guard.min_announcers = 0;
+	up_then_http_falls(0);
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+}
+
+Test(guard, an_unknown_count_never_holds)
+{
+	all(true, 2);
+	feed(0, false);
+	now += 1000;
+	fleet(false, 0, 0, 0);
+	feed(0, false);
+	cr_assert_eq(s.state, SVC_WITHDRAWN, "a lone node withdraws as without the guard");
+	/* and never re-announces */
+	for (int i = 0; i < 20; i++) {
+		now += 1000;
+		fleet(false, 0, 0, 0);
+		cr_assert_not(feed(0, false));
+	}
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+}
+
+Test(guard, a_count_turning_unknown_releases_the_hold)
+{
+	up_then_http_falls(0);
+	cr_assert(s.guarded);
+	now += 2000;
+	fleet(false, 0, 0, 0);
+	cr_assert(evaluate(NULL));
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	cr_assert(strstr(s.reason, "guard released: fleet count unknown (no iBGP session established)"),
+		  "reason: %s", s.reason);
+}
+
+Test(guard, a_withdrawal_waits_for_a_count_asked_after_the_check_fell)
+{
+	uint64_t wake, fell;
+
+	all(true, 2);
+	fleet(true, 0, 0, 4);   /* asked before the failure */
+	now += 100;
+	feed(0, false);
+	now += 1000;
+	fell = now;
+	cr_assert_not(feed(0, false), "no decision on an old count");
+	cr_assert_eq(s.state, SVC_UP);
+	cr_assert(s.fleet_wanted);
+	cr_assert_not(evaluate(&wake));
+	cr_assert_eq(wake, fell + cfg.guard.interval_ms, "waits one interval at most");
+	now += 5;
+	fleet(true, 0, 0, 4);
+	cr_assert(evaluate(NULL));
+	cr_assert(s.guarded);
+	cr_assert_not(s.fleet_wanted);
+}
+
+Test(guard, without_a_fresh_count_the_last_one_decides_after_an_interval)
+{
+	all(true, 2);
+	fleet(true, 3, 0, 4);
+	now += 100;
+	feed(0, false);
+	now += 1000;
+	cr_assert_not(feed(0, false));
+	now += cfg.guard.interval_ms;
+	cr_assert(evaluate(NULL));
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+}
+
+/* Failed and withdrawn while others announced; then none is left. */
+static uint64_t withdrawn_then_fleet_empty(unsigned rank)
+{
+	up_then_http_falls(3);
+	cr_assert_eq(s.state, SVC_WITHDRAWN);
+	now += 100;
+	fleet(true, 0, rank, 4);
+	cr_assert_not(evaluate(NULL), "the first answer showing none is not enough");
+	return now;
+}
+
+Test(guard, rank_zero_re_announces_once_two_answers_in_a_row_show_nobody)
+{
+	uint64_t zero = withdrawn_then_fleet_empty(0);
+
+	now = zero + cfg.guard.interval_ms - 1;
+	fleet(true, 0, 0, 4);
+	cr_assert_not(evaluate(NULL));
+	now = zero + cfg.guard.interval_ms;
+	fleet(true, 0, 0, 4);
+	cr_assert(evaluate(NULL));
+	cr_assert_eq(s.state, SVC_DEGRADED);
+	cr_assert(s.guarded);
+	cr_assert(strstr(s.reason, "GUARDED: last announcer: re-announced, no other announcer for 500 ms, rank 0 of 4"),
+		  "reason: %s", s.reason);
+}
+
+Test(guard, rank_two_re_announces_after_two_steps)
+{
+	uint64_t zero = withdrawn_then_fleet_empty(2);
+
+	for (now = zero + 500; now < zero + 2 * cfg.guard.step_ms; now += 500) {
+		fleet(true, 0, 2, 4);
+		cr_assert_not(evaluate(NULL), "at +%llu ms", (unsigned long long)(now - zero));
+	}
+	now = zero + 2 * cfg.guard.step_ms;
+	fleet(true, 0, 2, 4);
+	cr_assert(evaluate(NULL));
+	cr_assert(s.guarded);
+	cr_assert_eq(s.state, SVC_DEGRADED);
+}
+
+Test(guard, stays_withdrawn_when_another_node_comes_back_first)
+{
+	uint64_t zero = withdrawn_then_fleet_empty(1);
+
+	now = zero + 1000;
+	fleet(true, 1, 1, 4);   /* rank 0 re-announced */
+	cr_assert_not(evaluate(NULL));
+	cr_assert_eq(s.zero_since_ms, 0);
+	now = zero + 1500;
+	fleet(true, 0, 1, 4);   /* ... and left again: the wait starts over */
+	now = zero + 3000;
+	fleet(true, 0, 1, 4);
+	cr_assert_not(evaluate(NULL), "1.5 s of nobody is less than a step");
+	now = zero + 3500;
+	fleet(true, 0, 1, 4);
+	cr_assert(evaluate(NULL));
+	cr_assert(s.guarded);
+}
+
+Test(guard, healthy_again_ends_the_guard)
+{
+	up_then_http_falls(0);
+	cr_assert(s.guarded);
+	now += 1000;
+	feed(0, true);
+	cr_assert(feed(0, true));
+	cr_assert_eq(s.state, SVC_UP);
+	cr_assert_not(s.guarded);
+	cr_assert_str_eq(s.reason, "all checks up");
+}
+
+Test(guard, a_drain_is_never_guarded)
+{
+	char why[256];
+
+	all(true, 2);
+	fleet(true, 0, 0, 4);
+	cr_assert_eq(svc_guard_drain_check(&s, why, sizeof(why)), -EBUSY);
+	cr_assert_str_eq(why, "draining web would leave 0 other announcers in the fleet "
+			      "(guard.min_announcers 1); --force drains it anyway");
+	svc_drain(&s, true, 0, now);   /* forced */
+	cr_assert_eq(svc_guard_drain_check(&s, why, sizeof(why)), 0, "already draining");
+	cr_assert(evaluate(NULL));
+	cr_assert_eq(s.state, SVC_DRAINING);
+	feed(0, false);
+	now += 1000;
+	fleet(true, 0, 0, 4);
+	feed(0, false);
+	cr_assert_eq(s.state, SVC_WITHDRAWN, "a failure during a drain withdraws");
+	now += 60000;
+	fleet(true, 0, 0, 4);
+	now += 1000;
+	fleet(true, 0, 0, 4);
+	cr_assert_not(evaluate(NULL), "no guarded re-announce while drained");
+}
+
+Test(guard, a_drain_is_allowed_with_enough_others_or_an_unknown_count)
+{
+	char why[256];
+
+	all(true, 2);
+	fleet(true, 1, 0, 4);
+	cr_assert_eq(svc_guard_drain_check(&s, why, sizeof(why)), 0);
+	fleet(false, 0, 0, 0);
+	cr_assert_eq(svc_guard_drain_check(&s, why, sizeof(why)), 0);
+	cfg.guard.min_announcers = 0;
+	fleet(true, 0, 0, 4);
+	cr_assert_eq(svc_guard_drain_check(&s, why, sizeof(why)), 0);
 }
