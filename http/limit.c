@@ -3,9 +3,17 @@
  * once, per client address (an IPv6 client by its /64, so one host cannot
  * walk its own prefix to get fresh buckets). A fixed table: a source that
  * finds its probe window full takes the slot idle the longest, so the
- * memory is bounded whatever the number of sources, and an address that
- * is evicted comes back with a full bucket (the cost of the bound).
+ * memory is bounded whatever the number of sources.
+ *
+ * The slot of a source is chosen by a keyed hash (HMAC-SHA256 with a key
+ * drawn at start), so nobody can pick addresses that crowd one probe
+ * window and evict each other into fresh buckets. An evicted source that
+ * comes back starts with a full bucket: the cost of the bound, paid only
+ * when more sources than slots are active at once, as with more
+ * addresses than a per-source limit can tell apart.
  */
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -26,6 +34,7 @@ struct limiter {
 	double rate, burst;
 	size_t n;                    /* a power of two */
 	struct slot *slots;
+	uint8_t key[16];             /* the hash's, drawn at start */
 };
 
 struct limiter *limiter_new(double rate, double burst, size_t slots)
@@ -42,6 +51,11 @@ struct limiter *limiter_new(double rate, double burst, size_t slots)
 	l->rate = rate;
 	l->burst = burst;
 	l->n = n;
+	if (gnutls_rnd(GNUTLS_RND_NONCE, l->key, sizeof(l->key)) < 0) {
+		free(l->slots);
+		free(l);
+		return NULL;
+	}
 	return l;
 }
 
@@ -72,12 +86,14 @@ static void key_of(const struct sockaddr_storage *ss, uint8_t key[17])
 	}
 }
 
-static size_t hash(const uint8_t *k)
+static size_t hash(const struct limiter *l, const uint8_t *k)
 {
-	uint64_t h = 1469598103934665603ull;   /* FNV-1a */
+	uint8_t d[32];
+	uint64_t h;
 
-	for (int i = 0; i < 17; i++)
-		h = (h ^ k[i]) * 1099511628211ull;
+	if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, l->key, sizeof(l->key), k, 17, d) < 0)
+		memset(d, 0, sizeof(d));   /* cannot happen with a built-in MAC */
+	memcpy(&h, d, sizeof(h));
 	return (size_t)h;
 }
 
@@ -89,7 +105,7 @@ bool limiter_take(struct limiter *l, const struct sockaddr_storage *peer, uint64
 	size_t h;
 
 	key_of(peer, key);
-	h = hash(key);
+	h = hash(l, key);
 	for (size_t i = 0; i < PROBE; i++) {
 		struct slot *c = &l->slots[(h + i) & (l->n - 1)];
 
@@ -103,9 +119,9 @@ bool limiter_take(struct limiter *l, const struct sockaddr_storage *peer, uint64
 	}
 	if (!s) {
 		s = victim;
+		s->tokens = l->burst;
 		memcpy(s->key, key, sizeof(key));
 		s->used = true;
-		s->tokens = l->burst;
 		s->last_ms = now_ms;
 	}
 	if (now_ms > s->last_ms) {

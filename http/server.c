@@ -17,6 +17,11 @@
 #include "http/server.h"
 
 #define HTTP_BACKLOG 1024
+/* TLS 1.3 and 1.2, AEAD ciphers only (no CBC, no SHA-1 MACs), forward
+ * secret key exchange only. */
+#define HTTP_TLS_PRIORITIES "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:" \
+	"-CIPHER-ALL:+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:" \
+	"-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA"
 
 /* One TCP connection, on its listener's list (oldest exchange first) from
  * its start, and again from each keep-alive response. */
@@ -627,7 +632,7 @@ static struct MHD_Daemon *start_mhd(struct http_listener *l, unsigned flags, int
 		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, l->cert };
 		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, l->key };
 		ops[n++] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_PRIORITIES, 0,
-			(void *)"SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2" };
+			(void *)HTTP_TLS_PRIORITIES };
 	}
 	ops[n] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	return MHD_start_daemon(flags | MHD_USE_ERROR_LOG, 0, on_accept, l, on_request, l,

@@ -69,7 +69,15 @@ static const struct mesh_node *caller(struct meshd *d, struct http_request *r,
 			auth++;
 		char err[256];
 
-		if (mstate_node_by_credential(d->st, auth, name, sizeof(name), err, sizeof(err)) != 0) {
+		int rc = mstate_node_by_credential(d->st, auth, name, sizeof(name), err, sizeof(err));
+
+		if (rc < 0 && rc != -ENOENT) {
+			log_err("auth by credential: %s", err);
+			*code = MHD_HTTP_SERVICE_UNAVAILABLE;
+			snprintf(why, whylen, "the state cannot be read; retry");
+			return NULL;
+		}
+		if (rc != 0) {
 			*code = MHD_HTTP_UNAUTHORIZED;
 			snprintf(why, whylen, "credential not recognised (or its node is disabled)");
 			return NULL;
@@ -81,8 +89,25 @@ static const struct mesh_node *caller(struct meshd *d, struct http_request *r,
 		}
 		return n;
 	}
-	if ((n = inv_node_by_tunnel(d->inv, &r->peer)))
+	if ((n = inv_node_by_tunnel(d->inv, &r->peer))) {
+		struct mstate_node sn;
+		char err[256];
+		int rc = mstate_node_get(d->st, n->name, &sn, err, sizeof(err));
+
+		/* a disabled node is refused here too, whatever view is served */
+		if (inv_node_disabled(d->inv, n) || (rc == 0 && sn.disabled_at)) {
+			*code = MHD_HTTP_FORBIDDEN;
+			snprintf(why, whylen, "%s is disabled", n->name);
+			return NULL;
+		}
+		if (rc < 0 && rc != -ENOENT) {
+			log_err("auth by tunnel address: %s", err);
+			*code = MHD_HTTP_SERVICE_UNAVAILABLE;
+			snprintf(why, whylen, "the state cannot be read; retry");
+			return NULL;
+		}
 		return n;
+	}
 	*code = MHD_HTTP_UNAUTHORIZED;
 	snprintf(why, whylen, "a node credential (Authorization: Bearer) or a request from the "
 		 "node's own tunnel address is needed");
@@ -140,11 +165,11 @@ static enum MHD_Result node_get(struct meshd *d, struct http_request *r)
 	if (!n && !strcmp(what, "config"))
 		n = inv_node_by_region(d->inv, x, &many);
 	if (!n) {
-		if (many)
-			return fail(d, r, MHD_HTTP_CONFLICT, "region %s has more than one node: ask by node name", x);
 		/* who asks is checked first: an unknown name tells a stranger nothing */
 		if (!authorised(d, r, NULL, &ret))
 			return ret;
+		if (many)
+			return fail(d, r, MHD_HTTP_CONFLICT, "region %s has more than one node: ask by node name", x);
 		return fail(d, r, MHD_HTTP_NOT_FOUND, "%s: no such node%s", x,
 			    strcmp(what, "config") ? "" : " or region");
 	}
@@ -250,6 +275,25 @@ static enum MHD_Result discover(struct meshd *d, struct http_request *r)
 	return ret;
 }
 
+/* 503 with Retry-After: the state could not be read or written (locked
+ * by another process, say); nothing changed. */
+static enum MHD_Result state_unavailable(struct meshd *d, struct http_request *r)
+{
+	static const char body[] = "{\"error\":\"the state is busy or unreadable; nothing changed, retry\"}\n";
+	struct MHD_Response *resp = MHD_create_response_from_buffer(sizeof(body) - 1, (void *)body,
+								    MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ret;
+
+	d->n.errors++;
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "1");
+	MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+	ret = MHD_queue_response(r->conn, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
 static const char *refusal_text(enum mstate_refusal why)
 {
 	switch (why) {
@@ -308,23 +352,29 @@ static enum MHD_Result enroll(struct meshd *d, struct http_request *r)
 	    !(key = member(d, r, j, "public_key", 64, &ret)) ||
 	    !(ip = member(d, r, j, "external_ip", 64, &ret)))
 		goto out;
+	/* Refusals before a known token are counted and logged at debug
+	 * only: anyone can send them, and the audit log is never pruned. */
 	if (!mesh_wg_key_valid(key)) {
-		ret = enroll_refused(d, r, NULL, MHD_HTTP_BAD_REQUEST,
-				     "\"public_key\": not a WireGuard public key (44 characters of base64)");
+		ret = fail(d, r, MHD_HTTP_BAD_REQUEST,
+			   "\"public_key\": not a WireGuard public key (44 characters of base64)");
 		goto out;
 	}
 	if (!ipv4_text(ip)) {
-		ret = enroll_refused(d, r, NULL, MHD_HTTP_BAD_REQUEST, "\"external_ip\": not an IPv4 address");
+		ret = fail(d, r, MHD_HTTP_BAD_REQUEST, "\"external_ip\": not an IPv4 address");
 		goto out;
 	}
 	node[0] = '\0';
 	if (mstate_token_node(d->st, token, now, node, sizeof(node), &why, err, sizeof(err)) < 0) {
 		log_err("enroll: %s", err);
-		ret = fail(d, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot read the tokens");
+		ret = state_unavailable(d, r);
+		goto out;
+	}
+	if (why == MSTATE_TOKEN_UNKNOWN || !node[0]) {
+		ret = fail(d, r, MHD_HTTP_FORBIDDEN, "%s", refusal_text(why));
 		goto out;
 	}
 	if (why != MSTATE_OK) {
-		ret = enroll_refused(d, r, node[0] ? node : NULL, refusal_code(why), "%s", refusal_text(why));
+		ret = enroll_refused(d, r, node, refusal_code(why), "%s", refusal_text(why));
 		goto out;
 	}
 	if (!(n = inv_node(d->inv, node))) {
@@ -337,12 +387,25 @@ static enum MHD_Result enroll(struct meshd *d, struct http_request *r)
 				     "external_ip %s is not %s's public_ipv4 %s", ip, node, n->public_ipv4.text);
 		goto out;
 	}
+	/* where the inventory names the node's address, the enrolment must
+	 * come from it: a token alone, copied off a machine, is not enough */
+	if (inv_public_from_inventory(d->inv, n) && strcmp(n->public_ipv4.text, r->peer_text)) {
+		ret = enroll_refused(d, r, node, MHD_HTTP_FORBIDDEN,
+				     "the request comes from %s, not from %s's public_ipv4 %s",
+				     r->peer_text, node, n->public_ipv4.text);
+		goto out;
+	}
 	for (size_t i = 0; i < d->inv->m->n_nodes; i++) {
 		const struct mesh_node *o = &d->inv->m->nodes[i];
 
 		if (o != n && o->wireguard_public_key && !strcmp(o->wireguard_public_key, key)) {
 			ret = enroll_refused(d, r, node, MHD_HTTP_CONFLICT,
 					     "public key already belongs to node %s", o->name);
+			goto out;
+		}
+		if (o != n && o->public_ipv4.family && !strcmp(o->public_ipv4.text, ip)) {
+			ret = enroll_refused(d, r, node, MHD_HTTP_CONFLICT,
+					     "external_ip %s is already node %s's address", ip, o->name);
 			goto out;
 		}
 	}
@@ -356,7 +419,7 @@ static enum MHD_Result enroll(struct meshd *d, struct http_request *r)
 	req.source = r->peer_text;
 	if (mstate_enroll(d->st, &req, now, cred, &why, err, sizeof(err)) < 0) {
 		log_err("enroll of %s: %s", node, err);
-		ret = fail(d, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot record the enrolment");
+		ret = state_unavailable(d, r);   /* nothing was committed: the token stands */
 		goto out;
 	}
 	if (why != MSTATE_OK) {
@@ -389,14 +452,17 @@ static enum MHD_Result status(struct meshd *d, struct http_request *r)
 	char err[256];
 	int64_t enrolled = mstate_enrolled_count(d->st, err, sizeof(err));
 
+	if (enrolled < 0)
+		log_err("status: %s", err);
+
 	gmtime_r(&d->inv->loaded, &tm);
 	strftime(loaded, sizeof(loaded), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	return http_reply_json(r->conn, MHD_HTTP_OK,
-		json_pack("{ss s{ss+ sI ss} sI sI sI sI sI sI}",
+		json_pack("{ss s{ss+ sI ss} so sI sI sI sI sI}",
 			  "version", HEALTHD_VERSION,
 			  "inventory", "sha256", "sha256:", d->inv->sha256,
 			  "nodes", (json_int_t)d->inv->m->n_nodes, "loaded", loaded,
-			  "enrolled", (json_int_t)(enrolled < 0 ? 0 : enrolled),
+			  "enrolled", enrolled < 0 ? json_null() : json_integer(enrolled),
 			  "requests", (json_int_t)d->n.requests,
 			  "errors", (json_int_t)d->n.errors,
 			  "refused", (json_int_t)d->n.refused,

@@ -23,7 +23,13 @@ struct inv_cache {
 	uint64_t generation;         /* 0: none */
 	struct MHD_Response *config;
 	bool public_given;           /* the inventory names its public_ipv4 */
+	bool disabled;               /* disabled in the state: no access, no peer */
 };
+
+bool inv_node_disabled(const struct inv *v, const struct mesh_node *n)
+{
+	return v->cache[n - v->m->nodes].disabled;
+}
 
 bool inv_public_from_inventory(const struct inv *v, const struct mesh_node *n)
 {
@@ -50,6 +56,7 @@ void inv_free(struct inv *v)
 			MHD_destroy_response(v->cache[i].config);
 	free(v->cache);
 	mesh_free(v->m);
+	free(v->src);
 	free(v);
 }
 
@@ -101,8 +108,22 @@ static int overlay_one(void *ctx, const struct mstate_node *sn)
 	struct overlay_ctx *o = ctx;
 	int rc;
 
-	if (sn->disabled_at)
-		return 0;   /* a disabled node keeps its addresses, not its place in the mesh */
+	if (sn->disabled_at) {
+		/* a disabled node keeps its addresses retired, not its place in
+		 * the mesh: no peer has its key, no firewall lets it in, and it
+		 * is refused by credential and by tunnel address alike */
+		const struct mesh_node *f = mesh_node_find(o->v->m, sn->name);
+
+		if (f) {
+			struct mesh_node *n = &o->v->m->nodes[f - o->v->m->nodes];
+
+			o->v->cache[f - o->v->m->nodes].disabled = true;
+			free(n->wireguard_public_key);
+			n->wireguard_public_key = NULL;
+			n->public_ipv4.family = 0;
+		}
+		return 0;
+	}
 	rc = inv_overlay(o->v, sn->name, sn->public_key, sn->external_ip);
 	if (rc == -ENOENT)
 		log_warn("state: %s is enrolled but not in the inventory; it gets no peers", sn->name);
@@ -111,19 +132,18 @@ static int overlay_one(void *ctx, const struct mstate_node *sn)
 	return 0;
 }
 
-struct inv *inv_load(const char *path, struct mstate *st, char *err, size_t errlen)
+/* The inventory from its bytes, with the state laid over it. buf is taken. */
+static struct inv *inv_from(const char *path, char *buf, size_t len, struct mstate *st,
+			    char *err, size_t errlen)
 {
 	struct inv *v = calloc(1, sizeof(*v));
 	struct overlay_ctx o = { v, 0 };
-	char *buf = NULL;
-	size_t len;
 
 	if (!v) {
+		free(buf);
 		snprintf(err, errlen, "%s: out of memory", path);
 		return NULL;
 	}
-	if (cfg_read_file(path, &buf, &len, err, errlen))
-		goto fail;
 	meshd_sha256_hex(buf, len, v->sha256);
 	if (!(v->m = mesh_load_string(path, buf, len, err, errlen)))
 		goto fail;
@@ -143,12 +163,36 @@ struct inv *inv_load(const char *path, struct mstate *st, char *err, size_t errl
 		goto fail;
 	}
 	v->generation = 1;
-	free(buf);
+	v->src = buf;
+	v->src_len = len;
 	return v;
 fail:
 	free(buf);
 	inv_free(v);
 	return NULL;
+}
+
+struct inv *inv_load(const char *path, struct mstate *st, char *err, size_t errlen)
+{
+	char *buf;
+	size_t len;
+
+	if (cfg_read_file(path, &buf, &len, err, errlen))
+		return NULL;
+	return inv_from(path, buf, len, st, err, errlen);
+}
+
+struct inv *inv_rebuild(const struct inv *old, struct mstate *st, char *err, size_t errlen)
+{
+	char *buf = malloc(old->src_len + 1);
+
+	if (!buf) {
+		snprintf(err, errlen, "%s: out of memory", old->m->path);
+		return NULL;
+	}
+	memcpy(buf, old->src, old->src_len);
+	buf[old->src_len] = '\0';
+	return inv_from(old->m->path, buf, old->src_len, st, err, errlen);
 }
 
 /* ---- lookups ---- */

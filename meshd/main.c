@@ -57,9 +57,16 @@ static void state_changed(void *ctx)
 	struct meshd *d = ctx;
 	char err[1024];
 
-	/* a disabled node leaves the overlay: render everything again */
-	if (meshd_reload(d, err, sizeof(err)) < 0)
-		log_err("after an admin change: %s (the old inventory stays)", err);
+	/* a disabled node leaves the overlay: the same inventory, laid over
+	 * afresh (not the file on disk, which may hold edits not reloaded) */
+	struct inv *v = inv_rebuild(d->inv, d->st, err, sizeof(err));
+
+	if (!v) {
+		log_err("after an admin change: %s (the old view stays until it can be rebuilt)", err);
+		return;
+	}
+	inv_free(d->inv);
+	d->inv = v;
 }
 
 /* ---- listeners ---- */
@@ -88,8 +95,13 @@ static int read_pem(const struct meshd_listen *l, struct pem *p, char *err, size
 	if (cfg_read_file(l->certificate, &p->cert, &len, err, errlen) ||
 	    cfg_read_file(l->key, &p->key, &len, err, errlen))
 		return -1;
-	if (stat(l->key, &st) == 0 && (st.st_mode & 0077))
-		log_warn("%s: the TLS key is readable by group or others (mode %04o)", l->key,
+	if (stat(l->key, &st) == 0 && (st.st_mode & 0007)) {
+		snprintf(err, errlen, "%s: the TLS key is readable by others (mode %04o): chmod o-rwx it",
+			 l->key, (unsigned)(st.st_mode & 07777));
+		return -1;
+	}
+	if (stat(l->key, &st) == 0 && (st.st_mode & 0070))
+		log_warn("%s: the TLS key is readable by its group (mode %04o)", l->key,
 			 (unsigned)(st.st_mode & 07777));
 	return 0;
 }

@@ -64,11 +64,18 @@ struct inv {
 	time_t loaded;
 	uint64_t generation;         /* bumped on every change of the overlay */
 	struct inv_cache *cache;     /* per node, n_nodes entries */
+	char *src;                   /* the inventory's bytes, for inv_rebuild */
+	size_t src_len;
 };
 
 /* Loads path and lays the enrolled nodes of st over it; err names why not. */
 struct inv *inv_load(const char *path, struct mstate *st, char *err, size_t errlen);
+/* The same inventory bytes as old, with the state laid over afresh (after
+ * an admin change: a disable applies whatever the file on disk holds). */
+struct inv *inv_rebuild(const struct inv *old, struct mstate *st, char *err, size_t errlen);
 void inv_free(struct inv *v);
+/* Disabled in the state: refused on every path, left out of every peer. */
+bool inv_node_disabled(const struct inv *v, const struct mesh_node *n);
 /* One enrolled node's key and address over the inventory; drops caches. */
 int inv_overlay(struct inv *v, const char *node, const char *public_key,
 		const char *external_ip);

@@ -23,13 +23,14 @@ for a in ("meshd", "conf", "meshctl", "admin", "db", "url", "log"):
 ap.add_argument("--rounds", type=int, default=20)
 ap.add_argument("--node", default="ord1")
 ap.add_argument("--ip", default="198.51.100.6")
+ap.add_argument("--source", default=None, help="the client's address (default: --ip)")
 o = ap.parse_args()
 host, port = o.url.split("//")[1].split(":")
 port = int(port)
 
 
 def call(method, path, body=None):
-    c = http.client.HTTPConnection(host, port, timeout=5)
+    c = http.client.HTTPConnection(host, port, timeout=5, source_address=(o.source or o.ip, 0))
     try:
         c.request(method, path, body=json.dumps(body) if body else None,
                   headers={"Content-Type": "application/json"})

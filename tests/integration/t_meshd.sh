@@ -32,7 +32,7 @@ ip netns add "$NS"
 in_ns ip link set lo up
 # the public address meshd answers on, and the tunnel addresses of lax1
 # (where meshd also listens in plain HTTP) and of ord1
-for a in 198.51.100.2 198.51.100.6 198.51.100.99 192.0.2.129 192.0.2.130; do
+for a in 198.51.100.2 198.51.100.6 198.51.100.14 198.51.100.99 192.0.2.129 192.0.2.130; do
 	in_ns ip addr add "$a/32" dev lo
 done
 
@@ -119,7 +119,8 @@ grep -q 'bad JSON at line 1' "$D/body" || fail "bad JSON reason: $(cat "$D/body"
 grep -q 'external_ip.*a string is required' "$D/body" || fail "missing member reason: $(cat "$D/body")"
 [ "$(tls "$U/nodes/discover")" = 405 ] || fail "GET discover: $(cat "$D/body")"
 [ "$(tls "$U/nodes/ord1/secrets")" = 404 ] || fail "unknown endpoint"
-[ "$(tls "$U/../../etc/passwd")" = 404 ] || fail "path outside the API"
+[ "$(tls --path-as-is "$U/../../etc/passwd")" = 404 ] || fail "path outside the API"
+[ "$(tls --path-as-is "$U/nodes/../status")" = 404 ] || fail "a dot-dot path"
 [ "$(tls -X DELETE "$U/status")" = 405 ] || fail "DELETE"
 head -c 20000 /dev/zero | tr '\0' x >"$D/big"
 [ "$(tls --data-binary @"$D/big" "$U/nodes/discover")" = 413 ] || fail "a body over the cap: $(cat "$D/body")"
@@ -137,9 +138,19 @@ TOKEN=$(MESHD_ADMIN_SOCKET=$D/admin.sock "$MESHCTL" token create ord1 --ttl 1h 2
 [[ $TOKEN =~ ^[0-9a-f]{64}$ ]] || fail "token create printed: $TOKEN"
 (umask 077 && wg genkey >"$D/ord1.key")
 ORD1_PUB=$(wg pubkey <"$D/ord1.key")
-enroll() { # TOKEN IP [KEY]
-	tls -d "{\"token\":\"$1\",\"public_key\":\"${3:-$ORD1_PUB}\",\"external_ip\":\"$2\"}" "$U/nodes/enroll"
+enroll() { # TOKEN IP [KEY] [SOURCE]: from ord1's public address unless told
+	tls --interface "${4:-198.51.100.6}" \
+		-d "{\"token\":\"$1\",\"public_key\":\"${3:-$ORD1_PUB}\",\"external_ip\":\"$2\"}" "$U/nodes/enroll"
 }
+audit_rows() { sqlite3 "$D/state/meshd.db" "SELECT count(*) FROM audit"; }
+a0=$(audit_rows)
+# refusals before a known token are not written to the audit log
+[ "$(enroll 00"${TOKEN:2}" 198.51.100.6 not-a-key)" = 400 ] || fail "a bad key with a bad token: $(cat "$D/body")"
+[ "$(enroll ffff"${TOKEN:4}" 198.51.100.6)" = 403 ] || fail "an unknown token: $(cat "$D/body")"
+[ "$(audit_rows)" = "$a0" ] || fail "unauthenticated refusals were written to the audit log"
+# a token alone is not enough: the request must come from ord1's public_ipv4
+[ "$(enroll "$TOKEN" 198.51.100.6 "$ORD1_PUB" 198.51.100.99)" = 403 ] || fail "enrol from another source: $(cat "$D/body")"
+grep -q 'the request comes from 198.51.100.99, not from ord1' "$D/body" || fail "source refusal reason: $(cat "$D/body")"
 [ "$(enroll "$TOKEN" 198.51.100.99)" = 403 ] || fail "enrol from a wrong address: $(cat "$D/body")"
 grep -q 'external_ip 198.51.100.99 is not ord1' "$D/body" || fail "wrong address reason: $(cat "$D/body")"
 [ "$(enroll "$TOKEN" 198.51.100.6 "$(cat "$D/lax1.pub")")" = 409 ] || fail "lax1's key for ord1: $(cat "$D/body")"
@@ -259,6 +270,16 @@ wait_for 5 "the refused reload in the log" grep -q 'reload refused, the old inve
 cmp -s "$D/body" "$D/config.json" || fail "a bad reload changed what is served"
 cp "$D/mesh.good" "$D/mesh.yaml"
 
+# a disabled node is refused on every path, and leaves its peers' view
+MESHD_ADMIN_SOCKET=$D/admin.sock "$MESHCTL" node disable ord1 >/dev/null 2>&1 || fail "node disable ord1"
+[ "$(tls -H "$A" "$U/nodes/ord1/config")" = 401 ] || fail "a disabled node's credential still works"
+[ "$(api --interface 192.0.2.130 "$T/nodes/ord1/config")" = 403 ] || fail "a disabled node's tunnel address still works: $(cat "$D/body")"
+[ "$(api --interface 192.0.2.129 "$T/nodes/lax1/wireguard")" = 200 ] || fail "lax1's peers after the disable"
+! grep -qF "$ORD1_PUB" "$D/body" || fail "lax1's peers still hold the disabled ord1's key"
+[ "$(api --interface 192.0.2.129 "$T/firewall/rules")" = 200 ] || fail "lax1's firewall after the disable"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert "198.51.100.6" not in d["sets"]["mesh_nodes_v4"], d["sets"]' \
+	"$D/body" || fail "lax1's firewall still lets the disabled ord1 in"
+
 # no secret in the log or the database
 for s in "$TOKEN" "$CRED" "$OLD" "$(cat "$D/ord1.key")"; do
 	! grep -qF "$s" "$D/meshd.log" || fail "a secret is in meshd's log"
@@ -272,5 +293,5 @@ MESHD_PID=
 sed -i 's/^limits: .*/limits: {rate: 100000, burst: 100000, max_body: 4096}/' "$D/meshd.yaml"
 in_ns python3 "$LAB_SRC/tests/integration/meshd_kill.py" --meshd "$MESHD" --conf "$D/meshd.yaml" \
 	--meshctl "$MESHCTL" --admin "$D/admin.sock" --db "$D/state/meshd.db" --url http://127.0.0.1:8082 \
-	--rounds 25 --log "$D/meshd.log" || fail "kill -9 test"
+	--rounds 25 --log "$D/meshd.log" --node mia1 --ip 198.51.100.14 || fail "kill -9 test"
 log "PASS"
