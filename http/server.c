@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +34,7 @@ struct http_conn {
 	bool waiting;
 	bool dropped;                /* shut down by us; MHD has yet to close it */
 	struct http_listener *l;
+	uint8_t src[17];             /* its source: family, then the address (IPv6: its /64) */
 };
 
 struct http_listener {
@@ -49,6 +51,7 @@ struct http_listener {
 	struct http_conn *oldest, *newest;   /* the waiting list */
 	size_t n_conns, n_dropped;   /* open; shut down but not yet closed */
 	bool closed;                 /* a connection closed in this MHD_run */
+	unsigned per_source;         /* connections from one address (IPv6: one /64) */
 };
 
 /* One request between MHD's calls of the handler. */
@@ -67,7 +70,36 @@ struct http_server {
 	size_t live;                 /* listeners not yet freed */
 	bool closing;
 	struct MHD_Response *not_allowed, *too_large;
+	size_t total, total_dropped; /* connections of every listener */
+	size_t fd_cap;               /* RLIMIT_NOFILE less a reserve */
 };
+
+/* The process's descriptors left for connections: its soft limit less a
+ * reserve for BIRD, the state, logs, the admin socket. */
+#define HTTP_FD_RESERVE 64u
+
+/* A source as the per-source cap counts it: an IPv4 address (also as
+ * ::ffff:a.b.c.d), an IPv6 /64 (one host can have a whole /64). */
+static void source_key(const struct sockaddr *sa, uint8_t key[17])
+{
+	memset(key, 0, 17);
+	if (!sa)
+		return;
+	key[0] = (uint8_t)sa->sa_family;
+	if (sa->sa_family == AF_INET) {
+		memcpy(key + 1, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+	} else if (sa->sa_family == AF_INET6) {
+		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+		static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
+
+		if (!memcmp(a, mapped, 12)) {
+			key[0] = AF_INET;
+			memcpy(key + 1, a + 12, 4);
+		} else {
+			memcpy(key + 1, a, 8);
+		}
+	}
+}
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
@@ -209,6 +241,7 @@ static void drop(struct http_listener *l, struct http_conn *c, const char *why)
 	wait_unlink(l, c);
 	c->dropped = true;
 	l->n_dropped++;
+	l->s->total_dropped++;
 	if (shutdown(c->fd, SHUT_RDWR) < 0)
 		log_debug("http %s: shutdown fd %d (%s): %s", l->addr, c->fd, why, strerror(errno));
 }
@@ -231,8 +264,27 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 {
 	struct http_listener *l = cls;
 
-	if (l->s->o.accept && !l->s->o.accept(l->s->o.ctx, addr, len))
+	struct http_server *s = l->s;
+	uint8_t key[17];
+	unsigned same = 0;
+
+	if (s->o.accept && !s->o.accept(s->o.ctx, addr, len))
 		return MHD_NO;
+	/* MHD's own cap counts exact addresses; an IPv6 host has a /64 */
+	source_key(addr, key);
+	for (const struct http_conn *c = l->oldest; c; c = c->next)
+		if (l->per_source && !memcmp(c->src, key, sizeof(key)) && ++same >= l->per_source) {
+			log_debug("http %s: a source over its %u connections refused", l->addr, l->per_source);
+			return MHD_NO;
+		}
+	/* every listener's connections together stay below the descriptors
+	 * the process has: at EMFILE, MHD would spin on its listening socket */
+	if (s->fd_cap && s->total - s->total_dropped >= s->fd_cap) {
+		if (!l->oldest)
+			return MHD_NO;
+		drop(l, l->oldest, "descriptor limit");
+		return MHD_YES;
+	}
 	if (l->n_conns - l->n_dropped < HTTP_CONN_LIMIT)
 		return MHD_YES;
 	if (!l->oldest)
@@ -258,8 +310,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		c->conn = conn;
 		c->l = l;
 		c->fd = info->connect_fd;
+		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		source_key(info ? info->client_addr : NULL, c->src);
 		wait_link(l, c);
 		l->n_conns++;
+		l->s->total++;
 		*socket_ctx = c;
 		return;
 	}
@@ -267,9 +322,12 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 	if (!c)
 		return;
 	wait_unlink(l, c);
-	if (c->dropped)
+	if (c->dropped) {
 		l->n_dropped--;
+		l->s->total_dropped--;
+	}
 	l->n_conns--;
+	l->s->total--;
 	free(c);
 	*socket_ctx = NULL;
 }
@@ -664,6 +722,13 @@ struct http_server *http_server_new(const struct http_server_opts *o)
 		server_free(s);
 		return NULL;
 	}
+	{
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+			s->fd_cap = rl.rlim_cur > 2 * HTTP_FD_RESERVE ? rl.rlim_cur - HTTP_FD_RESERVE
+								     : rl.rlim_cur / 2;
+	}
 	return s;
 }
 
@@ -689,6 +754,7 @@ int http_server_listen(struct http_server *s, uv_loop_t *loop, const struct http
 		goto fail;
 	l->s = s;
 	l->tag = o->tag;
+	l->per_source = o->per_source;
 	if (o->tls_cert_pem || o->tls_key_pem) {
 		if (!o->tls_cert_pem || !o->tls_key_pem) {
 			snprintf(err, errlen, "%s %s: TLS needs both a certificate and a key",

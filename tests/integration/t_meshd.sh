@@ -35,6 +35,9 @@ in_ns ip link set lo up
 for a in 198.51.100.2 198.51.100.6 198.51.100.14 198.51.100.99 192.0.2.129 192.0.2.130; do
 	in_ns ip addr add "$a/32" dev lo
 done
+# lax1's IPv6 tunnel address (a plain listener) and 24 hosts of one /64
+in_ns ip addr add 2001:db8:10::1/128 dev lo nodad
+for i in $(seq 256 279); do in_ns ip addr add "2001:db8:10:0:1::$(printf %x "$i")/128" dev lo nodad; done
 
 # the lab's inventory: lax1, ewr1, mia1 with keys; ord1 not enrolled yet
 for n in lax1 ewr1 mia1; do
@@ -64,7 +67,8 @@ conf() { # LISTEN-YAML
 }
 conf "  - {address: \"198.51.100.2:8443\", certificate: $D/cert.pem, key: $D/key.pem}
   - {address: \"192.0.2.129:8081\"}
-  - {address: \"127.0.0.1:8082\"}"
+  - {address: \"127.0.0.1:8082\"}
+  - {address: \"[2001:db8:10::1]:8083\"}"
 
 # -t: the pin meshd prints is openssl's
 out=$(in_ns "$MESHD" -t -c "$D/meshd.yaml")
@@ -260,6 +264,35 @@ grep -q '429=' <<<"$out" || fail "400 requests at once were never limited: $out"
 grep -Eq 'retry-after=[0-9]+' <<<"$out" || fail "429 without Retry-After: $out"
 [ "$(tls "$U/status")" = 200 ] || fail "another source was limited too"
 log "measured: rate limit (50/s, burst 100): 400 back-to-back requests from one source: $out"
+
+# the per-source connection cap counts an IPv6 /64, not an address: 24
+# hosts of one /64 hold at most limits.per_source (16) connections
+out=$(in_ns python3 - <<-'EOF'
+	import select, socket, time
+	held = []
+	for i in range(256, 280):
+	    s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+	    s.bind(("2001:db8:10:0:1::%x" % i, 0))
+	    s.connect(("2001:db8:10::1", 8083))
+	    held.append(s)
+	# what the server refuses it closes at once: EOF within 0.5 s, all
+	# sockets watched together (the kept ones stay quiet)
+	closed, deadline = set(), time.monotonic() + 0.5
+	while time.monotonic() < deadline:
+	    r, _, _ = select.select([s for s in held if s not in closed], [], [], deadline - time.monotonic())
+	    for s in r:
+	        try:
+	            if s.recv(1) == b"":
+	                closed.add(s)
+	        except OSError:
+	            closed.add(s)
+	open_ = len(held) - len(closed)
+	print(open_)
+EOF
+)
+[ "$out" -le 16 ] || fail "24 hosts of one /64 hold $out connections, more than per_source 16"
+[ "$out" -ge 1 ] || fail "no connection of the /64 was kept"
+log "measured: 24 hosts of one IPv6 /64: $out connections kept (per_source 16)"
 
 # a broken inventory on SIGHUP: refused, the old one keeps serving
 cp "$D/mesh.yaml" "$D/mesh.good"
