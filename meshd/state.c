@@ -110,9 +110,18 @@ void mstate_time_str(int64_t t, char *buf, size_t len)
 
 /* ---- SQLite helpers ---- */
 
-/* An SQLite error: the file, what was being done, SQLite's words. */
+/* An SQLite error: the file, what was being done, SQLite's words. A lock
+ * another connection holds (past MSTATE_BUSY_MS) is -EBUSY: the caller
+ * may answer "try again" instead of failing. */
 static int fail(struct mstate *st, const char *op, char *err, size_t errlen)
 {
+	int code = sqlite3_errcode(st->db) & 0xff;
+
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+		snprintf(err, errlen, "state %s: busy (another process holds the database lock)",
+			 st->path);
+		return -EBUSY;
+	}
 	snprintf(err, errlen, "state %s: %s: %s", st->path, op, sqlite3_errmsg(st->db));
 	return -EIO;
 }

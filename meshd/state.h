@@ -23,8 +23,12 @@
  *
  * Every function returns 0 on success or a negative errno value with err
  * set: -EIO for SQLite errors (the text names the operation and carries
- * sqlite3_errmsg), -EINVAL for bad arguments. Times are unix seconds,
- * passed in by the caller (tests run the clock).
+ * sqlite3_errmsg), -EBUSY when another process held the database lock
+ * for longer than MSTATE_BUSY_MS (SQLITE_BUSY, SQLITE_LOCKED; err is
+ * "state PATH: busy (another process holds the database lock)"; nothing
+ * changed, the call may be tried again), -EINVAL for bad arguments.
+ * Those returning a JSON list return NULL with the same err. Times are
+ * unix seconds, passed in by the caller (tests run the clock).
  */
 #ifndef HEALTHD_MESHD_STATE_H
 #define HEALTHD_MESHD_STATE_H
@@ -42,7 +46,12 @@
 #define MSTATE_TEXT_MAX 64              /* a public key, an address, with NUL */
 #define MSTATE_TTL_MIN 60               /* a token lives 60 s .. 30 days */
 #define MSTATE_TTL_MAX (30 * 86400)
-#define MSTATE_BUSY_MS 5000             /* sqlite3_busy_timeout */
+/* sqlite3_busy_timeout: how long a call waits for a lock another process
+ * holds (a sqlite3 shell, a backup) before it returns -EBUSY. meshd's one
+ * event loop waits with it: 100 ms is far above what one of its own
+ * transactions holds the lock (a few fsyncs), and short enough that a
+ * foreign lock costs the other requests a stall of that much, not 5 s. */
+#define MSTATE_BUSY_MS 100
 
 struct mstate;
 

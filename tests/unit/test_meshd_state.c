@@ -234,6 +234,58 @@ Test(mstate, unwritable_path)
 	cr_assert_str_eq(err, "state /nonexistent-dir/state.db: No such file or directory");
 }
 
+/* ---- a lock another process holds ---- */
+
+/* A second connection of our own that holds the write lock (BEGIN
+ * IMMEDIATE, as a sqlite3 shell or a backup would) until released. */
+static sqlite3 *lock_hold(const char *how)
+{
+	sqlite3 *db;
+
+	cr_assert_eq(sqlite3_open_v2(T.db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, how, NULL, NULL, NULL), SQLITE_OK, "%s: %s", how,
+		     sqlite3_errmsg(db));
+	return db;
+}
+
+static void lock_release(sqlite3 *db)
+{
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+}
+
+Test(mstate, busy_is_ebusy_not_eio)
+{
+	char tok[65], tok2[65], cred[65], node[64], want[300], err[512];
+	struct mstate_enroll_req r = { .node = "ord1", .public_key = KEY_A };
+	enum mstate_refusal why = 99;
+	int64_t id;
+	sqlite3 *db;
+
+	snprintf(want, sizeof(want), "state %s: busy (another process holds the database lock)", T.db);
+	token("ord1", 3600, T0, tok, &id);
+	r.token = tok;
+	db = lock_hold("BEGIN IMMEDIATE");
+	/* every writer: waits MSTATE_BUSY_MS at most, then says busy */
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0, NULL, tok2, &id, NULL, err,
+					 sizeof(err)), -EBUSY, "%s", err);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(tok2[0], '\0');
+	cr_assert_eq(mstate_enroll(T.st, &r, T0, cred, &why, err, sizeof(err)), -EBUSY, "%s", err);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(why, MSTATE_OK);
+	cr_assert_eq(cred[0], '\0');
+	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0, NULL, err, sizeof(err)), -EBUSY, "%s", err);
+	cr_assert_eq(mstate_audit(T.st, T0, "refused", NULL, NULL, NULL, err, sizeof(err)), -EBUSY);
+	cr_assert_str_eq(err, want);
+	/* readers are not held up by a writer in WAL mode */
+	cr_assert_eq(lookup(tok, T0, node, sizeof(node)), MSTATE_OK);
+	lock_release(db);
+	/* and once the lock is gone, the same calls go through */
+	cr_assert_eq(enroll(tok, "ord1", KEY_A, NULL, NULL, T0, cred, err, sizeof(err)), MSTATE_OK,
+		     "%s", err);
+}
+
 /* ---- tokens ---- */
 
 Test(mstate, token_redeemed_exactly_once)
@@ -876,7 +928,12 @@ static _Noreturn void race_child(const char *db, char (*toks)[65], int me, int o
 		snprintf(node, sizeof(node), "r%d", i);
 		snprintf(key, sizeof(key), "key-%d-%d", me, i);
 		struct mstate_enroll_req r = { .token = toks[i], .node = node, .public_key = key };
-		if (mstate_enroll(st, &r, T0, cred, &why, err, sizeof(err)))
+		int rc;
+
+		/* -EBUSY: the other racer held the lock past MSTATE_BUSY_MS; again */
+		while ((rc = mstate_enroll(st, &r, T0, cred, &why, err, sizeof(err))) == -EBUSY)
+			;
+		if (rc)
 			_exit(5);
 		if (why != MSTATE_OK && why != MSTATE_TOKEN_REDEEMED)
 			_exit(6);
