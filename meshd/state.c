@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,6 +81,7 @@ static const char *const sql[S_COUNT] = {
 struct mstate {
 	sqlite3 *db;
 	char *path;
+	char warning[512];      /* mstate_warning; "" for none */
 	sqlite3_stmt *s[S_COUNT];
 };
 
@@ -324,6 +326,36 @@ static int schema_ready(struct mstate *st, char *err, size_t errlen)
 	return 0;
 }
 
+/* The file open on fd to 0600 when its mode gives anything more; what
+ * was changed goes to st->warning. */
+static int mode_fix(struct mstate *st, int fd, const char *path, char *err, size_t errlen)
+{
+	size_t n = strlen(st->warning);
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0) {
+		snprintf(err, errlen, "state %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (!(sb.st_mode & 07177))
+		return 0;
+	if (fchmod(fd, 0600) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "state %s: mode %04o, wider than 0600, and chmod failed: %s",
+			 path, (unsigned)(sb.st_mode & 07777), strerror(e));
+		return -e;
+	}
+	snprintf(st->warning + n, sizeof(st->warning) - n, "%sstate %s: mode was %04o, set to 0600",
+		 n ? "; " : "", path, (unsigned)(sb.st_mode & 07777));
+	return 0;
+}
+
+const char *mstate_warning(const struct mstate *st)
+{
+	return st && st->warning[0] ? st->warning : NULL;
+}
+
 int mstate_open(const char *path, struct mstate **out, char *err, size_t errlen)
 {
 	struct mstate *st = calloc(1, sizeof(*st));
@@ -342,7 +374,20 @@ int mstate_open(const char *path, struct mstate **out, char *err, size_t errlen)
 		snprintf(err, errlen, "state %s: %s", path, strerror(errno));
 		goto fail;
 	}
+	/* an existing file (and the -wal, -shm a run left) may be wider */
+	rc = mode_fix(st, fd, path, err, errlen);
 	close(fd);
+	for (int i = 0; !rc && i < 2; i++) {
+		char side[4096];
+
+		snprintf(side, sizeof(side), "%s%s", path, i ? "-shm" : "-wal");
+		if ((fd = open(side, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			continue;
+		rc = mode_fix(st, fd, side, err, errlen);
+		close(fd);
+	}
+	if (rc)
+		goto fail;
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
 		rc = st->db ? fail(st, "open", err, errlen) : -ENOMEM;
 		goto fail;

@@ -97,10 +97,16 @@ struct mstate_enroll_req {
 /* "2026-12-01T18:00:00Z"; buf of at least 21 bytes. */
 void mstate_time_str(int64_t t, char *buf, size_t len);
 
-/* Open (create, mode 0600, with the schema) the database at path. A
+/* Open (create, mode 0600, with the schema) the database at path; an
+ * existing one wider than 0600 is made 0600 (mstate_warning says so). A
  * schema newer than this code knows is refused. */
 int mstate_open(const char *path, struct mstate **out, char *err, size_t errlen);
 void mstate_close(struct mstate *st);
+/* What mstate_open changed that the operator should hear of, for the
+ * caller's log, or NULL: "state PATH: mode was 0644, set to 0600" for the
+ * database and for a -wal or -shm file left beside it whose mode gave
+ * more than 0600 (each fixed with fchmod before SQLite reads it). */
+const char *mstate_warning(const struct mstate *st);
 
 /* ---- tokens ---- */
 

@@ -185,6 +185,40 @@ Test(mstate, schema_created_and_reopened)
 	cr_assert_eq(q("PRAGMA user_version"), MSTATE_SCHEMA_VERSION);
 }
 
+Test(mstate, wider_mode_made_0600)
+{
+	char err[512], wal[200], shm[200], want[800];
+	struct stat sb;
+	int fd;
+
+	cr_assert_null(mstate_warning(T.st), "a new file: nothing to say");
+	mstate_close(T.st);
+	T.st = NULL;
+	snprintf(wal, sizeof(wal), "%s-wal", T.db);
+	snprintf(shm, sizeof(shm), "%s-shm", T.db);
+	unlink(shm);
+	cr_assert_eq(chmod(T.db, 0644), 0);
+	/* a -wal a run left behind, readable by all (SQLite takes it as it is) */
+	cr_assert_geq(fd = open(wal, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+	close(fd);
+	cr_assert_eq(chmod(wal, 0664), 0);
+	cr_assert_eq(mstate_open(T.db, &T.st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(stat(T.db, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0600, "mode %o", sb.st_mode & 07777);
+	cr_assert_eq(stat(wal, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0600, "-wal mode %o", sb.st_mode & 07777);
+	cr_assert_eq(stat(shm, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0600, "-shm mode %o", sb.st_mode & 07777);
+	snprintf(want, sizeof(want), "state %s: mode was 0644, set to 0600; state %s: mode was 0664,"
+		 " set to 0600", T.db, wal);
+	cr_assert_not_null(mstate_warning(T.st));
+	cr_assert_str_eq(mstate_warning(T.st), want);
+	/* and the next open has nothing to say */
+	mstate_close(T.st);
+	cr_assert_eq(mstate_open(T.db, &T.st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_null(mstate_warning(T.st), "%s", mstate_warning(T.st));
+}
+
 Test(mstate, wal_mode)
 {
 	sqlite3 *db;
