@@ -191,10 +191,10 @@ static const char *node_arg(json_t *req, const char *op, char *err, size_t errle
 
 static json_t *op_token_create(struct admin_client *c, json_t *req, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "node", "ttl", NULL };
+	static const char *const keys[] = { "node", "ttl", "replace", NULL };
 	struct admin *a = c->srv;
 	const char *node;
-	json_t *ttl = json_object_get(req, "ttl"), *o;
+	json_t *ttl = json_object_get(req, "ttl"), *replace = json_object_get(req, "replace"), *o;
 	char tok[MSTATE_SECRET_HEX + 1], when[32];
 	int64_t id, expires;
 
@@ -203,6 +203,10 @@ static json_t *op_token_create(struct admin_client *c, json_t *req, char *err, s
 		return NULL;
 	if (ttl && !json_is_integer(ttl)) {
 		snprintf(err, errlen, "token_create: \"ttl\" is a number of seconds");
+		return NULL;
+	}
+	if (replace && !json_is_boolean(replace)) {
+		snprintf(err, errlen, "token_create: \"replace\" is true or false");
 		return NULL;
 	}
 	if (a->hooks.node_known) {
@@ -214,7 +218,8 @@ static json_t *op_token_create(struct admin_client *c, json_t *req, char *err, s
 		}
 	}
 	if (mstate_token_create(a->st, node, ttl ? json_integer_value(ttl) : ADMIN_TTL_DEFAULT,
-				now_s(a), c->source, tok, &id, &expires, err, errlen))
+				now_s(a), c->source, json_is_true(replace), tok, &id, &expires,
+				err, errlen))
 		return NULL;
 	mstate_time_str(expires, when, sizeof(when));
 	o = json_pack("{s:b,s:I,s:s,s:s}", "ok", 1, "id", (json_int_t)id, "node", node,
@@ -224,6 +229,27 @@ static json_t *op_token_create(struct admin_client *c, json_t *req, char *err, s
 	reply(c, o, "token", tok);
 	explicit_bzero(tok, sizeof(tok));
 	return json_null();     /* replied */
+}
+
+static json_t *op_token_revoke(struct admin_client *c, json_t *req, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "id", NULL };
+	struct admin *a = c->srv;
+	json_t *id = json_object_get(req, "id");
+	char node[MSTATE_NAME_MAX];
+
+	if (!keys_known(req, "token_revoke", keys, err, errlen))
+		return NULL;
+	if (!json_is_integer(id)) {
+		snprintf(err, errlen, "token_revoke needs \"id\", a token's number");
+		return NULL;
+	}
+	if (mstate_token_revoke(a->st, json_integer_value(id), now_s(a), c->source, node,
+				sizeof(node), err, errlen))
+		return NULL;
+	say(a, "admin socket: token %lld for %s revoked (uid %ld)", (long long)json_integer_value(id),
+	    node, c->uid);
+	return json_pack("{s:b,s:I,s:s}", "ok", 1, "id", json_integer_value(id), "node", node);
 }
 
 static json_t *op_token_list(struct admin_client *c, json_t *req, char *err, size_t errlen)
@@ -269,6 +295,7 @@ static const struct {
 	json_t *(*fn)(struct admin_client *c, json_t *req, char *err, size_t errlen);
 } ops[] = {
 	{ "token_create", op_token_create },
+	{ "token_revoke", op_token_revoke },
 	{ "token_list", op_token_list },
 	{ "node_list", op_node_list },
 	{ "node_disable", op_node_disable },
@@ -288,8 +315,8 @@ static void handle(struct admin_client *c, const char *line, size_t len)
 	if (!json_is_object(req))
 		snprintf(err, sizeof(err), "a request is a JSON object");
 	else if (!(op = json_string_value(json_object_get(req, "op"))))
-		snprintf(err, sizeof(err), "a request needs \"op\", one of token_create, token_list,"
-			 " node_list, node_disable");
+		snprintf(err, sizeof(err), "a request needs \"op\", one of token_create, token_revoke,"
+			 " token_list, node_list, node_disable");
 	else {
 		size_t i;
 

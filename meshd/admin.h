@@ -3,12 +3,14 @@
  * for `meshctl token` and `meshctl node` (spec: meshd-api.md, "Admin
  * socket").
  *
- *   admin.c   listener, connections, the four ops
+ *   admin.c   listener, connections, the five ops
  *
  * One JSON object on one line per connection, one JSON line back, then
  * the connection is closed:
- *   {"op":"token_create","node":"ord1","ttl":3600}
+ *   {"op":"token_create","node":"ord1","ttl":3600[,"replace":true]}
  *                      -> {"ok":true,"id":3,"node":"ord1","token":"<64 hex>","expires":"…Z"}
+ *                         (an enrolled node only with "replace": true)
+ *   {"op":"token_revoke","id":3} -> {"ok":true,"id":3,"node":"ord1"}
  *   {"op":"token_list"}   -> {"ok":true,"tokens":[…]}   (mstate_token_list)
  *   {"op":"node_list"}    -> {"ok":true,"nodes":[…]}    (mstate_node_list)
  *   {"op":"node_disable","node":"ord1"} -> {"ok":true}

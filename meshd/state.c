@@ -42,7 +42,8 @@ static const char schema[] =
 
 enum stmt {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
-	S_TOKEN_INSERT, S_TOKEN_BY_HASH, S_TOKEN_REDEEM, S_TOKENS,
+	S_TOKEN_INSERT, S_TOKEN_BY_HASH, S_TOKEN_REDEEM, S_TOKENS, S_TOKENS_VOID,
+	S_TOKEN_BY_ID, S_TOKEN_REVOKE,
 	S_NODE_GET, S_NODES, S_NODE_BY_KEY, S_NODE_BY_TUNNEL, S_NODE_UPSERT,
 	S_NODE_BY_CRED, S_NODE_DISABLE, S_ENROLLED_COUNT,
 	S_AUDIT,
@@ -59,6 +60,12 @@ static const char *const sql[S_COUNT] = {
 			   " WHERE hash = ?3 AND node = ?4 AND redeemed_at IS NULL AND expires_at > ?1",
 	[S_TOKENS] = "SELECT id, node, created_at, expires_at, redeemed_at, redeemed_by"
 		     " FROM tokens ORDER BY id",
+	/* voided and revoked tokens expire now: nothing is deleted */
+	[S_TOKENS_VOID] = "UPDATE tokens SET expires_at = ?1"
+			  " WHERE node = ?2 AND redeemed_at IS NULL AND expires_at > ?1",
+	[S_TOKEN_BY_ID] = "SELECT node, expires_at, redeemed_at FROM tokens WHERE id = ?1",
+	[S_TOKEN_REVOKE] = "UPDATE tokens SET expires_at = ?1"
+			   " WHERE id = ?2 AND redeemed_at IS NULL AND expires_at > ?1",
 	[S_NODE_GET] = "SELECT " NODE_COLS " FROM nodes WHERE name = ?1",
 	[S_NODES] = "SELECT " NODE_COLS " FROM nodes ORDER BY name",
 	[S_NODE_BY_KEY] = "SELECT name FROM nodes WHERE public_key = ?1 AND name <> ?2",
@@ -474,11 +481,11 @@ static int token_insert(struct mstate *st, const char *node, const char *hash, i
 }
 
 int mstate_token_create(struct mstate *st, const char *node, int64_t ttl_s, int64_t now,
-			const char *source, char token_out[MSTATE_SECRET_HEX + 1],
+			const char *source, bool replace, char token_out[MSTATE_SECRET_HEX + 1],
 			int64_t *id_out, int64_t *expires_out, char *err, size_t errlen)
 {
 	struct mstate_node n;
-	char hash[65], e[8];
+	char hash[65], e[8], when[32];
 	int64_t id = 0;
 	int rc;
 
@@ -498,6 +505,11 @@ int mstate_token_create(struct mstate *st, const char *node, int64_t ttl_s, int6
 	if (rc == 0 && n.disabled_at) {
 		snprintf(err, errlen, "%s: node is disabled", node);
 		rc = -EPERM;
+	} else if (rc == 0 && !replace) {
+		mstate_time_str(n.enrolled_at, when, sizeof(when));
+		snprintf(err, errlen, "%s is enrolled (since %s): a new token would let its holder"
+			 " replace the node's key; pass --replace to mean it", node, when);
+		rc = -EEXIST;
 	} else if (rc == 0 || rc == -ENOENT) {
 		rc = token_insert(st, node, hash, now, now + ttl_s, source, &id, err, errlen);
 	} else {
@@ -570,6 +582,63 @@ int mstate_token_node(struct mstate *st, const char *token, int64_t now, char *n
 	snprintf(node, nodelen, "%s", t.node);
 	*why = t.why;
 	return 0;
+}
+
+int mstate_token_revoke(struct mstate *st, int64_t id, int64_t now, const char *source,
+			char *node, size_t nodelen, char *err, size_t errlen)
+{
+	char name[MSTATE_NAME_MAX] = "", when[32], detail[64];
+	int64_t expires = 0, redeemed = 0;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (node && nodelen)
+		node[0] = '\0';
+	if (id <= 0) {
+		snprintf(err, errlen, "token %lld: no such token", (long long)id);
+		return -ENOENT;
+	}
+	if ((rc = begin(st, "revoke token", err, errlen)))
+		return rc;
+	s = stmt(st, S_TOKEN_BY_ID);
+	sqlite3_bind_int64(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		col_text(s, 0, name, sizeof(name));
+		expires = sqlite3_column_int64(s, 1);
+		redeemed = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE) {
+		snprintf(err, errlen, "token %lld: no such token", (long long)id);
+		rc = -ENOENT;
+		goto fail;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = fail(st, "revoke token: read it", err, errlen);
+		goto fail;
+	}
+	if (redeemed || expires <= now) {
+		mstate_time_str(redeemed ? redeemed : expires, when, sizeof(when));
+		snprintf(err, errlen, "token %lld: already %s (%s)", (long long)id,
+			 redeemed ? "redeemed" : "expired", when);
+		rc = -EALREADY;
+		goto fail;
+	}
+	s = stmt(st, S_TOKEN_REVOKE);
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int64(s, 2, id);
+	snprintf(detail, sizeof(detail), "token %lld", (long long)id);
+	if ((rc = run(st, S_TOKEN_REVOKE, "revoke token", err, errlen)) ||
+	    (rc = audit(st, now, "token_revoked", name, source, detail, err, errlen)) ||
+	    (rc = commit(st, "revoke token", err, errlen)))
+		goto fail;
+	if (node && nodelen)
+		snprintf(node, nodelen, "%s", name);
+	return 0;
+fail:
+	rollback(st);
+	return rc;
 }
 
 static json_t *time_or_null(sqlite3_stmt *s, int col)
@@ -730,7 +799,7 @@ static int enroll_write(struct mstate *st, const struct enroll_args *a, const st
 	const struct mstate_enroll_req *req = a->req;
 	char hash[65], detail[160];
 	sqlite3_stmt *s;
-	int rc;
+	int rc, voided;
 
 	if (secret_hash(token, hash) < 0) {
 		snprintf(err, errlen, "sha256 failed");
@@ -761,7 +830,19 @@ static int enroll_write(struct mstate *st, const struct enroll_args *a, const st
 		return rc;
 	snprintf(detail, sizeof(detail), "token %lld; public key %s", (long long)t->id,
 		 req->public_key);
-	return audit(st, now, "enrolled", req->node, req->source, detail, err, errlen);
+	if ((rc = audit(st, now, "enrolled", req->node, req->source, detail, err, errlen)))
+		return rc;
+	/* the node has its key now: no other token of it may replace that */
+	s = stmt(st, S_TOKENS_VOID);
+	sqlite3_bind_int64(s, 1, now);
+	bind_text(s, 2, req->node);
+	if ((rc = run(st, S_TOKENS_VOID, "enroll: void the node's other tokens", err, errlen)))
+		return rc;
+	if ((voided = sqlite3_changes(st->db)) == 0)
+		return 0;
+	snprintf(detail, sizeof(detail), "%d open token%s voided by the redemption of token %lld",
+		 voided, voided == 1 ? "" : "s", (long long)t->id);
+	return audit(st, now, "tokens_voided", req->node, req->source, detail, err, errlen);
 }
 
 int mstate_enroll(struct mstate *st, const struct mstate_enroll_req *req, int64_t now,

@@ -12,12 +12,15 @@
  * disabled.
  *
  *   token_create ──> tokens(hash, node, expires_at)      audit token_created
+ *                    (an enrolled node: only with replace)
+ *   token_revoke ──> expires_at = now                    audit token_revoked
  *   enroll(token) ─> BEGIN IMMEDIATE
  *                      classify the token (unknown/expired/redeemed/other node),
  *                      node disabled? key or tunnel address held by another node?
  *                      UPDATE tokens ... WHERE redeemed_at IS NULL AND expires_at>now
  *                      node upsert (new key + credential; tunnel addresses stay)
  *                      audit enrolled | refused
+ *                      the node's other open tokens expire now (tokens_voided)
  *                    COMMIT                                  ──> credential, once
  *   node_by_credential ──> the node (never a disabled one)
  *
@@ -114,11 +117,19 @@ const char *mstate_warning(const struct mstate *st);
  * A new token for node, valid ttl_s seconds from now (MSTATE_TTL_MIN ..
  * MSTATE_TTL_MAX). token_out gets the 64 hex and a NUL (shown once; the
  * caller clears it). -EINVAL: bad name or ttl; -EPERM: the node is
- * disabled. source names who asked (audit), may be NULL.
+ * disabled; -EEXIST: the node is enrolled and replace is false ("ord1 is
+ * enrolled (since …): a new token would let its holder replace the
+ * node's key; pass --replace to mean it"). source names who asked
+ * (audit), may be NULL.
  */
 int mstate_token_create(struct mstate *st, const char *node, int64_t ttl_s, int64_t now,
-			const char *source, char token_out[MSTATE_SECRET_HEX + 1],
+			const char *source, bool replace, char token_out[MSTATE_SECRET_HEX + 1],
 			int64_t *id_out, int64_t *expires_out, char *err, size_t errlen);
+/* Revoke the open token id: it expires now (audit token_revoked) and node
+ * (may be NULL) gets its node. -ENOENT "token 7: no such token";
+ * -EALREADY "token 7: already redeemed (…Z)" or "already expired (…Z)". */
+int mstate_token_revoke(struct mstate *st, int64_t id, int64_t now, const char *source,
+			char *node, size_t nodelen, char *err, size_t errlen);
 /* Which node a token is for, read-only. 0 with node filled in and *why
  * MSTATE_OK when it could be redeemed now; 0 with *why set (and node
  * filled in when the token is known) when it could not. */
@@ -132,7 +143,9 @@ json_t *mstate_token_list(struct mstate *st, int64_t now, char *err, size_t errl
 /* ---- enrolment ---- */
 
 /*
- * Redeem req->token for req->node in one transaction. 0: enrolled,
+ * Redeem req->token for req->node in one transaction, which also voids
+ * every other open token of the node (they expire now; audit
+ * tokens_voided with their count). 0: enrolled,
  * cred_out holds the node's new credential (64 hex and a NUL; returned
  * once, the caller clears it) and *why is MSTATE_OK. 0 with *why set:
  * refused, nothing changed but the audit row, and err holds the reason

@@ -144,10 +144,26 @@ enroll() { # TOKEN IP [KEY]
 grep -q 'external_ip 198.51.100.99 is not ord1' "$D/body" || fail "wrong address reason: $(cat "$D/body")"
 [ "$(enroll "$TOKEN" 198.51.100.6 "$(cat "$D/lax1.pub")")" = 409 ] || fail "lax1's key for ord1: $(cat "$D/body")"
 [ "$(enroll "$TOKEN" 198.51.100.6 not-a-key)" = 400 ] || fail "a bad key: $(cat "$D/body")"
+# a second token for ord1, open while the first is redeemed: voided by it
+TOKEN2=$(MESHD_ADMIN_SOCKET=$D/admin.sock "$MESHCTL" token create ord1 --ttl 1h 2>/dev/null)
 [ "$(enroll "$TOKEN" 198.51.100.6)" = 200 ] || fail "enrol: $(cat "$D/body")"
 CRED=$(jget 'd["credential"]')
 [[ $CRED =~ ^[0-9a-f]{64}$ ]] || fail "credential: $(cat "$D/body")"
 [ "$(jget 'd["node"], d["config"]')" = "ord1 /api/v1/nodes/ord1/config" ] || fail "enrol reply: $(cat "$D/body")"
+(umask 077 && wg genkey >"$D/other.key")
+[ "$(enroll "$TOKEN2" 198.51.100.6 "$(wg pubkey <"$D/other.key")")" = 403 ] ||
+	fail "ord1's other token replaced its key: $(cat "$D/body")"
+grep -q 'token refused: expired' "$D/body" || fail "the voided token's reason: $(cat "$D/body")"
+# a token for the enrolled ord1 only with --replace; and revoked
+adm() { MESHD_ADMIN_SOCKET=$D/admin.sock "$MESHCTL" "$@"; }
+if out=$(adm token create ord1 2>&1); then fail "a token for the enrolled ord1 without --replace: $out"; fi
+grep -q "ord1 is enrolled (since .*): a new token would let its holder replace the node's key; pass --replace" <<<"$out" ||
+	fail "the refusal of a token for the enrolled ord1: $out"
+adm token create ord1 --replace >/dev/null 2>"$D/adm.err" || fail "token create --replace: $(cat "$D/adm.err")"
+id=$(sed -n 's/^token \([0-9]*\) for ord1.*/\1/p' "$D/adm.err")
+[ "$(adm token revoke "$id")" = "token $id for ord1: revoked" ] || fail "token revoke $id"
+if out=$(adm token revoke "$id" 2>&1); then fail "a token revoked twice"; fi
+grep -q "token $id: already expired" <<<"$out" || fail "the second revoke: $out"
 [ "$(enroll "$TOKEN" 198.51.100.6)" = 403 ] || fail "a token redeemed twice: $(cat "$D/body")"
 grep -q 'already redeemed' "$D/body" || fail "second redeem reason: $(cat "$D/body")"
 [ "$(enroll ffff"${TOKEN:4}" 198.51.100.6)" = 403 ] || fail "an unknown token"

@@ -376,8 +376,14 @@ Test(admin, argument_errors)
 		     "token_create: unknown key 'tll'");
 	expect_error("{\"op\":\"token_list\",\"all\":true}", "token_list: unknown key 'all'");
 	expect_error("{\"op\":\"frobnicate\"}", "unknown op 'frobnicate'");
-	expect_error("{\"op\":1}", "a request needs \"op\", one of token_create, token_list,"
-		     " node_list, node_disable");
+	expect_error("{\"op\":1}", "a request needs \"op\", one of token_create, token_revoke,"
+		     " token_list, node_list, node_disable");
+	expect_error("{\"op\":\"token_create\",\"node\":\"ord1\",\"replace\":1}",
+		     "token_create: \"replace\" is true or false");
+	expect_error("{\"op\":\"token_revoke\"}", "token_revoke needs \"id\", a token's number");
+	expect_error("{\"op\":\"token_revoke\",\"id\":\"1\"}", "token_revoke needs \"id\", a token's number");
+	expect_error("{\"op\":\"token_revoke\",\"id\":1,\"node\":\"ord1\"}",
+		     "token_revoke: unknown key 'node'");
 	expect_error("[\"token_list\"]", "a request is a JSON object");
 }
 
@@ -498,6 +504,46 @@ Test(admin, node_list_and_disable)
 	n = json_array_get(json_object_get(r, "tokens"), 0);
 	cr_assert_str_eq(json_string_value(json_object_get(n, "state")), "redeemed");
 	cr_assert_str_eq(json_string_value(json_object_get(n, "redeemed_by")), "198.51.100.6");
+	json_decref(r);
+}
+
+Test(admin, enrolled_node_token_needs_replace_and_revoke)
+{
+	json_t *r;
+	const char *tok;
+	char line[600];
+
+	server_start();
+	r = call("{\"op\":\"token_create\",\"node\":\"ord1\"}");
+	cr_assert_not_null(tok = json_string_value(json_object_get(r, "token")));
+	enrol(tok, "ord1", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+	json_decref(r);
+	expect_error("{\"op\":\"token_create\",\"node\":\"ord1\"}",
+		     "ord1 is enrolled (since 2026-09-21T14:13:21Z): a new token would let its holder"
+		     " replace the node's key; pass --replace to mean it");
+	expect_error("{\"op\":\"token_create\",\"node\":\"ord1\",\"replace\":false}",
+		     "ord1 is enrolled (since 2026-09-21T14:13:21Z): a new token would let its holder"
+		     " replace the node's key; pass --replace to mean it");
+	r = call("{\"op\":\"token_create\",\"node\":\"ord1\",\"replace\":true}");
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 2);
+	json_decref(r);
+	r = call("{\"op\":\"token_revoke\",\"id\":2}");
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(r, "node")), "ord1");
+	cr_assert_eq(json_object_size(r), 3);
+	json_decref(r);
+	do
+		event_kind(true, line, sizeof(line));
+	while (!strstr(line, "revoked"));
+	cr_assert_str_eq(line, "log: admin socket: token 2 for ord1 revoked (uid 0)");
+	expect_error("{\"op\":\"token_revoke\",\"id\":2}", "token 2: already expired (2026-09-21T14:13:20Z)");
+	expect_error("{\"op\":\"token_revoke\",\"id\":1}", "token 1: already redeemed (2026-09-21T14:13:21Z)");
+	expect_error("{\"op\":\"token_revoke\",\"id\":7}", "token 7: no such token");
+	r = call("{\"op\":\"token_list\"}");
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r, "tokens"), 1),
+							   "state")), "expired");
 	json_decref(r);
 }
 
@@ -804,7 +850,13 @@ Test(admin, meshctl_usage_errors)
 	char out[8192], err[8192];
 
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", NULL), 2);
-	cr_assert_str_eq(err, "meshctl: token needs a subcommand (create, list)\n");
+	cr_assert_str_eq(err, "meshctl: token needs a subcommand (create, revoke, list)\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "revoke", NULL), 2);
+	cr_assert_str_eq(err, "meshctl: usage: meshctl token revoke ID\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "revoke", "x1", NULL), 2);
+	cr_assert_str_eq(err, "meshctl: token revoke: 'x1' is not a token's number (meshctl token list)\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "list", "--replace", NULL), 2);
+	cr_assert_str_eq(err, "meshctl: --replace is an option of token create\n");
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "node", "create", "x", NULL), 2);
 	cr_assert_str_eq(err, "meshctl: node: unknown subcommand 'create' (list, disable)\n");
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", NULL), 2);
@@ -817,4 +869,29 @@ Test(admin, meshctl_usage_errors)
 	cr_assert_str_eq(err, "meshctl: --json is an option of token list and node list\n");
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "list", "--ttl", "1h", NULL), 2);
 	cr_assert_str_eq(err, "meshctl: --ttl is an option of token create\n");
+}
+
+Test(admin, meshctl_replace_and_revoke)
+{
+	char out[8192], err[8192], tok[65];
+
+	server_start();
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "ord1", NULL), 0, "%s", err);
+	memcpy(tok, out, 64);
+	tok[64] = '\0';
+	enrol(tok, "ord1", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "ord1", NULL), 1);
+	cr_assert_str_eq(out, "");
+	cr_assert_str_eq(err, "meshctl: ord1 is enrolled (since 2026-09-21T14:13:21Z): a new token would"
+			 " let its holder replace the node's key; pass --replace to mean it\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "ord1", "--replace",
+			     NULL), 0, "%s", err);
+	cr_assert_eq(strlen(out), 65);
+	cr_assert_str_eq(err, "token 2 for ord1, expires 2026-09-21T15:13:20Z\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "revoke", "2", NULL), 0, "%s", err);
+	cr_assert_str_eq(out, "token 2 for ord1: revoked\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "revoke", "2", NULL), 1);
+	cr_assert_str_eq(err, "meshctl: token 2: already expired (2026-09-21T14:13:20Z)\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "list", NULL), 0, "%s", err);
+	cr_assert(strstr(out, "2   ord1  expired"), "%s", out);
 }

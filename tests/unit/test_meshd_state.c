@@ -95,15 +95,28 @@ static int raw_exec(const char *sql, char *msg, size_t len)
 	return rc;
 }
 
-static void token(const char *node, int64_t ttl, int64_t now, char tok[65], int64_t *id)
+static void token_x(const char *node, int64_t ttl, int64_t now, bool replace, char tok[65],
+		    int64_t *id)
 {
 	char err[512];
 	int64_t exp;
 
-	cr_assert_eq(mstate_token_create(T.st, node, ttl, now, "admin", tok, id, &exp, err,
+	cr_assert_eq(mstate_token_create(T.st, node, ttl, now, "admin", replace, tok, id, &exp, err,
 					 sizeof(err)), 0, "%s", err);
 	cr_assert_eq(strlen(tok), 64);
 	cr_assert_eq(exp, now + ttl);
+}
+
+/* A token for a node not enrolled yet, and one that may replace an
+ * enrolled node's key. */
+static void token(const char *node, int64_t ttl, int64_t now, char tok[65], int64_t *id)
+{
+	token_x(node, ttl, now, false, tok, id);
+}
+
+static void token_replace(const char *node, int64_t ttl, int64_t now, char tok[65], int64_t *id)
+{
+	token_x(node, ttl, now, true, tok, id);
 }
 
 /* mstate_enroll; returns the refusal (MSTATE_OK: enrolled, cred set). */
@@ -126,14 +139,15 @@ static enum mstate_refusal enroll(const char *tok, const char *node, const char 
 	return why;
 }
 
-/* A node enrolled with a fresh token; its credential into cred. */
+/* A node enrolled with a fresh token (one that may replace its key); its
+ * credential into cred. */
 static void enrolled(const char *node, const char *key, const char *v4, const char *v6,
 		     int64_t now, char cred[65])
 {
 	char tok[65], err[512];
 	int64_t id;
 
-	token(node, 3600, now, tok, &id);
+	token_replace(node, 3600, now, tok, &id);
 	cr_assert_eq(enroll(tok, node, key, v4, v6, now, cred, err, sizeof(err)), MSTATE_OK,
 		     "%s", err);
 }
@@ -301,7 +315,7 @@ Test(mstate, busy_is_ebusy_not_eio)
 	r.token = tok;
 	db = lock_hold("BEGIN IMMEDIATE");
 	/* every writer: waits MSTATE_BUSY_MS at most, then says busy */
-	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0, NULL, tok2, &id, NULL, err,
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0, NULL, false, tok2, &id, NULL, err,
 					 sizeof(err)), -EBUSY, "%s", err);
 	cr_assert_str_eq(err, want);
 	cr_assert_eq(tok2[0], '\0');
@@ -310,6 +324,7 @@ Test(mstate, busy_is_ebusy_not_eio)
 	cr_assert_eq(why, MSTATE_OK);
 	cr_assert_eq(cred[0], '\0');
 	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0, NULL, err, sizeof(err)), -EBUSY, "%s", err);
+	cr_assert_eq(mstate_token_revoke(T.st, id, T0, NULL, NULL, 0, err, sizeof(err)), -EBUSY, "%s", err);
 	cr_assert_eq(mstate_audit(T.st, T0, "refused", NULL, NULL, NULL, err, sizeof(err)), -EBUSY);
 	cr_assert_str_eq(err, want);
 	/* readers are not held up by a writer in WAL mode */
@@ -403,16 +418,16 @@ Test(mstate, token_create_bounds)
 	char tok[65] = "x", err[512];
 	int64_t id;
 
-	cr_assert_eq(mstate_token_create(T.st, "ord1", 59, T0, NULL, tok, &id, NULL, err,
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 59, T0, NULL, false, tok, &id, NULL, err,
 					 sizeof(err)), -EINVAL);
 	cr_assert_str_eq(err, "ttl 59 s is outside 60 s .. 30 days");
 	cr_assert_eq(tok[0], '\0');
-	cr_assert_eq(mstate_token_create(T.st, "ord1", 30 * 86400 + 1, T0, NULL, tok, &id, NULL,
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 30 * 86400 + 1, T0, NULL, false, tok, &id, NULL,
 					 err, sizeof(err)), -EINVAL);
-	cr_assert_eq(mstate_token_create(T.st, "Ord-1", 60, T0, NULL, tok, &id, NULL, err,
+	cr_assert_eq(mstate_token_create(T.st, "Ord-1", 60, T0, NULL, false, tok, &id, NULL, err,
 					 sizeof(err)), -EINVAL);
 	cr_assert_str_eq(err, "'Ord-1' is not a node name");
-	cr_assert_eq(mstate_token_create(T.st, "ord1", 30 * 86400, T0, NULL, tok, &id, NULL, err,
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 30 * 86400, T0, NULL, false, tok, &id, NULL, err,
 					 sizeof(err)), 0, "%s", err);
 	cr_assert_eq(q("SELECT count(*) FROM tokens"), 1);
 }
@@ -426,6 +441,100 @@ Test(mstate, tokens_differ)
 	token("ord1", 3600, T0, b, &ib);
 	cr_assert_str_neq(a, b);
 	cr_assert_eq(ib, ia + 1);
+}
+
+/* ---- one redemption per node: the others are void ---- */
+
+static const char *token_state(json_t *l, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(l, i), "state"));
+}
+
+Test(mstate, redemption_voids_the_nodes_other_tokens)
+{
+	char a[65], b[65], c[65], d[65], cred[65], node[64], err[512];
+	json_t *l;
+	int64_t id;
+
+	token("ord1", 3600, T0, a, &id);
+	token("ord1", 3600, T0, b, &id);
+	token("ord1", 60, T0, c, &id);                      /* expires by itself first */
+	token("lax1", 3600, T0, d, &id);                    /* another node's: untouched */
+	cr_assert_eq(enroll(a, "ord1", KEY_A, NULL, NULL, T0 + 100, cred, err, sizeof(err)),
+		     MSTATE_OK, "%s", err);
+	cr_assert_eq(lookup(b, T0 + 100, node, sizeof(node)), MSTATE_TOKEN_EXPIRED);
+	cr_assert_eq(enroll(b, "ord1", KEY_B, NULL, NULL, T0 + 101, cred, err, sizeof(err)),
+		     MSTATE_TOKEN_EXPIRED, "the holder of another token cannot take ord1 over");
+	cr_assert_str_eq(err, "token refused: expired");
+	cr_assert_eq(q("SELECT expires_at FROM tokens WHERE id = 2"), T0 + 100, "voided: expires now");
+	cr_assert_eq(q("SELECT expires_at FROM tokens WHERE id = 3"), T0 + 60, "already expired: as it was");
+	cr_assert_eq(q("SELECT count(*) FROM tokens"), 4, "nothing deleted");
+	cr_assert_eq(lookup(d, T0 + 101, node, sizeof(node)), MSTATE_OK);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'tokens_voided' AND node = 'ord1'"
+		       " AND detail = '1 open token voided by the redemption of token 1'"
+		       " AND source = '198.51.100.6'"), 1);
+	cr_assert_not_null(l = mstate_token_list(T.st, T0 + 101, err, sizeof(err)), "%s", err);
+	cr_assert_str_eq(token_state(l, 0), "redeemed");
+	cr_assert_str_eq(token_state(l, 1), "expired");
+	cr_assert_str_eq(token_state(l, 2), "expired");
+	cr_assert_str_eq(token_state(l, 3), "open");
+	json_decref(l);
+	/* nothing open to void: no row */
+	cr_assert_eq(enroll(d, "lax1", KEY_C, NULL, NULL, T0 + 102, cred, err, sizeof(err)), MSTATE_OK);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'tokens_voided'"), 1);
+}
+
+Test(mstate, token_for_an_enrolled_node_needs_replace)
+{
+	char tok[65] = "x", cred[65], want[300], err[512];
+	int64_t id;
+
+	enrolled("ord1", KEY_A, "10.10.10.2", NULL, T0, cred);
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0 + 5, NULL, false, tok, &id, NULL,
+					 err, sizeof(err)), -EEXIST);
+	snprintf(want, sizeof(want), "ord1 is enrolled (since 2026-09-21T14:13:20Z): a new token would"
+		 " let its holder replace the node's key; pass --replace to mean it");
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(tok[0], '\0');
+	cr_assert_eq(q("SELECT count(*) FROM tokens"), 1);
+	/* replace says it is meant; and a node never enrolled needs no replace */
+	token_replace("ord1", 3600, T0 + 5, tok, &id);
+	token_replace("lax1", 3600, T0 + 5, tok, &id);
+	/* a disabled node: no token either way */
+	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0 + 6, NULL, err, sizeof(err)), 0);
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0 + 7, NULL, false, tok, &id, NULL,
+					 err, sizeof(err)), -EPERM);
+}
+
+Test(mstate, token_revoke)
+{
+	char a[65], b[65], c[65], cred[65], node[64] = "x", err[512];
+	int64_t ia, ib, ic;
+
+	token("ord1", 3600, T0, a, &ia);
+	token("lax1", 60, T0, b, &ib);
+	token("sfo1", 3600, T0, c, &ic);
+	cr_assert_eq(mstate_token_revoke(T.st, ia, T0 + 10, "admin uid 0", node, sizeof(node), err,
+					 sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(node, "ord1");
+	cr_assert_eq(lookup(a, T0 + 10, node, sizeof(node)), MSTATE_TOKEN_EXPIRED);
+	cr_assert_eq(enroll(a, "ord1", KEY_A, NULL, NULL, T0 + 11, cred, err, sizeof(err)),
+		     MSTATE_TOKEN_EXPIRED);
+	cr_assert_eq(q("SELECT expires_at FROM tokens WHERE id = 1"), T0 + 10);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'token_revoked' AND node = 'ord1'"
+		       " AND detail = 'token 1' AND source = 'admin uid 0'"), 1);
+	cr_assert_eq(mstate_token_revoke(T.st, ia, T0 + 12, NULL, NULL, 0, err, sizeof(err)), -EALREADY);
+	cr_assert_str_eq(err, "token 1: already expired (2026-09-21T14:13:30Z)");
+	cr_assert_eq(mstate_token_revoke(T.st, ib, T0 + 60, NULL, NULL, 0, err, sizeof(err)), -EALREADY);
+	cr_assert_str_eq(err, "token 2: already expired (2026-09-21T14:14:20Z)");
+	cr_assert_eq(enroll(c, "sfo1", KEY_C, NULL, NULL, T0 + 13, cred, err, sizeof(err)), MSTATE_OK);
+	cr_assert_eq(mstate_token_revoke(T.st, ic, T0 + 14, NULL, NULL, 0, err, sizeof(err)), -EALREADY);
+	cr_assert_str_eq(err, "token 3: already redeemed (2026-09-21T14:13:33Z)");
+	cr_assert_eq(mstate_token_revoke(T.st, 99, T0, NULL, NULL, 0, err, sizeof(err)), -ENOENT);
+	cr_assert_str_eq(err, "token 99: no such token");
+	cr_assert_eq(mstate_token_revoke(T.st, -1, T0, NULL, NULL, 0, err, sizeof(err)), -ENOENT);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'token_revoked'"), 1);
+	cr_assert_eq(q("SELECT count(*) FROM tokens"), 3);
 }
 
 /* ---- keys and tunnel addresses ---- */
@@ -528,7 +637,7 @@ Test(mstate, disabled_node)
 	int64_t id;
 
 	enrolled("ord1", KEY_A, "10.10.10.2", NULL, T0, c);
-	token("ord1", 3600, T0, tok, &id);
+	token_replace("ord1", 3600, T0, tok, &id);
 	cr_assert_eq(mstate_enrolled_count(T.st, err, sizeof(err)), 1);
 	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0 + 50, "admin uid 0", err, sizeof(err)), 0,
 		     "%s", err);
@@ -537,7 +646,7 @@ Test(mstate, disabled_node)
 	cr_assert_eq(enroll(tok, "ord1", KEY_B, NULL, NULL, T0 + 51, c, err, sizeof(err)),
 		     MSTATE_NODE_DISABLED);
 	cr_assert_str_eq(err, "node ord1 is disabled");
-	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0 + 52, NULL, tok, &id, NULL, err,
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0 + 52, NULL, true, tok, &id, NULL, err,
 					 sizeof(err)), -EPERM);
 	cr_assert_str_eq(err, "ord1: node is disabled");
 	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0 + 53, NULL, err, sizeof(err)), -EALREADY);
@@ -641,7 +750,7 @@ Test(mstate, nothing_is_ever_deleted)
 		switch (round) {
 		case 0: enrolled("ord1", KEY_A, "10.10.10.2", NULL, T0, c); break;
 		case 1: enrolled("ord1", KEY_B, NULL, NULL, T0 + 1, c); break;
-		case 2: token("ord1", 60, T0 + 2, tok, &id); break;
+		case 2: token_replace("ord1", 60, T0 + 2, tok, &id); break;
 		case 3: enroll(tok, "ord1", KEY_C, NULL, NULL, T0 + 999, c, err, sizeof(err)); break;
 		case 4: mstate_node_disable(T.st, "ord1", T0 + 1000, NULL, err, sizeof(err)); break;
 		case 5: enroll(tok, "ord1", KEY_C, NULL, NULL, T0 + 1001, c, err, sizeof(err)); break;
@@ -830,7 +939,7 @@ static _Noreturn void kill_child(const char *db, int k, int out)
 		snprintf(node, sizeof(node), "n%d", i % 4);
 		snprintf(v4, sizeof(v4), "10.0.0.%d", i % 4 + 1);
 		snprintf(key, sizeof(key), "key-%d-%d", k, i);
-		if (mstate_token_create(st, node, 3600, now, NULL, tok, &id, NULL, err, sizeof(err)))
+		if (mstate_token_create(st, node, 3600, now, NULL, true, tok, &id, NULL, err, sizeof(err)))
 			_exit(5);
 		struct mstate_enroll_req r = { .token = tok, .node = node, .public_key = key,
 					       .tunnel_ipv4 = v4, .source = "192.0.2.1" };
