@@ -18,7 +18,9 @@
 #include "meshd/state.h"
 
 /* Rows are never deleted and audit rows never change: the triggers make
- * a bug that tries fail instead of losing history. */
+ * a bug that tries fail instead of losing history. Version 2 added
+ * tokens.public_key, the key a token was redeemed with (a retry of the
+ * enrolment must send the same). */
 static const char schema[] =
 	"CREATE TABLE nodes(name TEXT PRIMARY KEY, public_key TEXT UNIQUE NOT NULL,"
 	" tunnel_ipv4 TEXT UNIQUE, tunnel_ipv6 TEXT UNIQUE, external_ip TEXT,"
@@ -26,7 +28,7 @@ static const char schema[] =
 	" disabled_at INTEGER);"
 	"CREATE TABLE tokens(id INTEGER PRIMARY KEY, hash TEXT UNIQUE NOT NULL,"
 	" node TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
-	" redeemed_at INTEGER, redeemed_by TEXT);"
+	" redeemed_at INTEGER, redeemed_by TEXT, public_key TEXT);"
 	"CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL,"
 	" node TEXT, source TEXT, detail TEXT);"
 	"CREATE TRIGGER nodes_keep BEFORE DELETE ON nodes"
@@ -38,12 +40,17 @@ static const char schema[] =
 	"CREATE TRIGGER audit_fixed BEFORE UPDATE ON audit"
 	" BEGIN SELECT RAISE(ABORT, 'audit rows never change'); END;";
 
+/* From each version to the next, in one transaction with user_version. */
+static const char *const migrations[MSTATE_SCHEMA_VERSION] = {
+	[1] = "ALTER TABLE tokens ADD COLUMN public_key TEXT;",
+};
+
 #define NODE_COLS "name, public_key, external_ip, tunnel_ipv4, tunnel_ipv6, enrolled_at, disabled_at"
 
 enum stmt {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
 	S_TOKEN_INSERT, S_TOKEN_BY_HASH, S_TOKEN_REDEEM, S_TOKENS, S_TOKENS_VOID,
-	S_TOKEN_BY_ID, S_TOKEN_REVOKE,
+	S_TOKEN_BY_ID, S_TOKEN_REVOKE, S_TOKEN_LAST, S_NODE_CRED,
 	S_NODE_GET, S_NODES, S_NODE_BY_KEY, S_NODE_BY_TUNNEL, S_NODE_UPSERT,
 	S_NODE_BY_CRED, S_NODE_DISABLE, S_ENROLLED_COUNT,
 	S_AUDIT,
@@ -55,9 +62,14 @@ static const char *const sql[S_COUNT] = {
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_TOKEN_INSERT] = "INSERT INTO tokens(hash, node, created_at, expires_at) VALUES(?1, ?2, ?3, ?4)",
-	[S_TOKEN_BY_HASH] = "SELECT id, node, expires_at, redeemed_at FROM tokens WHERE hash = ?1",
-	[S_TOKEN_REDEEM] = "UPDATE tokens SET redeemed_at = ?1, redeemed_by = ?2"
+	[S_TOKEN_BY_HASH] = "SELECT id, node, expires_at, redeemed_at, public_key FROM tokens"
+			    " WHERE hash = ?1",
+	[S_TOKEN_REDEEM] = "UPDATE tokens SET redeemed_at = ?1, redeemed_by = ?2, public_key = ?5"
 			   " WHERE hash = ?3 AND node = ?4 AND redeemed_at IS NULL AND expires_at > ?1",
+	[S_TOKEN_LAST] = "SELECT id FROM tokens WHERE node = ?1 AND redeemed_at IS NOT NULL"
+			 " ORDER BY redeemed_at DESC, id DESC LIMIT 1",
+	[S_NODE_CRED] = "UPDATE nodes SET credential_hash = ?1"
+			" WHERE name = ?2 AND public_key = ?3 AND disabled_at IS NULL",
 	[S_TOKENS] = "SELECT id, node, created_at, expires_at, redeemed_at, redeemed_by"
 		     " FROM tokens ORDER BY id",
 	/* voided and revoked tokens expire now: nothing is deleted */
@@ -308,22 +320,29 @@ static int schema_ready(struct mstate *st, char *err, size_t errlen)
 	int64_t v;
 	int rc;
 
+	char set[64];
+
 	if ((rc = query_int(st, "PRAGMA user_version", &v, err, errlen)))
 		return rc;
-	if (v == 0) {
-		/* another process may be creating it: look again inside the lock */
+	if (v < MSTATE_SCHEMA_VERSION) {
+		/* another process may be at it: look again inside the lock */
 		if ((rc = exec(st, "BEGIN IMMEDIATE", "create schema", err, errlen)))
 			return rc;
-		if (!(rc = query_int(st, "PRAGMA user_version", &v, err, errlen)) && v == 0 &&
-		    !(rc = exec(st, schema, "create schema", err, errlen)))
-			rc = exec(st, "PRAGMA user_version=1", "create schema", err, errlen);
+		if (!(rc = query_int(st, "PRAGMA user_version", &v, err, errlen)) && v == 0)
+			rc = exec(st, schema, "create schema", err, errlen);
+		else
+			for (int64_t i = v; !rc && i > 0 && i < MSTATE_SCHEMA_VERSION; i++)
+				rc = exec(st, migrations[i], "update the schema", err, errlen);
+		snprintf(set, sizeof(set), "PRAGMA user_version=%d", MSTATE_SCHEMA_VERSION);
+		if (!rc && v < MSTATE_SCHEMA_VERSION)
+			rc = exec(st, set, "create schema", err, errlen);
 		if (!rc)
 			rc = exec(st, "COMMIT", "create schema", err, errlen);
 		if (rc) {
 			exec(st, "ROLLBACK", "create schema", NULL, 0);
 			return rc;
 		}
-		v = v ? v : MSTATE_SCHEMA_VERSION;
+		v = v < MSTATE_SCHEMA_VERSION ? MSTATE_SCHEMA_VERSION : v;
 	}
 	if (v != MSTATE_SCHEMA_VERSION) {
 		snprintf(err, errlen, "state %s: schema version %lld, this meshd knows %d",
@@ -533,8 +552,9 @@ out:
 /* What the token's row says: why it cannot be redeemed now, if so. */
 struct token_row {
 	bool known;
-	int64_t id;
+	int64_t id, redeemed_at;
 	char node[MSTATE_NAME_MAX];
+	char key[MSTATE_TEXT_MAX];      /* redeemed with; "" before */
 	enum mstate_refusal why;
 };
 
@@ -560,6 +580,8 @@ static int token_lookup(struct mstate *st, const char *token, int64_t now,
 		t->known = true;
 		t->id = sqlite3_column_int64(s, 0);
 		col_text(s, 1, t->node, sizeof(t->node));
+		t->redeemed_at = sqlite3_column_int64(s, 3);
+		col_text(s, 4, t->key, sizeof(t->key));
 		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
 			t->why = MSTATE_TOKEN_REDEEMED;
 		else if (sqlite3_column_int64(s, 2) <= now)
@@ -810,6 +832,7 @@ static int enroll_write(struct mstate *st, const struct enroll_args *a, const st
 	bind_text(s, 2, req->source);
 	bind_text(s, 3, hash);
 	bind_text(s, 4, req->node);
+	bind_text(s, 5, req->public_key);
 	if ((rc = run(st, S_TOKEN_REDEEM, "enroll: redeem token", err, errlen)))
 		return rc;
 	if (sqlite3_changes(st->db) != 1) {
@@ -845,10 +868,77 @@ static int enroll_write(struct mstate *st, const struct enroll_args *a, const st
 	return audit(st, now, "tokens_voided", req->node, req->source, detail, err, errlen);
 }
 
+/*
+ * Inside the transaction, for a token already redeemed: is this the
+ * enrolment again, its reply lost? The same node, the key the token was
+ * redeemed with, which is still the node's, the node's last redemption,
+ * less than MSTATE_RETRY_S ago, the node not disabled. *ok says.
+ */
+static int retry_allowed(struct mstate *st, const struct enroll_args *a, const struct token_row *t,
+			 int64_t now, bool *ok, char *err, size_t errlen)
+{
+	const struct mstate_enroll_req *req = a->req;
+	struct mstate_node n;
+	sqlite3_stmt *s;
+	char e[8];
+	int rc;
+
+	*ok = false;
+	if (!t->known || t->why != MSTATE_TOKEN_REDEEMED || strcmp(t->node, req->node) ||
+	    !t->key[0] || strcmp(t->key, req->public_key) ||
+	    now < t->redeemed_at || now >= t->redeemed_at + MSTATE_RETRY_S)
+		return 0;
+	rc = mstate_node_get(st, req->node, &n, e, sizeof(e));
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return fail(st, "enroll: read node", err, errlen);
+	if (n.disabled_at || strcmp(n.public_key, req->public_key))
+		return 0;
+	s = stmt(st, S_TOKEN_LAST);
+	bind_text(s, 1, req->node);
+	rc = sqlite3_step(s);
+	*ok = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) == t->id;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(st, "enroll: last token", err, errlen);
+}
+
+/* Inside the transaction: the retry's new credential replaces the old. */
+static int retry_write(struct mstate *st, const struct enroll_args *a, const struct token_row *t,
+		       int64_t now, const char *cred_hash, char *err, size_t errlen)
+{
+	const struct mstate_enroll_req *req = a->req;
+	sqlite3_stmt *s = stmt(st, S_NODE_CRED);
+	char detail[160];
+	int rc;
+
+	bind_text(s, 1, cred_hash);
+	bind_text(s, 2, req->node);
+	bind_text(s, 3, req->public_key);
+	if ((rc = run(st, S_NODE_CRED, "enroll: replace the credential", err, errlen)))
+		return rc;
+	if (sqlite3_changes(st->db) != 1) {
+		snprintf(err, errlen, "state %s: enroll: node %s's credential was not replaced",
+			 st->path, req->node);
+		return -EIO;
+	}
+	snprintf(detail, sizeof(detail), "token %lld; public key %s; credential replaced",
+		 (long long)t->id, req->public_key);
+	return audit(st, now, "enroll_retry", req->node, req->source, detail, err, errlen);
+}
+
 int mstate_enroll(struct mstate *st, const struct mstate_enroll_req *req, int64_t now,
 		  char cred_out[MSTATE_SECRET_HEX + 1], enum mstate_refusal *why,
 		  char *err, size_t errlen)
 {
+	return mstate_enroll_ex(st, req, now, cred_out, why, NULL, err, errlen);
+}
+
+int mstate_enroll_ex(struct mstate *st, const struct mstate_enroll_req *req, int64_t now,
+		     char cred_out[MSTATE_SECRET_HEX + 1], enum mstate_refusal *why, bool *retry,
+		     char *err, size_t errlen)
+{
+	bool again = false;
 	struct enroll_args a;
 	struct token_row t;
 	char cred_hash[65], detail[320];
@@ -856,15 +946,22 @@ int mstate_enroll(struct mstate *st, const struct mstate_enroll_req *req, int64_
 
 	cred_out[0] = '\0';
 	*why = MSTATE_OK;
+	if (retry)
+		*retry = false;
 	if ((rc = enroll_check_args(req, &a, err, errlen)))
 		return rc;
 	if ((rc = secret_new(cred_out, cred_hash, err, errlen)))
 		return rc;
 	if ((rc = begin(st, "enroll", err, errlen)) ||
 	    (rc = token_lookup(st, req->token, now, &t, err, errlen)) ||
-	    (rc = enroll_refusal(st, &a, &t, why, err, errlen)))
+	    (rc = enroll_refusal(st, &a, &t, why, err, errlen)) ||
+	    (*why == MSTATE_TOKEN_REDEEMED &&
+	     (rc = retry_allowed(st, &a, &t, now, &again, err, errlen))))
 		goto fail;
-	if (*why == MSTATE_OK) {
+	if (again) {
+		*why = MSTATE_OK;
+		rc = retry_write(st, &a, &t, now, cred_hash, err, errlen);
+	} else if (*why == MSTATE_OK) {
 		rc = enroll_write(st, &a, &t, now, req->token, cred_hash, err, errlen);
 	} else {
 		if (t.known)
@@ -879,6 +976,8 @@ int mstate_enroll(struct mstate *st, const struct mstate_enroll_req *req, int64_
 		/* err still holds the reason: audit() and commit() leave it alone on success */
 		explicit_bzero(cred_out, MSTATE_SECRET_HEX + 1);
 	}
+	if (retry)
+		*retry = again;
 	return 0;
 fail:
 	rollback(st);

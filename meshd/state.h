@@ -18,6 +18,8 @@
  *                      classify the token (unknown/expired/redeemed/other node),
  *                      node disabled? key or tunnel address held by another node?
  *                      UPDATE tokens ... WHERE redeemed_at IS NULL AND expires_at>now
+ *                      (or, redeemed < MSTATE_RETRY_S ago with this key: a retry,
+ *                       the credential replaced, audit enroll_retry)
  *                      node upsert (new key + credential; tunnel addresses stay)
  *                      audit enrolled | refused
  *                      the node's other open tokens expire now (tokens_voided)
@@ -43,12 +45,13 @@
 
 #include "config/config.h"
 
-#define MSTATE_SCHEMA_VERSION 1         /* PRAGMA user_version */
+#define MSTATE_SCHEMA_VERSION 2         /* PRAGMA user_version; 1 is updated */
 #define MSTATE_SECRET_HEX 64            /* a token or a credential, without NUL */
 #define MSTATE_NAME_MAX CFG_NAME_MAX    /* node names: [a-z0-9_], as the inventory's */
 #define MSTATE_TEXT_MAX 64              /* a public key, an address, with NUL */
 #define MSTATE_TTL_MIN 60               /* a token lives 60 s .. 30 days */
 #define MSTATE_TTL_MAX (30 * 86400)
+#define MSTATE_RETRY_S 600              /* an enrolment may be repeated this long */
 /* sqlite3_busy_timeout: how long a call waits for a lock another process
  * holds (a sqlite3 shell, a backup) before it returns -EBUSY. meshd's one
  * event loop waits with it: 100 ms is far above what one of its own
@@ -155,6 +158,18 @@ json_t *mstate_token_list(struct mstate *st, int64_t now, char *err, size_t errl
 int mstate_enroll(struct mstate *st, const struct mstate_enroll_req *req, int64_t now,
 		  char cred_out[MSTATE_SECRET_HEX + 1], enum mstate_refusal *why,
 		  char *err, size_t errlen);
+/* mstate_enroll, and *retry (may be NULL) true when the enrolment was a
+ * retry: the reply was lost and the same enrolment is asked for again.
+ * A token already redeemed is taken again when it comes for the same
+ * node, with the public key it was redeemed with (still the node's key),
+ * it is the node's last redemption, the node is not disabled, and less
+ * than MSTATE_RETRY_S seconds have passed since the redemption: 0, *why
+ * MSTATE_OK, a new credential in cred_out that replaces the one the lost
+ * reply carried (audit enroll_retry; the token's redemption time stays).
+ * Anything else is refused "already redeemed" as before. */
+int mstate_enroll_ex(struct mstate *st, const struct mstate_enroll_req *req, int64_t now,
+		     char cred_out[MSTATE_SECRET_HEX + 1], enum mstate_refusal *why, bool *retry,
+		     char *err, size_t errlen);
 /* The node whose credential this is: 0 with node filled in, -ENOENT
  * when none is (unknown, replaced, or the node is disabled). */
 int mstate_node_by_credential(struct mstate *st, const char *credential, char *node,

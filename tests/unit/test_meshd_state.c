@@ -183,7 +183,7 @@ Test(mstate, schema_created_and_reopened)
 	cr_assert_eq(q("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
 		       " name IN ('nodes', 'tokens', 'audit')"), 3);
 	cr_assert_eq(q("SELECT count(*) FROM pragma_table_info('nodes')"), 8);
-	cr_assert_eq(q("SELECT count(*) FROM pragma_table_info('tokens')"), 7);
+	cr_assert_eq(q("SELECT count(*) FROM pragma_table_info('tokens')"), 8);
 	cr_assert_eq(q("SELECT count(*) FROM pragma_table_info('audit')"), 6);
 	token("ord1", 3600, T0, tok, &id);
 	cr_assert_eq(id, 1);
@@ -253,7 +253,7 @@ Test(mstate, newer_schema_refused)
 
 	cr_assert_eq(raw_exec("PRAGMA user_version = 7", msg, sizeof(msg)), SQLITE_OK, "%s", msg);
 	cr_assert_eq(mstate_open(T.db, &st, err, sizeof(err)), -EPROTO);
-	cr_assert(strstr(err, "schema version 7, this meshd knows 1"), "%s", err);
+	cr_assert(strstr(err, "schema version 7, this meshd knows 2"), "%s", err);
 	cr_assert(strstr(err, T.db), "%s", err);
 }
 
@@ -350,7 +350,8 @@ Test(mstate, token_redeemed_exactly_once)
 	cr_assert_eq(cred_node(cred, node, sizeof(node)), 0);
 	cr_assert_str_eq(node, "ord1");
 	cr_assert_eq(lookup(tok, T0 + 11, node, sizeof(node)), MSTATE_TOKEN_REDEEMED);
-	cr_assert_eq(enroll(tok, "ord1", KEY_A, "10.10.10.2", NULL, T0 + 11, cred2, err,
+	/* (with another key: the same one would be a retry, see below) */
+	cr_assert_eq(enroll(tok, "ord1", KEY_B, "10.10.10.2", NULL, T0 + 11, cred2, err,
 			    sizeof(err)), MSTATE_TOKEN_REDEEMED);
 	cr_assert_str_eq(err, "token refused: already redeemed");
 	cr_assert_eq(cred_node(cred, node, sizeof(node)), 0, "the first credential stays");
@@ -535,6 +536,126 @@ Test(mstate, token_revoke)
 	cr_assert_eq(mstate_token_revoke(T.st, -1, T0, NULL, NULL, 0, err, sizeof(err)), -ENOENT);
 	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'token_revoked'"), 1);
 	cr_assert_eq(q("SELECT count(*) FROM tokens"), 3);
+}
+
+/* ---- a lost reply: the same enrolment again ---- */
+
+static enum mstate_refusal enroll_retry(const char *tok, const char *key, int64_t now,
+					char cred[65], bool *retry)
+{
+	struct mstate_enroll_req r = {
+		.token = tok, .node = "ord1", .public_key = key, .external_ip = "198.51.100.6",
+		.tunnel_ipv4 = "10.10.10.2", .source = "198.51.100.6",
+	};
+	enum mstate_refusal why = 99;
+	char err[512];
+
+	cr_assert_eq(mstate_enroll_ex(T.st, &r, now, cred, &why, retry, err, sizeof(err)), 0, "%s", err);
+	if (why != MSTATE_OK)
+		cr_assert_str_eq(err, "token refused: already redeemed");
+	return why;
+}
+
+Test(mstate, retry_with_the_same_key_rotates_the_credential)
+{
+	char tok[65], c1[65], c2[65], c3[65], node[64], err[512];
+	struct mstate_node n;
+	bool retry = true;
+	int64_t id;
+
+	token("ord1", 3600, T0, tok, &id);
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + 10, c1, &retry), MSTATE_OK);
+	cr_assert_not(retry, "the first is an enrolment");
+	/* the reply with c1 was lost; the node asks again with the same key */
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + 70, c2, &retry), MSTATE_OK);
+	cr_assert(retry);
+	cr_assert_str_neq(c1, c2);
+	cr_assert_eq(cred_node(c1, node, sizeof(node)), -ENOENT, "the lost credential is dead");
+	cr_assert_eq(cred_node(c2, node, sizeof(node)), 0);
+	cr_assert_str_eq(node, "ord1");
+	/* again, within the ten minutes of the redemption */
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + 10 + MSTATE_RETRY_S - 1, c3, &retry), MSTATE_OK);
+	cr_assert_eq(cred_node(c2, node, sizeof(node)), -ENOENT);
+	cr_assert_eq(cred_node(c3, node, sizeof(node)), 0);
+	cr_assert_eq(mstate_node_get(T.st, "ord1", &n, err, sizeof(err)), 0);
+	cr_assert_str_eq(n.public_key, KEY_A);
+	cr_assert_eq(n.enrolled_at, T0 + 10);
+	cr_assert_eq(q("SELECT redeemed_at FROM tokens"), T0 + 10, "the redemption time stays");
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'enrolled'"), 1);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'enroll_retry' AND node = 'ord1' AND"
+		       " detail = 'token 1; public key " KEY_A "; credential replaced'"), 2);
+	/* mstate_enroll takes retries too, without telling */
+	cr_assert_eq(enroll(tok, "ord1", KEY_A, "10.10.10.2", NULL, T0 + 100, c1, err, sizeof(err)),
+		     MSTATE_OK, "%s", err);
+}
+
+Test(mstate, retry_refused_otherwise)
+{
+	char tok[65], tok2[65], c1[65], c2[65], node[64], err[512];
+	bool retry = true;
+	int64_t id;
+
+	token("ord1", 3600, T0, tok, &id);
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0, c1, &retry), MSTATE_OK);
+	/* another key: whoever copied the token is not the node */
+	cr_assert_eq(enroll_retry(tok, KEY_B, T0 + 1, c2, &retry), MSTATE_TOKEN_REDEEMED);
+	cr_assert_not(retry);
+	/* ten minutes after the redemption */
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + MSTATE_RETRY_S, c2, &retry), MSTATE_TOKEN_REDEEMED);
+	cr_assert_eq(cred_node(c1, node, sizeof(node)), 0, "the credential stays");
+	/* another node's name */
+	struct mstate_enroll_req r = { .token = tok, .node = "lax1", .public_key = KEY_A };
+	enum mstate_refusal why;
+
+	cr_assert_eq(mstate_enroll_ex(T.st, &r, T0 + 2, c2, &why, &retry, err, sizeof(err)), 0);
+	cr_assert_eq(why, MSTATE_TOKEN_REDEEMED);
+	cr_assert_not(retry);
+	/* the node enrolled again since, with another token: the old one is spent */
+	token_replace("ord1", 3600, T0 + 3, tok2, &id);
+	cr_assert_eq(enroll_retry(tok2, KEY_A, T0 + 4, c1, &retry), MSTATE_OK);
+	cr_assert_not(retry);
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + 5, c2, &retry), MSTATE_TOKEN_REDEEMED);
+	cr_assert_eq(cred_node(c1, node, sizeof(node)), 0);
+	/* a disabled node */
+	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0 + 6, NULL, err, sizeof(err)), 0);
+	cr_assert_eq(enroll_retry(tok2, KEY_A, T0 + 7, c2, &retry), MSTATE_TOKEN_REDEEMED);
+	cr_assert_eq(cred_node(c1, node, sizeof(node)), -ENOENT);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'enroll_retry'"), 0);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'refused' AND"
+		       " detail LIKE '%already redeemed'"), 5);
+}
+
+Test(mstate, schema_1_is_updated)
+{
+	char err[512], msg[256], tok[65], cred[65];
+	bool retry;
+	int64_t id;
+
+	/* a version 1 file: tokens without public_key, one redeemed */
+	mstate_close(T.st);
+	T.st = NULL;
+	unlink(T.db);
+	close(open(T.db, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+	cr_assert_eq(raw_exec("CREATE TABLE nodes(name TEXT PRIMARY KEY, public_key TEXT UNIQUE NOT NULL,"
+			      " tunnel_ipv4 TEXT UNIQUE, tunnel_ipv6 TEXT UNIQUE, external_ip TEXT,"
+			      " credential_hash TEXT UNIQUE NOT NULL, enrolled_at INTEGER NOT NULL,"
+			      " disabled_at INTEGER);"
+			      "CREATE TABLE tokens(id INTEGER PRIMARY KEY, hash TEXT UNIQUE NOT NULL,"
+			      " node TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+			      " redeemed_at INTEGER, redeemed_by TEXT);"
+			      "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL,"
+			      " node TEXT, source TEXT, detail TEXT);"
+			      "INSERT INTO tokens(hash, node, created_at, expires_at, redeemed_at)"
+			      " VALUES('x', 'lax1', 1, 2, 1);"
+			      "PRAGMA user_version = 1;", msg, sizeof(msg)), SQLITE_OK, "%s", msg);
+	cr_assert_eq(mstate_open(T.db, &T.st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(q("PRAGMA user_version"), 2);
+	cr_assert_eq(q("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = 'public_key'"), 1);
+	cr_assert_eq(q("SELECT count(*) FROM tokens WHERE public_key IS NULL"), 1, "rows kept");
+	token("ord1", 3600, T0, tok, &id);
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0, cred, &retry), MSTATE_OK);
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + 1, cred, &retry), MSTATE_OK);
+	cr_assert(retry);
 }
 
 /* ---- keys and tunnel addresses ---- */
@@ -848,7 +969,7 @@ Test(mstate, audit_rows)
 	enroll(tok, "ord1", KEY_A, NULL, NULL, T0 + 60, c, err, sizeof(err));     /* expired */
 	token("ord1", 3600, T0, tok2, &id);
 	cr_assert_eq(enroll(tok2, "ord1", KEY_A, "10.10.10.2", NULL, T0, c, err, sizeof(err)), MSTATE_OK);
-	enroll(tok2, "ord1", KEY_A, NULL, NULL, T0, c, err, sizeof(err));         /* redeemed */
+	enroll(tok2, "ord1", KEY_B, NULL, NULL, T0, c, err, sizeof(err));         /* redeemed */
 	token("lax1", 3600, T0, tok, &id);
 	enroll(tok, "lax1", KEY_A, NULL, NULL, T0, c, err, sizeof(err));          /* key */
 	enroll(tok, "lax1", KEY_B, "10.10.10.2", NULL, T0, c, err, sizeof(err));  /* address */
