@@ -439,6 +439,7 @@ static int cmd_admin(int argc, char **argv)
 	};
 	const char *what = argv[1], *sub = argc > 2 ? argv[2] : "", *ttl_arg = NULL;
 	const char *sock = NULL, *node = NULL;
+	char err[256];
 	bool json = false, replace = false, create, list, disable, revoke;
 	int64_t ttl = 3600;
 	int o;
@@ -491,9 +492,12 @@ static int cmd_admin(int argc, char **argv)
 		fprintf(stderr, "meshctl: --replace is an option of token create\n");
 		return 2;
 	}
-	if (ttl_arg && (!create || mesh_admin_parse_ttl(ttl_arg, &ttl))) {
-		fprintf(stderr, create ? "meshctl: --ttl: '%s' is not a duration (90s, 15m, 1h, 7d)\n"
-			: "meshctl: --ttl is an option of token create\n", ttl_arg);
+	if (ttl_arg && !create) {
+		fprintf(stderr, "meshctl: --ttl is an option of token create\n");
+		return 2;
+	}
+	if (ttl_arg && mesh_admin_parse_ttl(ttl_arg, &ttl, err, sizeof(err))) {
+		fprintf(stderr, "meshctl: %s\n", err);
 		return 2;
 	}
 	if (json && !list) {

@@ -686,18 +686,36 @@ Test(admin, ttl_parser)
 {
 	static const struct { const char *s; int64_t v; } good[] = {
 		{ "90", 90 }, { "90s", 90 }, { "15m", 900 }, { "1h", 3600 }, { "7d", 604800 },
-		{ "366d", 366 * 86400 },
+		{ "60", MSTATE_TTL_MIN }, { "1m", 60 }, { "30d", MSTATE_TTL_MAX },
+		{ "720h", MSTATE_TTL_MAX }, { "2592000s", MSTATE_TTL_MAX },
 	};
 	static const char *const bad[] = { "", "h", "1x", "1hh", "1h30m", "-1h", "1.5h", " 1h",
-					   "367d", "9999999999" };
+					   "9999999999" };
+	static const struct { const char *s; const char *err; } range[] = {
+		{ "31d", "ttl 2678400 s is outside 60 s .. 30 days" },
+		{ "366d", "ttl 31622400 s is outside 60 s .. 30 days" },
+		{ "2592001", "ttl 2592001 s is outside 60 s .. 30 days" },
+		{ "59s", "ttl 59 s is outside 60 s .. 30 days" },
+		{ "0", "ttl 0 s is outside 60 s .. 30 days" },
+		{ "999999999d", "ttl 86399999913600 s is outside 60 s .. 30 days" },
+	};
+	char err[256], want[256];
 	int64_t v;
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		cr_assert_eq(mesh_admin_parse_ttl(good[i].s, &v), 0, "%s", good[i].s);
+		cr_assert_eq(mesh_admin_parse_ttl(good[i].s, &v, err, sizeof(err)), 0, "%s", good[i].s);
 		cr_assert_eq(v, good[i].v, "%s", good[i].s);
 	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_assert_eq(mesh_admin_parse_ttl(bad[i], &v), -EINVAL, "'%s'", bad[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(mesh_admin_parse_ttl(bad[i], &v, err, sizeof(err)), -EINVAL, "'%s'", bad[i]);
+		snprintf(want, sizeof(want), "--ttl: '%s' is not a duration (90s, 15m, 1h, 7d)", bad[i]);
+		cr_assert_str_eq(err, want);
+	}
+	for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
+		cr_assert_eq(mesh_admin_parse_ttl(range[i].s, &v, err, sizeof(err)), -ERANGE, "'%s'",
+			     range[i].s);
+		cr_assert_str_eq(err, range[i].err);
+	}
 }
 
 static char *render(void (*fn)(FILE *, json_t *), const char *json)
@@ -823,9 +841,14 @@ Test(admin, meshctl_token_create_and_list)
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "sfo1", NULL), 1);
 	cr_assert_str_eq(out, "");
 	cr_assert_str_eq(err, "meshctl: sfo1: no such node in the inventory\n");
+	/* refused before meshd is asked, in meshd's words */
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "ord1", "--ttl", "59s",
-			     NULL), 1);
+			     NULL), 2);
 	cr_assert_str_eq(err, "meshctl: ttl 59 s is outside 60 s .. 30 days\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "ord1", "--ttl", "31d",
+			     NULL), 2);
+	cr_assert_str_eq(err, "meshctl: ttl 2678400 s is outside 60 s .. 30 days\n");
+	cr_assert_str_eq(out, "");
 
 	enrol(tok, "ord1", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "node", "list", NULL), 0, "%s", err);
