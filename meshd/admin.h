@@ -21,7 +21,10 @@
  * neither 0 nor meshd's own is answered with an error and closed. How
  * hostile clients are bounded: a request line is at most ADMIN_LINE_MAX
  * bytes; a connection gets deadline_ms for its request and again for
- * taking its reply; at most ADMIN_CLIENTS_MAX connections at once.
+ * taking its reply; at most ADMIN_CLIENTS_MAX connections at once: one
+ * more closes the oldest that has not sent a whole request yet (logged),
+ * so idle clients cannot lock meshctl out. A token whose reply could not
+ * be written is logged with its number, to be revoked.
  */
 #ifndef HEALTHD_MESHD_ADMIN_H
 #define HEALTHD_MESHD_ADMIN_H

@@ -41,6 +41,7 @@ static struct {
 	int events;             /* its pipe */
 	char ev[8192];          /* read from it, not yet taken */
 	size_t evlen;
+	unsigned deadline_ms;   /* the server's; 0: DEADLINE_MS */
 } T;
 
 static void setup(void)
@@ -54,6 +55,7 @@ static void setup(void)
 	T.pid = 0;
 	T.events = -1;
 	T.evlen = 0;
+	T.deadline_ms = 0;
 	unsetenv(MESH_ADMIN_SOCKET_ENV);
 }
 
@@ -136,7 +138,8 @@ static void on_term(uv_signal_t *s, int sig)
 static _Noreturn void server_child(int out)
 {
 	struct admin_hooks h = { .node_known = known, .changed = changed, .now = fixed_now,
-				 .log = log_line, .deadline_ms = DEADLINE_MS };
+				 .log = log_line,
+				 .deadline_ms = T.deadline_ms ? T.deadline_ms : DEADLINE_MS };
 	uv_loop_t loop;
 	uv_signal_t sig;
 	struct mstate *st;
@@ -144,6 +147,7 @@ static _Noreturn void server_child(int out)
 
 	ev_fd = out;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGPIPE, SIG_IGN);       /* as meshd does: a closed peer is EPIPE */
 	uv_loop_init(&loop);
 	if (mstate_open(T.db, &st, err, sizeof(err)) ||
 	    admin_start(&loop, T.sock, st, &h, &child_admin, err, sizeof(err))) {
@@ -225,6 +229,28 @@ static int server_stop(void)
 		;
 	close(T.events);
 	return st;
+}
+
+/* Stop the server; none of its remaining log lines holds what. */
+static void server_stop_and_check_log_lacks(const char *what)
+{
+	char buf[8192];
+	ssize_t n;
+	size_t len = T.evlen;
+	int st;
+	pid_t pid = T.pid;
+
+	memcpy(buf, T.ev, len);
+	T.pid = 0;
+	kill(pid, SIGTERM);
+	while (len < sizeof(buf) - 1 && (n = read(T.events, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	close(T.events);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server status 0x%x", st);
+	cr_assert_null(strstr(buf, what), "%s", buf);
 }
 
 /* ---- clients ---- */
@@ -461,6 +487,66 @@ Test(admin, silent_client_is_dropped)
 	close(fd);
 	/* and the server still serves */
 	json_decref(call("{\"op\":\"token_list\"}"));
+}
+
+/* The next log line that holds what, within the server's 5 s per line. */
+static void log_with(const char *what, char *line, size_t len)
+{
+	do
+		event_kind(true, line, len);
+	while (!strstr(line, what));
+}
+
+Test(admin, idle_clients_cannot_lock_meshctl_out)
+{
+	int fds[ADMIN_CLIENTS_MAX];
+	char reply[64], line[600];
+	json_t *r;
+
+	T.deadline_ms = 20000;          /* the idle ones stay, unless pushed out */
+	server_start();
+	for (int i = 0; i < ADMIN_CLIENTS_MAX; i++) {
+		fds[i] = connect_sock(T.sock);
+		if (i == 0)
+			cr_assert_eq(send(fds[i], "{\"op\":", 6, 0), 6, "half a line is idle too");
+	}
+	/* all taken, and one more: the oldest idle one goes, meshctl is served */
+	r = call("{\"op\":\"token_list\"}");
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+	log_with("dropped the oldest idle one", line, sizeof(line));
+	cr_assert(strstr(line, "more than 16 clients: dropped the oldest idle one (uid 0, pid "), "%s", line);
+	cr_assert_eq(read_to_eof(fds[0], reply, sizeof(reply)), 0, "the oldest was closed");
+	/* all taken again: the next oldest goes */
+	close(fds[0]);
+	fds[0] = connect_sock(T.sock);
+	r = call("{\"op\":\"node_list\"}");
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+	cr_assert_eq(read_to_eof(fds[1], reply, sizeof(reply)), 0);
+	for (int i = 0; i < ADMIN_CLIENTS_MAX; i++)
+		close(fds[i]);
+}
+
+Test(admin, undelivered_token_is_logged)
+{
+	const char req[] = "{\"op\":\"token_create\",\"node\":\"ord1\"}\n";
+	char line[600];
+	int fd;
+
+	server_start();
+	/* the request, and gone before the reply: the token exists, nobody has it */
+	fd = connect_sock(T.sock);
+	cr_assert_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	close(fd);
+	log_with("created but", line, sizeof(line));
+	cr_assert(!strncmp(line, "log: admin socket: token 1 for ord1 created but the reply could not"
+			   " be written: ", 75), "%s", line);
+	cr_assert(strstr(line, "; revoke it with meshctl token revoke 1"), "%s", line);
+	/* a client that takes its reply: nothing of the kind */
+	json_decref(call("{\"op\":\"token_create\",\"node\":\"lax1\"}"));
+	json_decref(call("{\"op\":\"token_list\"}"));
+	server_stop_and_check_log_lacks("token 2 for lax1 created but");
 }
 
 Test(admin, node_list_and_disable)
