@@ -6,7 +6,8 @@
 # the cap, an unknown path, a wrong method), the per-source rate limit,
 # the config reply's bytes against `meshctl render`'s, a reload with a
 # broken inventory, no secret in the log or the database, and kill -9 of
-# meshd in the middle of enrolments (tests/integration/meshd_kill.py).
+# meshd in the middle of enrolments (tests/integration/meshd_kill.py; its
+# seed is in its measured line, MESHD_KILL_SEED=N repeats a run).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -304,5 +305,5 @@ MESHD_PID=
 sed -i 's/^limits: .*/limits: {rate: 100000, burst: 100000, max_body: 4096}/' "$D/meshd.yaml"
 in_ns python3 "$LAB_SRC/tests/integration/meshd_kill.py" --meshd "$MESHD" --conf "$D/meshd.yaml" \
 	--meshctl "$MESHCTL" --admin "$D/admin.sock" --db "$D/state/meshd.db" --url http://127.0.0.1:8082 \
-	--rounds 25 --log "$D/meshd.log" || fail "kill -9 test"
+	--rounds 25 --log "$D/meshd.log" ${MESHD_KILL_SEED:+--seed "$MESHD_KILL_SEED"} || fail "kill -9 test"
 log "PASS"
