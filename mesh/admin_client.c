@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mesh/admin_client.h"
+#include "meshd/state.h"
 
 const char *mesh_admin_socket(const char *opt)
 {
@@ -207,7 +208,7 @@ json_t *mesh_admin_call(const char *path, json_t *req, unsigned timeout_ms, char
 	return reply;
 }
 
-int mesh_admin_parse_ttl(const char *s, int64_t *secs)
+int mesh_admin_parse_ttl(const char *s, int64_t *secs, char *err, size_t errlen)
 {
 	static const struct { char unit; int64_t s; } units[] = {
 		{ 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 },
@@ -216,7 +217,7 @@ int mesh_admin_parse_ttl(const char *s, int64_t *secs)
 	int64_t v = 0, mul = 1;
 
 	if (digits == 0 || digits > 9)
-		return -EINVAL;
+		goto bad;
 	for (size_t i = 0; i < digits; i++)
 		v = v * 10 + (s[i] - '0');
 	if (s[digits]) {
@@ -225,12 +226,19 @@ int mesh_admin_parse_ttl(const char *s, int64_t *secs)
 			if (s[digits] == units[i].unit && !s[digits + 1])
 				mul = units[i].s;
 		if (!mul)
-			return -EINVAL;
+			goto bad;
 	}
-	if (v * mul > 366 * 86400)
-		return -EINVAL;
+	if (v * mul < MSTATE_TTL_MIN || v * mul > MSTATE_TTL_MAX) {
+		/* meshd's own words (mstate_token_create) */
+		snprintf(err, errlen, "ttl %lld s is outside %d s .. %d days", (long long)(v * mul),
+			 MSTATE_TTL_MIN, MSTATE_TTL_MAX / 86400);
+		return -ERANGE;
+	}
 	*secs = v * mul;
 	return 0;
+bad:
+	snprintf(err, errlen, "--ttl: '%s' is not a duration (90s, 15m, 1h, 7d)", s);
+	return -EINVAL;
 }
 
 /* ---- tables ---- */

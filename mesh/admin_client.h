@@ -31,9 +31,12 @@ const char *mesh_admin_socket(const char *opt);
 json_t *mesh_admin_call(const char *path, json_t *req, unsigned timeout_ms, char *err,
 			size_t errlen);
 
-/* "90", "90s", "15m", "1h", "7d": seconds into *secs. -EINVAL otherwise
- * (no unit other than these, nothing after it, at most a year). */
-int mesh_admin_parse_ttl(const char *s, int64_t *secs);
+/* "90", "90s", "15m", "1h", "7d": seconds into *secs. -EINVAL with err
+ * "--ttl: 'X' is not a duration (90s, 15m, 1h, 7d)" otherwise (no unit
+ * other than these, nothing after it); -ERANGE outside the ttl meshd
+ * takes, MSTATE_TTL_MIN .. MSTATE_TTL_MAX, in meshd's words: "ttl 59 s is
+ * outside 60 s .. 30 days". */
+int mesh_admin_parse_ttl(const char *s, int64_t *secs, char *err, size_t errlen);
 
 /* The tables of `meshctl token list` (ID NODE STATE CREATED EXPIRES
  * REDEEMED BY) and `meshctl node list`, from the arrays the replies hold;

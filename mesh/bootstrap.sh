@@ -14,9 +14,12 @@
 #                   kept across runs; only its public half is sent anywhere
 #   metadata        the provider's metadata: BGP session values, address
 #   enroll          POST the one-time token and the public key; the
-#                   credential that comes back is stored 0600
+#                   credential that comes back is stored 0600. A reply
+#                   lost on the way is asked for again with the same key
+#                   (meshd answers such a retry within 10 minutes)
 #   fetch           GET the node's config with that credential
-#   verify          every file's sha256, every path relative and inside ROOT
+#   verify          every file's sha256, every path relative, inside ROOT and
+#                   below one of the directories meshctl renders into
 #   metadata-check  bird.conf's upstream session is the provider's
 #   secrets         files the node must already have (the BGP password)
 #   validate        bird -p, nft -c (in unshare -n), healthd -t on a staged copy
@@ -115,6 +118,9 @@ read -r -d '' PY <<'PYEOF' || true
 import hashlib, ipaddress, json, os, re, sys
 
 PATH_RE = re.compile(r'[A-Za-z0-9._+@-]+(/[A-Za-z0-9._+@-]+)*')
+# where meshctl render puts a node's files (mesh/render.c's table): nothing
+# else is ever installed, whatever the reply says
+ALLOWED = ('etc/bird/', 'etc/wireguard/', 'etc/systemd/network/', 'etc/nftables.d/', 'etc/healthd/')
 NAME_RE = re.compile(r'[A-Za-z0-9_-][A-Za-z0-9._-]{0,62}')
 HEX64 = re.compile(r'[0-9a-f]{64}')
 
@@ -241,8 +247,16 @@ def cmd_enroll_reply(path, cred_path):
         fail('the reply carries no credential of 64 hex characters')
     config = api_path(d.get('config'), 'config')
     wireguard = api_path(d.get('wireguard', '/api/v1/nodes/%s/wireguard' % node), 'wireguard')
+    # the files fetched are the node's the enrolment named, by node or region
+    if config not in ['/api/v1/nodes/%s/config' % n for n in (node, region) if n]:
+        fail('the reply enrols node %s but points at config %s' % (node, shown(config)))
+    retry = d.get('retry', False)
+    if not isinstance(retry, bool):
+        fail('the reply\'s "retry" is not true or false: %s' % shown(retry))
     write_private(cred_path, cred + '\n')
     print('node=%s\nregion=%s\nconfig=%s\nwireguard=%s' % (node, region or '', config, wireguard))
+    if retry:
+        print('retry=1')
 
 
 def rel_path(p, what):
@@ -255,6 +269,9 @@ def rel_path(p, what):
         fail('%s %s is not a plain relative path (letters, digits, ._+@- and /)' % (what, shown(p)))
     if any(c in ('.', '..') for c in p.split('/')):
         fail('%s %s has a "." or ".." component: it could leave the node\'s root' % (what, shown(p)))
+    if not p.startswith(ALLOWED):
+        fail('%s %s is not below %s: meshd never sends such a file, it is not installed'
+             % (what, shown(p), ', '.join(ALLOWED)))
     return p
 
 
@@ -747,18 +764,33 @@ else
 	http enroll "$WORK/enroll.reply" "${TLS[@]}" -X POST -H 'Content-Type: application/json' \
 		--data-binary @"$WORK/enroll.json" "$API/api/v1/nodes/enroll"
 	rm -f "$WORK/enroll.json"
-	[ "$CURL_RC" -eq 0 ] || die "$(api_failure "$WORK/enroll.reply")"
+	if [ "$CURL_RC" -ne 0 ]; then
+		why=$(api_failure "$WORK/enroll.reply")
+		case $HTTP_CODE:$why in
+		403:*"already redeemed"*)
+			why="$why; if an earlier attempt's reply was lost, meshd takes this key again only within 10 minutes of the redemption: ask for a new token (meshctl token create --replace)" ;;
+		esac
+		die "$why"
+	fi
 	py enroll-reply "$WORK/enroll.reply" "$CRED" >"$WORK/enroll.out" 2>"$WORK/py.err" ||
 		die "$(cat "$WORK/py.err")"
 	rm -f "$WORK/enroll.reply"
+	retry=
 	while IFS= read -r l; do
 		k=${l%%=*} v=${l#*=}
-		ST[$k]=$v
+		case $k in
+		retry) retry=1 ;;
+		*) ST[$k]=$v ;;
+		esac
 	done <"$WORK/enroll.out"
 	ST[public_key]=$PUBKEY
 	ST[api]=$API
 	state_save
-	log "enrolled as ${ST[node]} (region ${ST[region]:-?}); credential stored in $CRED (0600)"
+	if [ -n "$retry" ]; then
+		log "enrolled (retry) as ${ST[node]} (region ${ST[region]:-?}): meshd had the enrolment, its reply was lost; a new credential stored in $CRED (0600)"
+	else
+		log "enrolled as ${ST[node]} (region ${ST[region]:-?}); credential stored in $CRED (0600)"
+	fi
 	if [ -n "$TOKEN_FILE" ]; then
 		rm -f "$TOKEN_FILE"
 		log "the token is redeemed: removed $TOKEN_FILE"

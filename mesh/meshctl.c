@@ -11,7 +11,7 @@
  *                                  install on the node, timed configure, confirm
  *   meshctl add-node -c FILE --region R --provider P [--name N] [--upstream U]
  *                                  the entry of a new node, to paste
- *   meshctl token create NODE [--ttl 1h] | token list [--json]
+ *   meshctl token create NODE [--ttl 1h] [--replace] | token revoke ID | token list [--json]
  *   meshctl node list [--json] | node disable NODE
  *                                  enrolment, over meshd's admin socket
  *                                  (--socket PATH, $MESHD_ADMIN_SOCKET)
@@ -44,7 +44,8 @@ static void usage(FILE *f)
 		"       meshctl apply [-c FILE] --node NAME [--timeout S] [--wait S] [--enrolled]\n"
 		"                     [--bird-socket PATH]\n"
 		"       meshctl add-node [-c FILE] --region R --provider P [--name N] [--upstream U]\n"
-		"       meshctl token create NODE [--ttl 1h] [--socket PATH]\n"
+		"       meshctl token create NODE [--ttl 1h] [--replace] [--socket PATH]\n"
+		"       meshctl token revoke ID [--socket PATH]\n"
 		"       meshctl token list [--json] [--socket PATH]\n"
 		"       meshctl node list [--json] [--socket PATH]\n"
 		"       meshctl node disable NODE [--socket PATH]\n"
@@ -339,10 +340,18 @@ static json_t *admin_call(const char *sock, json_t *req)
 	return reply;
 }
 
-static int admin_token_create(const char *sock, const char *node, int64_t ttl)
+static int admin_token_create(const char *sock, const char *node, int64_t ttl, bool replace)
 {
-	json_t *r = admin_call(sock, json_pack("{s:s,s:s,s:I}", "op", "token_create",
-					       "node", node, "ttl", (json_int_t)ttl));
+	json_t *req = json_pack("{s:s,s:s,s:I}", "op", "token_create", "node", node,
+				"ttl", (json_int_t)ttl);
+	json_t *r;
+
+	/* "replace" only when asked: a meshd that predates it takes the rest */
+	if (req && replace && json_object_set_new(req, "replace", json_true())) {
+		json_decref(req);
+		req = NULL;
+	}
+	r = admin_call(sock, req);
 	const char *tok = r ? json_string_value(json_object_get(r, "token")) : NULL;
 
 	if (r && !tok)
@@ -387,6 +396,25 @@ static int admin_list(const char *sock, const char *op, const char *key, bool js
 	return 0;
 }
 
+static int admin_token_revoke(const char *sock, const char *arg)
+{
+	char *end;
+	long long id = strtoll(arg, &end, 10);
+	json_t *r;
+
+	if (!*arg || *end || id <= 0) {
+		fprintf(stderr, "meshctl: token revoke: '%s' is not a token's number (meshctl token list)\n",
+			arg);
+		return 2;
+	}
+	if (!(r = admin_call(sock, json_pack("{s:s,s:I}", "op", "token_revoke", "id", (json_int_t)id))))
+		return 1;
+	printf("token %lld for %s: revoked\n", id,
+	       json_string_value(json_object_get(r, "node")) ?: "?");
+	json_decref(r);
+	return 0;
+}
+
 static int admin_node_disable(const char *sock, const char *node)
 {
 	json_t *r = admin_call(sock, json_pack("{s:s,s:s}", "op", "node_disable", "node", node));
@@ -403,6 +431,7 @@ static int cmd_admin(int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "ttl", required_argument, NULL, 't' },
+		{ "replace", no_argument, NULL, 'r' },
 		{ "socket", required_argument, NULL, 's' },
 		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
@@ -410,21 +439,23 @@ static int cmd_admin(int argc, char **argv)
 	};
 	const char *what = argv[1], *sub = argc > 2 ? argv[2] : "", *ttl_arg = NULL;
 	const char *sock = NULL, *node = NULL;
-	bool json = false, create, list, disable;
+	char err[256];
+	bool json = false, replace = false, create, list, disable, revoke;
 	int64_t ttl = 3600;
 	int o;
 
 	create = !strcmp(what, "token") && !strcmp(sub, "create");
+	revoke = !strcmp(what, "token") && !strcmp(sub, "revoke");
 	disable = !strcmp(what, "node") && !strcmp(sub, "disable");
 	list = !strcmp(sub, "list");
 	if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
 		usage(stdout);
 		return 0;
 	}
-	if (!create && !disable && !list) {
+	if (!create && !revoke && !disable && !list) {
 		fprintf(stderr, *sub ? "meshctl: %s: unknown subcommand '%s' (%s)\n"
 			: "meshctl: %s needs a subcommand%s (%s)\n", what, sub,
-			!strcmp(what, "token") ? "create, list" : "list, disable");
+			!strcmp(what, "token") ? "create, revoke, list" : "list, disable");
 		return 2;
 	}
 	optind = 3;
@@ -432,6 +463,9 @@ static int cmd_admin(int argc, char **argv)
 		switch (o) {
 		case 't':
 			ttl_arg = optarg;
+			break;
+		case 'r':
+			replace = true;
 			break;
 		case 's':
 			sock = optarg;
@@ -447,16 +481,23 @@ static int cmd_admin(int argc, char **argv)
 			return 2;
 		}
 	}
-	if ((create || disable) && optind + 1 == argc)
+	if ((create || disable || revoke) && optind + 1 == argc)
 		node = argv[optind++];
-	if (optind != argc || ((create || disable) && !node)) {
+	if (optind != argc || ((create || disable || revoke) && !node)) {
 		fprintf(stderr, "meshctl: usage: meshctl %s %s%s\n", what, sub,
-			create || disable ? " NODE" : "");
+			revoke ? " ID" : create || disable ? " NODE" : "");
 		return 2;
 	}
-	if (ttl_arg && (!create || mesh_admin_parse_ttl(ttl_arg, &ttl))) {
-		fprintf(stderr, create ? "meshctl: --ttl: '%s' is not a duration (90s, 15m, 1h, 7d)\n"
-			: "meshctl: --ttl is an option of token create\n", ttl_arg);
+	if (replace && !create) {
+		fprintf(stderr, "meshctl: --replace is an option of token create\n");
+		return 2;
+	}
+	if (ttl_arg && !create) {
+		fprintf(stderr, "meshctl: --ttl is an option of token create\n");
+		return 2;
+	}
+	if (ttl_arg && mesh_admin_parse_ttl(ttl_arg, &ttl, err, sizeof(err))) {
+		fprintf(stderr, "meshctl: %s\n", err);
 		return 2;
 	}
 	if (json && !list) {
@@ -465,7 +506,9 @@ static int cmd_admin(int argc, char **argv)
 	}
 	sock = mesh_admin_socket(sock);
 	if (create)
-		return admin_token_create(sock, node, ttl);
+		return admin_token_create(sock, node, ttl, replace);
+	if (revoke)
+		return admin_token_revoke(sock, node);
 	if (disable)
 		return admin_node_disable(sock, node);
 	return admin_list(sock, !strcmp(what, "token") ? "token_list" : "node_list",

@@ -38,6 +38,11 @@ struct admin_client {
 	uv_write_t w;
 	char *out;                  /* the reply, cleared when written */
 	size_t outlen;
+	uint64_t accepted;          /* uv_now at accept */
+	int64_t token_id;           /* a token the reply carries; 0: none */
+	char token_node[MSTATE_NAME_MAX];
+	bool delivered;             /* the reply was written */
+	char why[128];              /* why it was not, when it was not */
 	struct admin_client *next, *prev;
 };
 
@@ -82,6 +87,11 @@ static void client_close(struct admin_client *c)
 
 	if (uv_is_closing((uv_handle_t *)&c->pipe))
 		return;
+	/* a token nobody received is still open: the operator must hear of it */
+	if (a && c->token_id && !c->delivered)
+		say(a, "admin socket: token %lld for %s created but the reply could not be written: %s;"
+		    " revoke it with meshctl token revoke %lld", (long long)c->token_id, c->token_node,
+		    c->why[0] ? c->why : "the connection closed first", (long long)c->token_id);
 	if (a) {
 		a->clients--;
 		if (c->prev)
@@ -98,8 +108,13 @@ static void client_close(struct admin_client *c)
 
 static void on_written(uv_write_t *w, int status)
 {
-	(void)status;
-	client_close(w->data);
+	struct admin_client *c = w->data;
+
+	if (status < 0)
+		snprintf(c->why, sizeof(c->why), "%s", uv_strerror(status));
+	else
+		c->delivered = true;
+	client_close(c);
 }
 
 /* Send line (malloc'd, its newline included; owned from here on) and
@@ -108,6 +123,7 @@ static void send_line(struct admin_client *c, char *line, size_t len)
 {
 	uv_buf_t b = uv_buf_init(line, (unsigned)len);
 	struct admin *a = c->srv;
+	int rc;
 
 	c->answered = true;
 	c->out = line;
@@ -117,8 +133,10 @@ static void send_line(struct admin_client *c, char *line, size_t len)
 	/* a second deadline for taking the reply */
 	if (a)
 		uv_timer_again(&c->deadline);
-	if (uv_write(&c->w, (uv_stream_t *)&c->pipe, &b, 1, on_written) < 0)
+	if ((rc = uv_write(&c->w, (uv_stream_t *)&c->pipe, &b, 1, on_written)) < 0) {
+		snprintf(c->why, sizeof(c->why), "%s", uv_strerror(rc));
 		client_close(c);
+	}
 }
 
 /* The reply object as one line; secret_key/secret (when not NULL) are
@@ -191,10 +209,10 @@ static const char *node_arg(json_t *req, const char *op, char *err, size_t errle
 
 static json_t *op_token_create(struct admin_client *c, json_t *req, char *err, size_t errlen)
 {
-	static const char *const keys[] = { "node", "ttl", NULL };
+	static const char *const keys[] = { "node", "ttl", "replace", NULL };
 	struct admin *a = c->srv;
 	const char *node;
-	json_t *ttl = json_object_get(req, "ttl"), *o;
+	json_t *ttl = json_object_get(req, "ttl"), *replace = json_object_get(req, "replace"), *o;
 	char tok[MSTATE_SECRET_HEX + 1], when[32];
 	int64_t id, expires;
 
@@ -203,6 +221,10 @@ static json_t *op_token_create(struct admin_client *c, json_t *req, char *err, s
 		return NULL;
 	if (ttl && !json_is_integer(ttl)) {
 		snprintf(err, errlen, "token_create: \"ttl\" is a number of seconds");
+		return NULL;
+	}
+	if (replace && !json_is_boolean(replace)) {
+		snprintf(err, errlen, "token_create: \"replace\" is true or false");
 		return NULL;
 	}
 	if (a->hooks.node_known) {
@@ -214,16 +236,40 @@ static json_t *op_token_create(struct admin_client *c, json_t *req, char *err, s
 		}
 	}
 	if (mstate_token_create(a->st, node, ttl ? json_integer_value(ttl) : ADMIN_TTL_DEFAULT,
-				now_s(a), c->source, tok, &id, &expires, err, errlen))
+				now_s(a), c->source, json_is_true(replace), tok, &id, &expires,
+				err, errlen))
 		return NULL;
 	mstate_time_str(expires, when, sizeof(when));
 	o = json_pack("{s:b,s:I,s:s,s:s}", "ok", 1, "id", (json_int_t)id, "node", node,
 		      "expires", when);
 	say(a, "admin socket: token %lld for %s, expires %s (uid %ld)", (long long)id, node,
 	    when, c->uid);
+	c->token_id = id;       /* before the write, which may fail at once */
+	snprintf(c->token_node, sizeof(c->token_node), "%s", node);
 	reply(c, o, "token", tok);
 	explicit_bzero(tok, sizeof(tok));
 	return json_null();     /* replied */
+}
+
+static json_t *op_token_revoke(struct admin_client *c, json_t *req, char *err, size_t errlen)
+{
+	static const char *const keys[] = { "id", NULL };
+	struct admin *a = c->srv;
+	json_t *id = json_object_get(req, "id");
+	char node[MSTATE_NAME_MAX];
+
+	if (!keys_known(req, "token_revoke", keys, err, errlen))
+		return NULL;
+	if (!json_is_integer(id)) {
+		snprintf(err, errlen, "token_revoke needs \"id\", a token's number");
+		return NULL;
+	}
+	if (mstate_token_revoke(a->st, json_integer_value(id), now_s(a), c->source, node,
+				sizeof(node), err, errlen))
+		return NULL;
+	say(a, "admin socket: token %lld for %s revoked (uid %ld)", (long long)json_integer_value(id),
+	    node, c->uid);
+	return json_pack("{s:b,s:I,s:s}", "ok", 1, "id", json_integer_value(id), "node", node);
 }
 
 static json_t *op_token_list(struct admin_client *c, json_t *req, char *err, size_t errlen)
@@ -269,6 +315,7 @@ static const struct {
 	json_t *(*fn)(struct admin_client *c, json_t *req, char *err, size_t errlen);
 } ops[] = {
 	{ "token_create", op_token_create },
+	{ "token_revoke", op_token_revoke },
 	{ "token_list", op_token_list },
 	{ "node_list", op_node_list },
 	{ "node_disable", op_node_disable },
@@ -288,8 +335,8 @@ static void handle(struct admin_client *c, const char *line, size_t len)
 	if (!json_is_object(req))
 		snprintf(err, sizeof(err), "a request is a JSON object");
 	else if (!(op = json_string_value(json_object_get(req, "op"))))
-		snprintf(err, sizeof(err), "a request needs \"op\", one of token_create, token_list,"
-			 " node_list, node_disable");
+		snprintf(err, sizeof(err), "a request needs \"op\", one of token_create, token_revoke,"
+			 " token_list, node_list, node_disable");
 	else {
 		size_t i;
 
@@ -344,6 +391,9 @@ static void on_deadline(uv_timer_t *t)
 {
 	struct admin_client *c = t->data;
 
+	if (c->answered)
+		snprintf(c->why, sizeof(c->why), "the client did not take it within %u ms",
+			 (unsigned)uv_timer_get_repeat(t));
 	say(c->srv, "admin socket %s: dropped client (uid %ld, pid %ld): %s within %u ms",
 	    c->srv ? c->srv->path : "", c->uid, c->pid,
 	    c->answered ? "did not take its reply" : "no whole request", (unsigned)uv_timer_get_repeat(t));
@@ -388,10 +438,25 @@ static void on_connection(uv_stream_t *server, int status)
 		client_close(c);
 		return;
 	}
+	c->accepted = uv_now(server->loop);
 	if (a->clients > ADMIN_CLIENTS_MAX) {
-		say(a, "admin socket %s: more than %d clients, one dropped", a->path, ADMIN_CLIENTS_MAX);
-		client_close(c);
-		return;
+		struct admin_client *old = NULL;
+
+		/* the oldest that has not sent its request: idle local clients
+		 * must not lock meshctl out */
+		for (struct admin_client *o = c->next; o; o = o->next)
+			if (!o->answered)
+				old = o;
+		if (!old) {
+			say(a, "admin socket %s: more than %d clients, all busy: the new one dropped",
+			    a->path, ADMIN_CLIENTS_MAX);
+			client_close(c);
+			return;
+		}
+		say(a, "admin socket %s: more than %d clients: dropped the oldest idle one (uid %ld,"
+		    " pid %ld, no whole request in %llu ms)", a->path, ADMIN_CLIENTS_MAX, old->uid,
+		    old->pid, (unsigned long long)(c->accepted - old->accepted));
+		client_close(old);
 	}
 	peer_cred(c);
 	uv_timer_start(&c->deadline, on_deadline, ms, ms);
@@ -537,7 +602,9 @@ void admin_close(struct admin *a)
 {
 	if (!a)
 		return;
-	while (a->head)
+	while (a->head) {
+		snprintf(a->head->why, sizeof(a->head->why), "meshd stopped first");
 		client_close(a->head);
+	}
 	uv_close((uv_handle_t *)&a->pipe, server_closed_unlink);
 }

@@ -3,12 +3,14 @@
  * for `meshctl token` and `meshctl node` (spec: meshd-api.md, "Admin
  * socket").
  *
- *   admin.c   listener, connections, the four ops
+ *   admin.c   listener, connections, the five ops
  *
  * One JSON object on one line per connection, one JSON line back, then
  * the connection is closed:
- *   {"op":"token_create","node":"ord1","ttl":3600}
+ *   {"op":"token_create","node":"ord1","ttl":3600[,"replace":true]}
  *                      -> {"ok":true,"id":3,"node":"ord1","token":"<64 hex>","expires":"…Z"}
+ *                         (an enrolled node only with "replace": true)
+ *   {"op":"token_revoke","id":3} -> {"ok":true,"id":3,"node":"ord1"}
  *   {"op":"token_list"}   -> {"ok":true,"tokens":[…]}   (mstate_token_list)
  *   {"op":"node_list"}    -> {"ok":true,"nodes":[…]}    (mstate_node_list)
  *   {"op":"node_disable","node":"ord1"} -> {"ok":true}
@@ -19,7 +21,10 @@
  * neither 0 nor meshd's own is answered with an error and closed. How
  * hostile clients are bounded: a request line is at most ADMIN_LINE_MAX
  * bytes; a connection gets deadline_ms for its request and again for
- * taking its reply; at most ADMIN_CLIENTS_MAX connections at once.
+ * taking its reply; at most ADMIN_CLIENTS_MAX connections at once: one
+ * more closes the oldest that has not sent a whole request yet (logged),
+ * so idle clients cannot lock meshctl out. A token whose reply could not
+ * be written is logged with its number, to be revoked.
  */
 #ifndef HEALTHD_MESHD_ADMIN_H
 #define HEALTHD_MESHD_ADMIN_H

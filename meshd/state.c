@@ -11,13 +11,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "meshd/state.h"
 
 /* Rows are never deleted and audit rows never change: the triggers make
- * a bug that tries fail instead of losing history. */
+ * a bug that tries fail instead of losing history. Version 2 added
+ * tokens.public_key, the key a token was redeemed with (a retry of the
+ * enrolment must send the same). */
 static const char schema[] =
 	"CREATE TABLE nodes(name TEXT PRIMARY KEY, public_key TEXT UNIQUE NOT NULL,"
 	" tunnel_ipv4 TEXT UNIQUE, tunnel_ipv6 TEXT UNIQUE, external_ip TEXT,"
@@ -25,7 +28,7 @@ static const char schema[] =
 	" disabled_at INTEGER);"
 	"CREATE TABLE tokens(id INTEGER PRIMARY KEY, hash TEXT UNIQUE NOT NULL,"
 	" node TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
-	" redeemed_at INTEGER, redeemed_by TEXT);"
+	" redeemed_at INTEGER, redeemed_by TEXT, public_key TEXT);"
 	"CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL,"
 	" node TEXT, source TEXT, detail TEXT);"
 	"CREATE TRIGGER nodes_keep BEFORE DELETE ON nodes"
@@ -37,11 +40,17 @@ static const char schema[] =
 	"CREATE TRIGGER audit_fixed BEFORE UPDATE ON audit"
 	" BEGIN SELECT RAISE(ABORT, 'audit rows never change'); END;";
 
+/* From each version to the next, in one transaction with user_version. */
+static const char *const migrations[MSTATE_SCHEMA_VERSION] = {
+	[1] = "ALTER TABLE tokens ADD COLUMN public_key TEXT;",
+};
+
 #define NODE_COLS "name, public_key, external_ip, tunnel_ipv4, tunnel_ipv6, enrolled_at, disabled_at"
 
 enum stmt {
 	S_BEGIN, S_COMMIT, S_ROLLBACK,
-	S_TOKEN_INSERT, S_TOKEN_BY_HASH, S_TOKEN_REDEEM, S_TOKENS,
+	S_TOKEN_INSERT, S_TOKEN_BY_HASH, S_TOKEN_REDEEM, S_TOKENS, S_TOKENS_VOID,
+	S_TOKEN_BY_ID, S_TOKEN_REVOKE, S_TOKEN_LAST, S_NODE_CRED,
 	S_NODE_GET, S_NODES, S_NODE_BY_KEY, S_NODE_BY_TUNNEL, S_NODE_UPSERT,
 	S_NODE_BY_CRED, S_NODE_DISABLE, S_ENROLLED_COUNT,
 	S_AUDIT,
@@ -53,11 +62,22 @@ static const char *const sql[S_COUNT] = {
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
 	[S_TOKEN_INSERT] = "INSERT INTO tokens(hash, node, created_at, expires_at) VALUES(?1, ?2, ?3, ?4)",
-	[S_TOKEN_BY_HASH] = "SELECT id, node, expires_at, redeemed_at FROM tokens WHERE hash = ?1",
-	[S_TOKEN_REDEEM] = "UPDATE tokens SET redeemed_at = ?1, redeemed_by = ?2"
+	[S_TOKEN_BY_HASH] = "SELECT id, node, expires_at, redeemed_at, public_key FROM tokens"
+			    " WHERE hash = ?1",
+	[S_TOKEN_REDEEM] = "UPDATE tokens SET redeemed_at = ?1, redeemed_by = ?2, public_key = ?5"
 			   " WHERE hash = ?3 AND node = ?4 AND redeemed_at IS NULL AND expires_at > ?1",
+	[S_TOKEN_LAST] = "SELECT id FROM tokens WHERE node = ?1 AND redeemed_at IS NOT NULL"
+			 " ORDER BY redeemed_at DESC, id DESC LIMIT 1",
+	[S_NODE_CRED] = "UPDATE nodes SET credential_hash = ?1"
+			" WHERE name = ?2 AND public_key = ?3 AND disabled_at IS NULL",
 	[S_TOKENS] = "SELECT id, node, created_at, expires_at, redeemed_at, redeemed_by"
 		     " FROM tokens ORDER BY id",
+	/* voided and revoked tokens expire now: nothing is deleted */
+	[S_TOKENS_VOID] = "UPDATE tokens SET expires_at = ?1"
+			  " WHERE node = ?2 AND redeemed_at IS NULL AND expires_at > ?1",
+	[S_TOKEN_BY_ID] = "SELECT node, expires_at, redeemed_at FROM tokens WHERE id = ?1",
+	[S_TOKEN_REVOKE] = "UPDATE tokens SET expires_at = ?1"
+			   " WHERE id = ?2 AND redeemed_at IS NULL AND expires_at > ?1",
 	[S_NODE_GET] = "SELECT " NODE_COLS " FROM nodes WHERE name = ?1",
 	[S_NODES] = "SELECT " NODE_COLS " FROM nodes ORDER BY name",
 	[S_NODE_BY_KEY] = "SELECT name FROM nodes WHERE public_key = ?1 AND name <> ?2",
@@ -80,6 +100,7 @@ static const char *const sql[S_COUNT] = {
 struct mstate {
 	sqlite3 *db;
 	char *path;
+	char warning[512];      /* mstate_warning; "" for none */
 	sqlite3_stmt *s[S_COUNT];
 };
 
@@ -110,9 +131,18 @@ void mstate_time_str(int64_t t, char *buf, size_t len)
 
 /* ---- SQLite helpers ---- */
 
-/* An SQLite error: the file, what was being done, SQLite's words. */
+/* An SQLite error: the file, what was being done, SQLite's words. A lock
+ * another connection holds (past MSTATE_BUSY_MS) is -EBUSY: the caller
+ * may answer "try again" instead of failing. */
 static int fail(struct mstate *st, const char *op, char *err, size_t errlen)
 {
+	int code = sqlite3_errcode(st->db) & 0xff;
+
+	if (code == SQLITE_BUSY || code == SQLITE_LOCKED) {
+		snprintf(err, errlen, "state %s: busy (another process holds the database lock)",
+			 st->path);
+		return -EBUSY;
+	}
 	snprintf(err, errlen, "state %s: %s: %s", st->path, op, sqlite3_errmsg(st->db));
 	return -EIO;
 }
@@ -290,22 +320,29 @@ static int schema_ready(struct mstate *st, char *err, size_t errlen)
 	int64_t v;
 	int rc;
 
+	char set[64];
+
 	if ((rc = query_int(st, "PRAGMA user_version", &v, err, errlen)))
 		return rc;
-	if (v == 0) {
-		/* another process may be creating it: look again inside the lock */
+	if (v < MSTATE_SCHEMA_VERSION) {
+		/* another process may be at it: look again inside the lock */
 		if ((rc = exec(st, "BEGIN IMMEDIATE", "create schema", err, errlen)))
 			return rc;
-		if (!(rc = query_int(st, "PRAGMA user_version", &v, err, errlen)) && v == 0 &&
-		    !(rc = exec(st, schema, "create schema", err, errlen)))
-			rc = exec(st, "PRAGMA user_version=1", "create schema", err, errlen);
+		if (!(rc = query_int(st, "PRAGMA user_version", &v, err, errlen)) && v == 0)
+			rc = exec(st, schema, "create schema", err, errlen);
+		else
+			for (int64_t i = v; !rc && i > 0 && i < MSTATE_SCHEMA_VERSION; i++)
+				rc = exec(st, migrations[i], "update the schema", err, errlen);
+		snprintf(set, sizeof(set), "PRAGMA user_version=%d", MSTATE_SCHEMA_VERSION);
+		if (!rc && v < MSTATE_SCHEMA_VERSION)
+			rc = exec(st, set, "create schema", err, errlen);
 		if (!rc)
 			rc = exec(st, "COMMIT", "create schema", err, errlen);
 		if (rc) {
 			exec(st, "ROLLBACK", "create schema", NULL, 0);
 			return rc;
 		}
-		v = v ? v : MSTATE_SCHEMA_VERSION;
+		v = v < MSTATE_SCHEMA_VERSION ? MSTATE_SCHEMA_VERSION : v;
 	}
 	if (v != MSTATE_SCHEMA_VERSION) {
 		snprintf(err, errlen, "state %s: schema version %lld, this meshd knows %d",
@@ -313,6 +350,36 @@ static int schema_ready(struct mstate *st, char *err, size_t errlen)
 		return -EPROTO;
 	}
 	return 0;
+}
+
+/* The file open on fd to 0600 when its mode gives anything more; what
+ * was changed goes to st->warning. */
+static int mode_fix(struct mstate *st, int fd, const char *path, char *err, size_t errlen)
+{
+	size_t n = strlen(st->warning);
+	struct stat sb;
+
+	if (fstat(fd, &sb) < 0) {
+		snprintf(err, errlen, "state %s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (!(sb.st_mode & 07177))
+		return 0;
+	if (fchmod(fd, 0600) < 0) {
+		int e = errno;
+
+		snprintf(err, errlen, "state %s: mode %04o, wider than 0600, and chmod failed: %s",
+			 path, (unsigned)(sb.st_mode & 07777), strerror(e));
+		return -e;
+	}
+	snprintf(st->warning + n, sizeof(st->warning) - n, "%sstate %s: mode was %04o, set to 0600",
+		 n ? "; " : "", path, (unsigned)(sb.st_mode & 07777));
+	return 0;
+}
+
+const char *mstate_warning(const struct mstate *st)
+{
+	return st && st->warning[0] ? st->warning : NULL;
 }
 
 int mstate_open(const char *path, struct mstate **out, char *err, size_t errlen)
@@ -333,7 +400,20 @@ int mstate_open(const char *path, struct mstate **out, char *err, size_t errlen)
 		snprintf(err, errlen, "state %s: %s", path, strerror(errno));
 		goto fail;
 	}
+	/* an existing file (and the -wal, -shm a run left) may be wider */
+	rc = mode_fix(st, fd, path, err, errlen);
 	close(fd);
+	for (int i = 0; !rc && i < 2; i++) {
+		char side[4096];
+
+		snprintf(side, sizeof(side), "%s%s", path, i ? "-shm" : "-wal");
+		if ((fd = open(side, O_RDWR | O_NOFOLLOW | O_CLOEXEC)) < 0)
+			continue;
+		rc = mode_fix(st, fd, side, err, errlen);
+		close(fd);
+	}
+	if (rc)
+		goto fail;
 	if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE, NULL) != SQLITE_OK) {
 		rc = st->db ? fail(st, "open", err, errlen) : -ENOMEM;
 		goto fail;
@@ -420,11 +500,11 @@ static int token_insert(struct mstate *st, const char *node, const char *hash, i
 }
 
 int mstate_token_create(struct mstate *st, const char *node, int64_t ttl_s, int64_t now,
-			const char *source, char token_out[MSTATE_SECRET_HEX + 1],
+			const char *source, bool replace, char token_out[MSTATE_SECRET_HEX + 1],
 			int64_t *id_out, int64_t *expires_out, char *err, size_t errlen)
 {
 	struct mstate_node n;
-	char hash[65], e[8];
+	char hash[65], e[8], when[32];
 	int64_t id = 0;
 	int rc;
 
@@ -444,6 +524,11 @@ int mstate_token_create(struct mstate *st, const char *node, int64_t ttl_s, int6
 	if (rc == 0 && n.disabled_at) {
 		snprintf(err, errlen, "%s: node is disabled", node);
 		rc = -EPERM;
+	} else if (rc == 0 && !replace) {
+		mstate_time_str(n.enrolled_at, when, sizeof(when));
+		snprintf(err, errlen, "%s is enrolled (since %s): a new token would let its holder"
+			 " replace the node's key; pass --replace to mean it", node, when);
+		rc = -EEXIST;
 	} else if (rc == 0 || rc == -ENOENT) {
 		rc = token_insert(st, node, hash, now, now + ttl_s, source, &id, err, errlen);
 	} else {
@@ -467,8 +552,9 @@ out:
 /* What the token's row says: why it cannot be redeemed now, if so. */
 struct token_row {
 	bool known;
-	int64_t id;
+	int64_t id, redeemed_at;
 	char node[MSTATE_NAME_MAX];
+	char key[MSTATE_TEXT_MAX];      /* redeemed with; "" before */
 	enum mstate_refusal why;
 };
 
@@ -494,6 +580,8 @@ static int token_lookup(struct mstate *st, const char *token, int64_t now,
 		t->known = true;
 		t->id = sqlite3_column_int64(s, 0);
 		col_text(s, 1, t->node, sizeof(t->node));
+		t->redeemed_at = sqlite3_column_int64(s, 3);
+		col_text(s, 4, t->key, sizeof(t->key));
 		if (sqlite3_column_type(s, 3) != SQLITE_NULL)
 			t->why = MSTATE_TOKEN_REDEEMED;
 		else if (sqlite3_column_int64(s, 2) <= now)
@@ -516,6 +604,63 @@ int mstate_token_node(struct mstate *st, const char *token, int64_t now, char *n
 	snprintf(node, nodelen, "%s", t.node);
 	*why = t.why;
 	return 0;
+}
+
+int mstate_token_revoke(struct mstate *st, int64_t id, int64_t now, const char *source,
+			char *node, size_t nodelen, char *err, size_t errlen)
+{
+	char name[MSTATE_NAME_MAX] = "", when[32], detail[64];
+	int64_t expires = 0, redeemed = 0;
+	sqlite3_stmt *s;
+	int rc;
+
+	if (node && nodelen)
+		node[0] = '\0';
+	if (id <= 0) {
+		snprintf(err, errlen, "token %lld: no such token", (long long)id);
+		return -ENOENT;
+	}
+	if ((rc = begin(st, "revoke token", err, errlen)))
+		return rc;
+	s = stmt(st, S_TOKEN_BY_ID);
+	sqlite3_bind_int64(s, 1, id);
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		col_text(s, 0, name, sizeof(name));
+		expires = sqlite3_column_int64(s, 1);
+		redeemed = sqlite3_column_int64(s, 2);
+	}
+	sqlite3_reset(s);
+	if (rc == SQLITE_DONE) {
+		snprintf(err, errlen, "token %lld: no such token", (long long)id);
+		rc = -ENOENT;
+		goto fail;
+	}
+	if (rc != SQLITE_ROW) {
+		rc = fail(st, "revoke token: read it", err, errlen);
+		goto fail;
+	}
+	if (redeemed || expires <= now) {
+		mstate_time_str(redeemed ? redeemed : expires, when, sizeof(when));
+		snprintf(err, errlen, "token %lld: already %s (%s)", (long long)id,
+			 redeemed ? "redeemed" : "expired", when);
+		rc = -EALREADY;
+		goto fail;
+	}
+	s = stmt(st, S_TOKEN_REVOKE);
+	sqlite3_bind_int64(s, 1, now);
+	sqlite3_bind_int64(s, 2, id);
+	snprintf(detail, sizeof(detail), "token %lld", (long long)id);
+	if ((rc = run(st, S_TOKEN_REVOKE, "revoke token", err, errlen)) ||
+	    (rc = audit(st, now, "token_revoked", name, source, detail, err, errlen)) ||
+	    (rc = commit(st, "revoke token", err, errlen)))
+		goto fail;
+	if (node && nodelen)
+		snprintf(node, nodelen, "%s", name);
+	return 0;
+fail:
+	rollback(st);
+	return rc;
 }
 
 static json_t *time_or_null(sqlite3_stmt *s, int col)
@@ -676,7 +821,7 @@ static int enroll_write(struct mstate *st, const struct enroll_args *a, const st
 	const struct mstate_enroll_req *req = a->req;
 	char hash[65], detail[160];
 	sqlite3_stmt *s;
-	int rc;
+	int rc, voided;
 
 	if (secret_hash(token, hash) < 0) {
 		snprintf(err, errlen, "sha256 failed");
@@ -687,6 +832,7 @@ static int enroll_write(struct mstate *st, const struct enroll_args *a, const st
 	bind_text(s, 2, req->source);
 	bind_text(s, 3, hash);
 	bind_text(s, 4, req->node);
+	bind_text(s, 5, req->public_key);
 	if ((rc = run(st, S_TOKEN_REDEEM, "enroll: redeem token", err, errlen)))
 		return rc;
 	if (sqlite3_changes(st->db) != 1) {
@@ -707,13 +853,92 @@ static int enroll_write(struct mstate *st, const struct enroll_args *a, const st
 		return rc;
 	snprintf(detail, sizeof(detail), "token %lld; public key %s", (long long)t->id,
 		 req->public_key);
-	return audit(st, now, "enrolled", req->node, req->source, detail, err, errlen);
+	if ((rc = audit(st, now, "enrolled", req->node, req->source, detail, err, errlen)))
+		return rc;
+	/* the node has its key now: no other token of it may replace that */
+	s = stmt(st, S_TOKENS_VOID);
+	sqlite3_bind_int64(s, 1, now);
+	bind_text(s, 2, req->node);
+	if ((rc = run(st, S_TOKENS_VOID, "enroll: void the node's other tokens", err, errlen)))
+		return rc;
+	if ((voided = sqlite3_changes(st->db)) == 0)
+		return 0;
+	snprintf(detail, sizeof(detail), "%d open token%s voided by the redemption of token %lld",
+		 voided, voided == 1 ? "" : "s", (long long)t->id);
+	return audit(st, now, "tokens_voided", req->node, req->source, detail, err, errlen);
+}
+
+/*
+ * Inside the transaction, for a token already redeemed: is this the
+ * enrolment again, its reply lost? The same node, the key the token was
+ * redeemed with, which is still the node's, the node's last redemption,
+ * less than MSTATE_RETRY_S ago, the node not disabled. *ok says.
+ */
+static int retry_allowed(struct mstate *st, const struct enroll_args *a, const struct token_row *t,
+			 int64_t now, bool *ok, char *err, size_t errlen)
+{
+	const struct mstate_enroll_req *req = a->req;
+	struct mstate_node n;
+	sqlite3_stmt *s;
+	char e[8];
+	int rc;
+
+	*ok = false;
+	if (!t->known || t->why != MSTATE_TOKEN_REDEEMED || strcmp(t->node, req->node) ||
+	    !t->key[0] || strcmp(t->key, req->public_key) ||
+	    now < t->redeemed_at || now >= t->redeemed_at + MSTATE_RETRY_S)
+		return 0;
+	rc = mstate_node_get(st, req->node, &n, e, sizeof(e));
+	if (rc == -ENOENT)
+		return 0;
+	if (rc)
+		return fail(st, "enroll: read node", err, errlen);
+	if (n.disabled_at || strcmp(n.public_key, req->public_key))
+		return 0;
+	s = stmt(st, S_TOKEN_LAST);
+	bind_text(s, 1, req->node);
+	rc = sqlite3_step(s);
+	*ok = rc == SQLITE_ROW && sqlite3_column_int64(s, 0) == t->id;
+	sqlite3_reset(s);
+	return rc == SQLITE_ROW || rc == SQLITE_DONE ? 0 : fail(st, "enroll: last token", err, errlen);
+}
+
+/* Inside the transaction: the retry's new credential replaces the old. */
+static int retry_write(struct mstate *st, const struct enroll_args *a, const struct token_row *t,
+		       int64_t now, const char *cred_hash, char *err, size_t errlen)
+{
+	const struct mstate_enroll_req *req = a->req;
+	sqlite3_stmt *s = stmt(st, S_NODE_CRED);
+	char detail[160];
+	int rc;
+
+	bind_text(s, 1, cred_hash);
+	bind_text(s, 2, req->node);
+	bind_text(s, 3, req->public_key);
+	if ((rc = run(st, S_NODE_CRED, "enroll: replace the credential", err, errlen)))
+		return rc;
+	if (sqlite3_changes(st->db) != 1) {
+		snprintf(err, errlen, "state %s: enroll: node %s's credential was not replaced",
+			 st->path, req->node);
+		return -EIO;
+	}
+	snprintf(detail, sizeof(detail), "token %lld; public key %s; credential replaced",
+		 (long long)t->id, req->public_key);
+	return audit(st, now, "enroll_retry", req->node, req->source, detail, err, errlen);
 }
 
 int mstate_enroll(struct mstate *st, const struct mstate_enroll_req *req, int64_t now,
 		  char cred_out[MSTATE_SECRET_HEX + 1], enum mstate_refusal *why,
 		  char *err, size_t errlen)
 {
+	return mstate_enroll_ex(st, req, now, cred_out, why, NULL, err, errlen);
+}
+
+int mstate_enroll_ex(struct mstate *st, const struct mstate_enroll_req *req, int64_t now,
+		     char cred_out[MSTATE_SECRET_HEX + 1], enum mstate_refusal *why, bool *retry,
+		     char *err, size_t errlen)
+{
+	bool again = false;
 	struct enroll_args a;
 	struct token_row t;
 	char cred_hash[65], detail[320];
@@ -721,15 +946,22 @@ int mstate_enroll(struct mstate *st, const struct mstate_enroll_req *req, int64_
 
 	cred_out[0] = '\0';
 	*why = MSTATE_OK;
+	if (retry)
+		*retry = false;
 	if ((rc = enroll_check_args(req, &a, err, errlen)))
 		return rc;
 	if ((rc = secret_new(cred_out, cred_hash, err, errlen)))
 		return rc;
 	if ((rc = begin(st, "enroll", err, errlen)) ||
 	    (rc = token_lookup(st, req->token, now, &t, err, errlen)) ||
-	    (rc = enroll_refusal(st, &a, &t, why, err, errlen)))
+	    (rc = enroll_refusal(st, &a, &t, why, err, errlen)) ||
+	    (*why == MSTATE_TOKEN_REDEEMED &&
+	     (rc = retry_allowed(st, &a, &t, now, &again, err, errlen))))
 		goto fail;
-	if (*why == MSTATE_OK) {
+	if (again) {
+		*why = MSTATE_OK;
+		rc = retry_write(st, &a, &t, now, cred_hash, err, errlen);
+	} else if (*why == MSTATE_OK) {
 		rc = enroll_write(st, &a, &t, now, req->token, cred_hash, err, errlen);
 	} else {
 		if (t.known)
@@ -744,6 +976,8 @@ int mstate_enroll(struct mstate *st, const struct mstate_enroll_req *req, int64_
 		/* err still holds the reason: audit() and commit() leave it alone on success */
 		explicit_bzero(cred_out, MSTATE_SECRET_HEX + 1);
 	}
+	if (retry)
+		*retry = again;
 	return 0;
 fail:
 	rollback(st);

@@ -12,11 +12,17 @@ not match, a path that leaves the root) and once through to the end.
                  [--mutate KIND] [--metadata FILE] [--log FILE]
 
   POST /api/v1/nodes/enroll      200 with a credential when the body's token
-                                 is T, else 403 {"error": "token refused: unknown"}
+                                 is T, else 403 {"error": "token refused: unknown"};
+                                 --lose-reply: the first such request gets no
+                                 reply at all, a second with the same public
+                                 key 200 with a new credential and "retry":
+                                 true, another key 403 "already redeemed"
   GET  /api/v1/nodes/N/config    with "Authorization: Bearer <credential>":
                                  every file under DIR (the node's tree from
                                  meshctl render), with its sha256 and check;
-                                 --mutate sha256|dotdot|absolute spoils it
+                                 --mutate sha256|dotdot|absolute|outside|cron|
+                                 othernode spoils it (enrollpath: the
+                                 enrolment reply points at another node's)
   GET  /v1.json                  the metadata FILE (the provider's stand-in)
 The port it listens on (127.0.0.1) is written to F once it listens; with
 --cert, TLS, and with --plain-port-file the same answers in plain HTTP on a
@@ -52,11 +58,15 @@ def config_reply(a, node):
     files.sort(key=lambda f: f["path"])
     if a.mutate == "sha256":
         files[0]["sha256"] = hashlib.sha256(b"something else").hexdigest()
-    elif a.mutate in ("dotdot", "absolute"):
+    elif a.mutate in ("dotdot", "absolute", "outside", "cron"):
         content = "escaped\n"
-        files.append({"path": "etc/../../escaped" if a.mutate == "dotdot" else "/tmp/escaped",
-                      "mode": "0644", "sha256": hashlib.sha256(content.encode()).hexdigest(),
+        path = {"dotdot": "etc/../../escaped", "absolute": "/tmp/escaped",
+                "outside": "root/.ssh/authorized_keys", "cron": "etc/cron.d/x"}[a.mutate]
+        files.append({"path": path, "mode": "0644",
+                      "sha256": hashlib.sha256(content.encode()).hexdigest(),
                       "check": None, "content": content})
+    if a.mutate == "othernode":
+        node = "lax1"
     secrets_ = []
     for s in a.secret:
         path, _, what = s.partition("=")
@@ -78,11 +88,15 @@ def main():
     p.add_argument("--interface", default="wg0")
     p.add_argument("--tree", required=True)
     p.add_argument("--secret", action="append", default=[])
-    p.add_argument("--mutate", choices=["none", "sha256", "dotdot", "absolute"], default="none")
+    p.add_argument("--mutate", default="none",
+                   choices=["none", "sha256", "dotdot", "absolute", "outside", "cron", "othernode",
+                            "enrollpath"])
+    p.add_argument("--lose-reply", action="store_true")
     p.add_argument("--metadata")
     p.add_argument("--log")
     a = p.parse_args()
     credential = secrets.token_hex(32)
+    state = {"redeemed_key": None, "lost": False}
 
     class H(BaseHTTPRequestHandler):
         def log_message(self, *args):
@@ -115,9 +129,22 @@ def main():
                       external_ip=body.get("external_ip"))
             if not ok:
                 return self.reply(403, {"error": "token refused: unknown"})
-            self.reply(200, {"node": a.node, "region": a.region, "credential": credential,
-                             "config": "/api/v1/nodes/%s/config" % a.node,
-                             "wireguard": "/api/v1/nodes/%s/wireguard" % a.node})
+            nonlocal credential
+            reply = {"node": a.node, "region": a.region, "credential": credential,
+                     "config": "/api/v1/nodes/%s/config" % (a.node if a.mutate != "enrollpath" else "lax1"),
+                     "wireguard": "/api/v1/nodes/%s/wireguard" % a.node}
+            if a.lose_reply:
+                # meshd's way: the first redemption committed, its reply lost;
+                # the same key again is a retry with a new credential
+                if state["redeemed_key"] is None:
+                    state["redeemed_key"] = body.get("public_key")
+                    self.close_connection = True
+                    return
+                if body.get("public_key") != state["redeemed_key"]:
+                    return self.reply(403, {"error": "token refused: already redeemed"})
+                credential = secrets.token_hex(32)
+                reply.update(credential=credential, retry=True)
+            self.reply(200, reply)
 
         def do_GET(self):
             if self.path == "/v1.json" and a.metadata:

@@ -6,8 +6,11 @@
 # exit code and nothing installed: meshd unreachable, a wrong pin (curl
 # refuses the TLS peer, the right pin passes with a self-signed
 # certificate), a refused token, a sha256 that does not match, a path with
-# "..", an absolute path, a symbolic link out of the root, a metadata value
-# that is not bird.conf's, a missing BGP password, a bird.conf BIRD refuses.
+# "..", an absolute path, a path outside the directories meshctl renders
+# (root/.ssh/..., etc/cron.d/...), another node's config, a symbolic link
+# out of the root, a metadata value that is not bird.conf's, a missing BGP
+# password, a bird.conf BIRD refuses; an enrolment whose reply was lost is
+# asked for again with the same key.
 # Once the password is there, a run goes through to --start without the
 # token (the enrolment is kept).
 #
@@ -238,6 +241,23 @@ start_api --mutate absolute
 boot "$T/nodes/r-abs" 8 --token "$TOKEN"
 failed_step verify "/tmp/escaped is absolute"
 nothing_installed "$T/nodes/r-abs"
+# a relative path inside the root, but none meshctl renders: refused by name
+start_api --mutate outside
+boot "$T/nodes/r-ssh" 8 --token "$TOKEN"
+failed_step verify "files\[[0-9]*\].path root/.ssh/authorized_keys is not below etc/bird/, etc/wireguard/"
+nothing_installed "$T/nodes/r-ssh"
+start_api --mutate cron
+boot "$T/nodes/r-cron" 8 --token "$TOKEN"
+failed_step verify "files\[[0-9]*\].path etc/cron.d/x is not below etc/bird/"
+nothing_installed "$T/nodes/r-cron"
+# another node's config, or an enrolment that points at another node's
+start_api --mutate othernode
+boot "$T/nodes/r-other" 8 --token "$TOKEN"
+failed_step verify "the config is for node lax1, this node enrolled as ord1"
+nothing_installed "$T/nodes/r-other"
+start_api --mutate enrollpath
+boot "$T/nodes/r-epath" 6 --token "$TOKEN"
+failed_step enroll "the reply enrols node ord1 but points at config /api/v1/nodes/lax1/config"
 start_api
 mkdir -p "$T/outside" "$T/nodes/r-link/etc"
 ln -s "$T/outside" "$T/nodes/r-link/etc/bird"
@@ -295,6 +315,27 @@ grep -q "done: ord1 is enrolled, its $nfiles files installed and started" "$R/va
 boot "$T/nodes/r-nomd" 0 --token "$TOKEN" --metadata none --external-ip 198.51.100.6
 grep -q 'metadata-check: skipped: no metadata was read' "$T/boot.err" || fail "--metadata none: the check was not skipped"
 grep -q '"external_ip": "198.51.100.6"' <(tail -n 2 "$T/api.log") || fail "--external-ip was not sent"
+
+# the enrolment's reply lost after meshd committed it: asked for again with
+# the same key, a retry; the log says so
+start_api --lose-reply
+boot "$T/nodes/r-lost" 0 --token "$TOKEN" --retry-for 10
+grep -q 'enroll, attempt 1: .*again in 1s' "$T/boot.err" || fail "the lost reply was not tried again: $(grep enroll "$T/boot.err")"
+grep -q 'enroll: enrolled (retry) as ord1 (region ord)' "$T/nodes/r-lost/var/log/mesh-bootstrap.log" ||
+	fail "the log does not say the enrolment was a retry: $(grep enroll "$T/boot.err")"
+python3 - "$T/api.log" <<'PY' || fail "the retry did not send the same key"
+import json, sys
+keys = [d["public_key"] for d in map(json.loads, open(sys.argv[1])) if d.get("token_ok")]
+assert len(keys) == 2 and keys[0] == keys[1], keys
+PY
+grep -q "done: ord1 is enrolled" "$T/nodes/r-lost/var/log/mesh-bootstrap.log" || fail "the retried run did not finish"
+# a refused repeat (another key, or too late) says what to do
+start_api --lose-reply
+boot "$T/nodes/r-lost2" 6 --token "$TOKEN" --retry-for 0
+failed_step enroll "cannot reach"
+rm -f "$T/nodes/r-lost2/etc/wireguard/mesh-bootstrap.key"
+boot "$T/nodes/r-lost2" 6 --token "$TOKEN"
+failed_step enroll "already redeemed; if an earlier attempt's reply was lost, meshd takes this key again only within 10 minutes"
 
 # no secret in any log or on stderr: neither the token nor the credential
 cred=$(cat "$R/etc/healthd/mesh.credential")

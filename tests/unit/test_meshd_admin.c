@@ -41,6 +41,7 @@ static struct {
 	int events;             /* its pipe */
 	char ev[8192];          /* read from it, not yet taken */
 	size_t evlen;
+	unsigned deadline_ms;   /* the server's; 0: DEADLINE_MS */
 } T;
 
 static void setup(void)
@@ -54,6 +55,7 @@ static void setup(void)
 	T.pid = 0;
 	T.events = -1;
 	T.evlen = 0;
+	T.deadline_ms = 0;
 	unsetenv(MESH_ADMIN_SOCKET_ENV);
 }
 
@@ -136,7 +138,8 @@ static void on_term(uv_signal_t *s, int sig)
 static _Noreturn void server_child(int out)
 {
 	struct admin_hooks h = { .node_known = known, .changed = changed, .now = fixed_now,
-				 .log = log_line, .deadline_ms = DEADLINE_MS };
+				 .log = log_line,
+				 .deadline_ms = T.deadline_ms ? T.deadline_ms : DEADLINE_MS };
 	uv_loop_t loop;
 	uv_signal_t sig;
 	struct mstate *st;
@@ -144,6 +147,7 @@ static _Noreturn void server_child(int out)
 
 	ev_fd = out;
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	signal(SIGPIPE, SIG_IGN);       /* as meshd does: a closed peer is EPIPE */
 	uv_loop_init(&loop);
 	if (mstate_open(T.db, &st, err, sizeof(err)) ||
 	    admin_start(&loop, T.sock, st, &h, &child_admin, err, sizeof(err))) {
@@ -225,6 +229,28 @@ static int server_stop(void)
 		;
 	close(T.events);
 	return st;
+}
+
+/* Stop the server; none of its remaining log lines holds what. */
+static void server_stop_and_check_log_lacks(const char *what)
+{
+	char buf[8192];
+	ssize_t n;
+	size_t len = T.evlen;
+	int st;
+	pid_t pid = T.pid;
+
+	memcpy(buf, T.ev, len);
+	T.pid = 0;
+	kill(pid, SIGTERM);
+	while (len < sizeof(buf) - 1 && (n = read(T.events, buf + len, sizeof(buf) - 1 - len)) > 0)
+		len += (size_t)n;
+	buf[len] = '\0';
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	close(T.events);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "server status 0x%x", st);
+	cr_assert_null(strstr(buf, what), "%s", buf);
 }
 
 /* ---- clients ---- */
@@ -376,8 +402,14 @@ Test(admin, argument_errors)
 		     "token_create: unknown key 'tll'");
 	expect_error("{\"op\":\"token_list\",\"all\":true}", "token_list: unknown key 'all'");
 	expect_error("{\"op\":\"frobnicate\"}", "unknown op 'frobnicate'");
-	expect_error("{\"op\":1}", "a request needs \"op\", one of token_create, token_list,"
-		     " node_list, node_disable");
+	expect_error("{\"op\":1}", "a request needs \"op\", one of token_create, token_revoke,"
+		     " token_list, node_list, node_disable");
+	expect_error("{\"op\":\"token_create\",\"node\":\"ord1\",\"replace\":1}",
+		     "token_create: \"replace\" is true or false");
+	expect_error("{\"op\":\"token_revoke\"}", "token_revoke needs \"id\", a token's number");
+	expect_error("{\"op\":\"token_revoke\",\"id\":\"1\"}", "token_revoke needs \"id\", a token's number");
+	expect_error("{\"op\":\"token_revoke\",\"id\":1,\"node\":\"ord1\"}",
+		     "token_revoke: unknown key 'node'");
 	expect_error("[\"token_list\"]", "a request is a JSON object");
 }
 
@@ -457,6 +489,66 @@ Test(admin, silent_client_is_dropped)
 	json_decref(call("{\"op\":\"token_list\"}"));
 }
 
+/* The next log line that holds what, within the server's 5 s per line. */
+static void log_with(const char *what, char *line, size_t len)
+{
+	do
+		event_kind(true, line, len);
+	while (!strstr(line, what));
+}
+
+Test(admin, idle_clients_cannot_lock_meshctl_out)
+{
+	int fds[ADMIN_CLIENTS_MAX];
+	char reply[64], line[600];
+	json_t *r;
+
+	T.deadline_ms = 20000;          /* the idle ones stay, unless pushed out */
+	server_start();
+	for (int i = 0; i < ADMIN_CLIENTS_MAX; i++) {
+		fds[i] = connect_sock(T.sock);
+		if (i == 0)
+			cr_assert_eq(send(fds[i], "{\"op\":", 6, 0), 6, "half a line is idle too");
+	}
+	/* all taken, and one more: the oldest idle one goes, meshctl is served */
+	r = call("{\"op\":\"token_list\"}");
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+	log_with("dropped the oldest idle one", line, sizeof(line));
+	cr_assert(strstr(line, "more than 16 clients: dropped the oldest idle one (uid 0, pid "), "%s", line);
+	cr_assert_eq(read_to_eof(fds[0], reply, sizeof(reply)), 0, "the oldest was closed");
+	/* all taken again: the next oldest goes */
+	close(fds[0]);
+	fds[0] = connect_sock(T.sock);
+	r = call("{\"op\":\"node_list\"}");
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	json_decref(r);
+	cr_assert_eq(read_to_eof(fds[1], reply, sizeof(reply)), 0);
+	for (int i = 0; i < ADMIN_CLIENTS_MAX; i++)
+		close(fds[i]);
+}
+
+Test(admin, undelivered_token_is_logged)
+{
+	const char req[] = "{\"op\":\"token_create\",\"node\":\"ord1\"}\n";
+	char line[600];
+	int fd;
+
+	server_start();
+	/* the request, and gone before the reply: the token exists, nobody has it */
+	fd = connect_sock(T.sock);
+	cr_assert_eq(send(fd, req, strlen(req), MSG_NOSIGNAL), (ssize_t)strlen(req));
+	close(fd);
+	log_with("created but", line, sizeof(line));
+	cr_assert(!strncmp(line, "log: admin socket: token 1 for ord1 created but the reply could not"
+			   " be written: ", 75), "%s", line);
+	cr_assert(strstr(line, "; revoke it with meshctl token revoke 1"), "%s", line);
+	/* a client that takes its reply: nothing of the kind */
+	json_decref(call("{\"op\":\"token_create\",\"node\":\"lax1\"}"));
+	json_decref(call("{\"op\":\"token_list\"}"));
+	server_stop_and_check_log_lacks("token 2 for lax1 created but");
+}
+
 Test(admin, node_list_and_disable)
 {
 	json_t *r, *n;
@@ -498,6 +590,46 @@ Test(admin, node_list_and_disable)
 	n = json_array_get(json_object_get(r, "tokens"), 0);
 	cr_assert_str_eq(json_string_value(json_object_get(n, "state")), "redeemed");
 	cr_assert_str_eq(json_string_value(json_object_get(n, "redeemed_by")), "198.51.100.6");
+	json_decref(r);
+}
+
+Test(admin, enrolled_node_token_needs_replace_and_revoke)
+{
+	json_t *r;
+	const char *tok;
+	char line[600];
+
+	server_start();
+	r = call("{\"op\":\"token_create\",\"node\":\"ord1\"}");
+	cr_assert_not_null(tok = json_string_value(json_object_get(r, "token")));
+	enrol(tok, "ord1", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+	json_decref(r);
+	expect_error("{\"op\":\"token_create\",\"node\":\"ord1\"}",
+		     "ord1 is enrolled (since 2026-09-21T14:13:21Z): a new token would let its holder"
+		     " replace the node's key; pass --replace to mean it");
+	expect_error("{\"op\":\"token_create\",\"node\":\"ord1\",\"replace\":false}",
+		     "ord1 is enrolled (since 2026-09-21T14:13:21Z): a new token would let its holder"
+		     " replace the node's key; pass --replace to mean it");
+	r = call("{\"op\":\"token_create\",\"node\":\"ord1\",\"replace\":true}");
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 2);
+	json_decref(r);
+	r = call("{\"op\":\"token_revoke\",\"id\":2}");
+	cr_assert(json_is_true(json_object_get(r, "ok")));
+	cr_assert_eq(json_integer_value(json_object_get(r, "id")), 2);
+	cr_assert_str_eq(json_string_value(json_object_get(r, "node")), "ord1");
+	cr_assert_eq(json_object_size(r), 3);
+	json_decref(r);
+	do
+		event_kind(true, line, sizeof(line));
+	while (!strstr(line, "revoked"));
+	cr_assert_str_eq(line, "log: admin socket: token 2 for ord1 revoked (uid 0)");
+	expect_error("{\"op\":\"token_revoke\",\"id\":2}", "token 2: already expired (2026-09-21T14:13:20Z)");
+	expect_error("{\"op\":\"token_revoke\",\"id\":1}", "token 1: already redeemed (2026-09-21T14:13:21Z)");
+	expect_error("{\"op\":\"token_revoke\",\"id\":7}", "token 7: no such token");
+	r = call("{\"op\":\"token_list\"}");
+	cr_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(r, "tokens"), 1),
+							   "state")), "expired");
 	json_decref(r);
 }
 
@@ -640,18 +772,36 @@ Test(admin, ttl_parser)
 {
 	static const struct { const char *s; int64_t v; } good[] = {
 		{ "90", 90 }, { "90s", 90 }, { "15m", 900 }, { "1h", 3600 }, { "7d", 604800 },
-		{ "366d", 366 * 86400 },
+		{ "60", MSTATE_TTL_MIN }, { "1m", 60 }, { "30d", MSTATE_TTL_MAX },
+		{ "720h", MSTATE_TTL_MAX }, { "2592000s", MSTATE_TTL_MAX },
 	};
 	static const char *const bad[] = { "", "h", "1x", "1hh", "1h30m", "-1h", "1.5h", " 1h",
-					   "367d", "9999999999" };
+					   "9999999999" };
+	static const struct { const char *s; const char *err; } range[] = {
+		{ "31d", "ttl 2678400 s is outside 60 s .. 30 days" },
+		{ "366d", "ttl 31622400 s is outside 60 s .. 30 days" },
+		{ "2592001", "ttl 2592001 s is outside 60 s .. 30 days" },
+		{ "59s", "ttl 59 s is outside 60 s .. 30 days" },
+		{ "0", "ttl 0 s is outside 60 s .. 30 days" },
+		{ "999999999d", "ttl 86399999913600 s is outside 60 s .. 30 days" },
+	};
+	char err[256], want[256];
 	int64_t v;
 
 	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
-		cr_assert_eq(mesh_admin_parse_ttl(good[i].s, &v), 0, "%s", good[i].s);
+		cr_assert_eq(mesh_admin_parse_ttl(good[i].s, &v, err, sizeof(err)), 0, "%s", good[i].s);
 		cr_assert_eq(v, good[i].v, "%s", good[i].s);
 	}
-	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		cr_assert_eq(mesh_admin_parse_ttl(bad[i], &v), -EINVAL, "'%s'", bad[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(mesh_admin_parse_ttl(bad[i], &v, err, sizeof(err)), -EINVAL, "'%s'", bad[i]);
+		snprintf(want, sizeof(want), "--ttl: '%s' is not a duration (90s, 15m, 1h, 7d)", bad[i]);
+		cr_assert_str_eq(err, want);
+	}
+	for (size_t i = 0; i < sizeof(range) / sizeof(range[0]); i++) {
+		cr_assert_eq(mesh_admin_parse_ttl(range[i].s, &v, err, sizeof(err)), -ERANGE, "'%s'",
+			     range[i].s);
+		cr_assert_str_eq(err, range[i].err);
+	}
 }
 
 static char *render(void (*fn)(FILE *, json_t *), const char *json)
@@ -777,9 +927,14 @@ Test(admin, meshctl_token_create_and_list)
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "sfo1", NULL), 1);
 	cr_assert_str_eq(out, "");
 	cr_assert_str_eq(err, "meshctl: sfo1: no such node in the inventory\n");
+	/* refused before meshd is asked, in meshd's words */
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "ord1", "--ttl", "59s",
-			     NULL), 1);
+			     NULL), 2);
 	cr_assert_str_eq(err, "meshctl: ttl 59 s is outside 60 s .. 30 days\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "ord1", "--ttl", "31d",
+			     NULL), 2);
+	cr_assert_str_eq(err, "meshctl: ttl 2678400 s is outside 60 s .. 30 days\n");
+	cr_assert_str_eq(out, "");
 
 	enrol(tok, "ord1", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "node", "list", NULL), 0, "%s", err);
@@ -804,7 +959,13 @@ Test(admin, meshctl_usage_errors)
 	char out[8192], err[8192];
 
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", NULL), 2);
-	cr_assert_str_eq(err, "meshctl: token needs a subcommand (create, list)\n");
+	cr_assert_str_eq(err, "meshctl: token needs a subcommand (create, revoke, list)\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "revoke", NULL), 2);
+	cr_assert_str_eq(err, "meshctl: usage: meshctl token revoke ID\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "revoke", "x1", NULL), 2);
+	cr_assert_str_eq(err, "meshctl: token revoke: 'x1' is not a token's number (meshctl token list)\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "list", "--replace", NULL), 2);
+	cr_assert_str_eq(err, "meshctl: --replace is an option of token create\n");
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "node", "create", "x", NULL), 2);
 	cr_assert_str_eq(err, "meshctl: node: unknown subcommand 'create' (list, disable)\n");
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", NULL), 2);
@@ -817,4 +978,29 @@ Test(admin, meshctl_usage_errors)
 	cr_assert_str_eq(err, "meshctl: --json is an option of token list and node list\n");
 	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "list", "--ttl", "1h", NULL), 2);
 	cr_assert_str_eq(err, "meshctl: --ttl is an option of token create\n");
+}
+
+Test(admin, meshctl_replace_and_revoke)
+{
+	char out[8192], err[8192], tok[65];
+
+	server_start();
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "ord1", NULL), 0, "%s", err);
+	memcpy(tok, out, 64);
+	tok[64] = '\0';
+	enrol(tok, "ord1", "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "ord1", NULL), 1);
+	cr_assert_str_eq(out, "");
+	cr_assert_str_eq(err, "meshctl: ord1 is enrolled (since 2026-09-21T14:13:21Z): a new token would"
+			 " let its holder replace the node's key; pass --replace to mean it\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "create", "ord1", "--replace",
+			     NULL), 0, "%s", err);
+	cr_assert_eq(strlen(out), 65);
+	cr_assert_str_eq(err, "token 2 for ord1, expires 2026-09-21T15:13:20Z\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "revoke", "2", NULL), 0, "%s", err);
+	cr_assert_str_eq(out, "token 2 for ord1: revoked\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "revoke", "2", NULL), 1);
+	cr_assert_str_eq(err, "meshctl: token 2: already expired (2026-09-21T14:13:20Z)\n");
+	cr_assert_eq(meshctl(T.sock, out, err, sizeof(out), "token", "list", NULL), 0, "%s", err);
+	cr_assert(strstr(out, "2   ord1  expired"), "%s", out);
 }

@@ -95,15 +95,28 @@ static int raw_exec(const char *sql, char *msg, size_t len)
 	return rc;
 }
 
-static void token(const char *node, int64_t ttl, int64_t now, char tok[65], int64_t *id)
+static void token_x(const char *node, int64_t ttl, int64_t now, bool replace, char tok[65],
+		    int64_t *id)
 {
 	char err[512];
 	int64_t exp;
 
-	cr_assert_eq(mstate_token_create(T.st, node, ttl, now, "admin", tok, id, &exp, err,
+	cr_assert_eq(mstate_token_create(T.st, node, ttl, now, "admin", replace, tok, id, &exp, err,
 					 sizeof(err)), 0, "%s", err);
 	cr_assert_eq(strlen(tok), 64);
 	cr_assert_eq(exp, now + ttl);
+}
+
+/* A token for a node not enrolled yet, and one that may replace an
+ * enrolled node's key. */
+static void token(const char *node, int64_t ttl, int64_t now, char tok[65], int64_t *id)
+{
+	token_x(node, ttl, now, false, tok, id);
+}
+
+static void token_replace(const char *node, int64_t ttl, int64_t now, char tok[65], int64_t *id)
+{
+	token_x(node, ttl, now, true, tok, id);
 }
 
 /* mstate_enroll; returns the refusal (MSTATE_OK: enrolled, cred set). */
@@ -126,14 +139,15 @@ static enum mstate_refusal enroll(const char *tok, const char *node, const char 
 	return why;
 }
 
-/* A node enrolled with a fresh token; its credential into cred. */
+/* A node enrolled with a fresh token (one that may replace its key); its
+ * credential into cred. */
 static void enrolled(const char *node, const char *key, const char *v4, const char *v6,
 		     int64_t now, char cred[65])
 {
 	char tok[65], err[512];
 	int64_t id;
 
-	token(node, 3600, now, tok, &id);
+	token_replace(node, 3600, now, tok, &id);
 	cr_assert_eq(enroll(tok, node, key, v4, v6, now, cred, err, sizeof(err)), MSTATE_OK,
 		     "%s", err);
 }
@@ -169,7 +183,7 @@ Test(mstate, schema_created_and_reopened)
 	cr_assert_eq(q("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND"
 		       " name IN ('nodes', 'tokens', 'audit')"), 3);
 	cr_assert_eq(q("SELECT count(*) FROM pragma_table_info('nodes')"), 8);
-	cr_assert_eq(q("SELECT count(*) FROM pragma_table_info('tokens')"), 7);
+	cr_assert_eq(q("SELECT count(*) FROM pragma_table_info('tokens')"), 8);
 	cr_assert_eq(q("SELECT count(*) FROM pragma_table_info('audit')"), 6);
 	token("ord1", 3600, T0, tok, &id);
 	cr_assert_eq(id, 1);
@@ -183,6 +197,40 @@ Test(mstate, schema_created_and_reopened)
 	cr_assert_eq(lookup(tok, T0, node, sizeof(node)), MSTATE_OK);
 	cr_assert_str_eq(node, "ord1");
 	cr_assert_eq(q("PRAGMA user_version"), MSTATE_SCHEMA_VERSION);
+}
+
+Test(mstate, wider_mode_made_0600)
+{
+	char err[512], wal[200], shm[200], want[800];
+	struct stat sb;
+	int fd;
+
+	cr_assert_null(mstate_warning(T.st), "a new file: nothing to say");
+	mstate_close(T.st);
+	T.st = NULL;
+	snprintf(wal, sizeof(wal), "%s-wal", T.db);
+	snprintf(shm, sizeof(shm), "%s-shm", T.db);
+	unlink(shm);
+	cr_assert_eq(chmod(T.db, 0644), 0);
+	/* a -wal a run left behind, readable by all (SQLite takes it as it is) */
+	cr_assert_geq(fd = open(wal, O_WRONLY | O_CREAT | O_TRUNC, 0600), 0);
+	close(fd);
+	cr_assert_eq(chmod(wal, 0664), 0);
+	cr_assert_eq(mstate_open(T.db, &T.st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(stat(T.db, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0600, "mode %o", sb.st_mode & 07777);
+	cr_assert_eq(stat(wal, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0600, "-wal mode %o", sb.st_mode & 07777);
+	cr_assert_eq(stat(shm, &sb), 0);
+	cr_assert_eq(sb.st_mode & 07777, 0600, "-shm mode %o", sb.st_mode & 07777);
+	snprintf(want, sizeof(want), "state %s: mode was 0644, set to 0600; state %s: mode was 0664,"
+		 " set to 0600", T.db, wal);
+	cr_assert_not_null(mstate_warning(T.st));
+	cr_assert_str_eq(mstate_warning(T.st), want);
+	/* and the next open has nothing to say */
+	mstate_close(T.st);
+	cr_assert_eq(mstate_open(T.db, &T.st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_null(mstate_warning(T.st), "%s", mstate_warning(T.st));
 }
 
 Test(mstate, wal_mode)
@@ -205,7 +253,7 @@ Test(mstate, newer_schema_refused)
 
 	cr_assert_eq(raw_exec("PRAGMA user_version = 7", msg, sizeof(msg)), SQLITE_OK, "%s", msg);
 	cr_assert_eq(mstate_open(T.db, &st, err, sizeof(err)), -EPROTO);
-	cr_assert(strstr(err, "schema version 7, this meshd knows 1"), "%s", err);
+	cr_assert(strstr(err, "schema version 7, this meshd knows 2"), "%s", err);
 	cr_assert(strstr(err, T.db), "%s", err);
 }
 
@@ -234,6 +282,59 @@ Test(mstate, unwritable_path)
 	cr_assert_str_eq(err, "state /nonexistent-dir/state.db: No such file or directory");
 }
 
+/* ---- a lock another process holds ---- */
+
+/* A second connection of our own that holds the write lock (BEGIN
+ * IMMEDIATE, as a sqlite3 shell or a backup would) until released. */
+static sqlite3 *lock_hold(const char *how)
+{
+	sqlite3 *db;
+
+	cr_assert_eq(sqlite3_open_v2(T.db, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, how, NULL, NULL, NULL), SQLITE_OK, "%s: %s", how,
+		     sqlite3_errmsg(db));
+	return db;
+}
+
+static void lock_release(sqlite3 *db)
+{
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	sqlite3_close(db);
+}
+
+Test(mstate, busy_is_ebusy_not_eio)
+{
+	char tok[65], tok2[65], cred[65], node[64], want[300], err[512];
+	struct mstate_enroll_req r = { .node = "ord1", .public_key = KEY_A };
+	enum mstate_refusal why = 99;
+	int64_t id;
+	sqlite3 *db;
+
+	snprintf(want, sizeof(want), "state %s: busy (another process holds the database lock)", T.db);
+	token("ord1", 3600, T0, tok, &id);
+	r.token = tok;
+	db = lock_hold("BEGIN IMMEDIATE");
+	/* every writer: waits MSTATE_BUSY_MS at most, then says busy */
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0, NULL, false, tok2, &id, NULL, err,
+					 sizeof(err)), -EBUSY, "%s", err);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(tok2[0], '\0');
+	cr_assert_eq(mstate_enroll(T.st, &r, T0, cred, &why, err, sizeof(err)), -EBUSY, "%s", err);
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(why, MSTATE_OK);
+	cr_assert_eq(cred[0], '\0');
+	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0, NULL, err, sizeof(err)), -EBUSY, "%s", err);
+	cr_assert_eq(mstate_token_revoke(T.st, id, T0, NULL, NULL, 0, err, sizeof(err)), -EBUSY, "%s", err);
+	cr_assert_eq(mstate_audit(T.st, T0, "refused", NULL, NULL, NULL, err, sizeof(err)), -EBUSY);
+	cr_assert_str_eq(err, want);
+	/* readers are not held up by a writer in WAL mode */
+	cr_assert_eq(lookup(tok, T0, node, sizeof(node)), MSTATE_OK);
+	lock_release(db);
+	/* and once the lock is gone, the same calls go through */
+	cr_assert_eq(enroll(tok, "ord1", KEY_A, NULL, NULL, T0, cred, err, sizeof(err)), MSTATE_OK,
+		     "%s", err);
+}
+
 /* ---- tokens ---- */
 
 Test(mstate, token_redeemed_exactly_once)
@@ -249,7 +350,8 @@ Test(mstate, token_redeemed_exactly_once)
 	cr_assert_eq(cred_node(cred, node, sizeof(node)), 0);
 	cr_assert_str_eq(node, "ord1");
 	cr_assert_eq(lookup(tok, T0 + 11, node, sizeof(node)), MSTATE_TOKEN_REDEEMED);
-	cr_assert_eq(enroll(tok, "ord1", KEY_A, "10.10.10.2", NULL, T0 + 11, cred2, err,
+	/* (with another key: the same one would be a retry, see below) */
+	cr_assert_eq(enroll(tok, "ord1", KEY_B, "10.10.10.2", NULL, T0 + 11, cred2, err,
 			    sizeof(err)), MSTATE_TOKEN_REDEEMED);
 	cr_assert_str_eq(err, "token refused: already redeemed");
 	cr_assert_eq(cred_node(cred, node, sizeof(node)), 0, "the first credential stays");
@@ -317,16 +419,16 @@ Test(mstate, token_create_bounds)
 	char tok[65] = "x", err[512];
 	int64_t id;
 
-	cr_assert_eq(mstate_token_create(T.st, "ord1", 59, T0, NULL, tok, &id, NULL, err,
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 59, T0, NULL, false, tok, &id, NULL, err,
 					 sizeof(err)), -EINVAL);
 	cr_assert_str_eq(err, "ttl 59 s is outside 60 s .. 30 days");
 	cr_assert_eq(tok[0], '\0');
-	cr_assert_eq(mstate_token_create(T.st, "ord1", 30 * 86400 + 1, T0, NULL, tok, &id, NULL,
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 30 * 86400 + 1, T0, NULL, false, tok, &id, NULL,
 					 err, sizeof(err)), -EINVAL);
-	cr_assert_eq(mstate_token_create(T.st, "Ord-1", 60, T0, NULL, tok, &id, NULL, err,
+	cr_assert_eq(mstate_token_create(T.st, "Ord-1", 60, T0, NULL, false, tok, &id, NULL, err,
 					 sizeof(err)), -EINVAL);
 	cr_assert_str_eq(err, "'Ord-1' is not a node name");
-	cr_assert_eq(mstate_token_create(T.st, "ord1", 30 * 86400, T0, NULL, tok, &id, NULL, err,
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 30 * 86400, T0, NULL, false, tok, &id, NULL, err,
 					 sizeof(err)), 0, "%s", err);
 	cr_assert_eq(q("SELECT count(*) FROM tokens"), 1);
 }
@@ -340,6 +442,220 @@ Test(mstate, tokens_differ)
 	token("ord1", 3600, T0, b, &ib);
 	cr_assert_str_neq(a, b);
 	cr_assert_eq(ib, ia + 1);
+}
+
+/* ---- one redemption per node: the others are void ---- */
+
+static const char *token_state(json_t *l, size_t i)
+{
+	return json_string_value(json_object_get(json_array_get(l, i), "state"));
+}
+
+Test(mstate, redemption_voids_the_nodes_other_tokens)
+{
+	char a[65], b[65], c[65], d[65], cred[65], node[64], err[512];
+	json_t *l;
+	int64_t id;
+
+	token("ord1", 3600, T0, a, &id);
+	token("ord1", 3600, T0, b, &id);
+	token("ord1", 60, T0, c, &id);                      /* expires by itself first */
+	token("lax1", 3600, T0, d, &id);                    /* another node's: untouched */
+	cr_assert_eq(enroll(a, "ord1", KEY_A, NULL, NULL, T0 + 100, cred, err, sizeof(err)),
+		     MSTATE_OK, "%s", err);
+	cr_assert_eq(lookup(b, T0 + 100, node, sizeof(node)), MSTATE_TOKEN_EXPIRED);
+	cr_assert_eq(enroll(b, "ord1", KEY_B, NULL, NULL, T0 + 101, cred, err, sizeof(err)),
+		     MSTATE_TOKEN_EXPIRED, "the holder of another token cannot take ord1 over");
+	cr_assert_str_eq(err, "token refused: expired");
+	cr_assert_eq(q("SELECT expires_at FROM tokens WHERE id = 2"), T0 + 100, "voided: expires now");
+	cr_assert_eq(q("SELECT expires_at FROM tokens WHERE id = 3"), T0 + 60, "already expired: as it was");
+	cr_assert_eq(q("SELECT count(*) FROM tokens"), 4, "nothing deleted");
+	cr_assert_eq(lookup(d, T0 + 101, node, sizeof(node)), MSTATE_OK);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'tokens_voided' AND node = 'ord1'"
+		       " AND detail = '1 open token voided by the redemption of token 1'"
+		       " AND source = '198.51.100.6'"), 1);
+	cr_assert_not_null(l = mstate_token_list(T.st, T0 + 101, err, sizeof(err)), "%s", err);
+	cr_assert_str_eq(token_state(l, 0), "redeemed");
+	cr_assert_str_eq(token_state(l, 1), "expired");
+	cr_assert_str_eq(token_state(l, 2), "expired");
+	cr_assert_str_eq(token_state(l, 3), "open");
+	json_decref(l);
+	/* nothing open to void: no row */
+	cr_assert_eq(enroll(d, "lax1", KEY_C, NULL, NULL, T0 + 102, cred, err, sizeof(err)), MSTATE_OK);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'tokens_voided'"), 1);
+}
+
+Test(mstate, token_for_an_enrolled_node_needs_replace)
+{
+	char tok[65] = "x", cred[65], want[300], err[512];
+	int64_t id;
+
+	enrolled("ord1", KEY_A, "10.10.10.2", NULL, T0, cred);
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0 + 5, NULL, false, tok, &id, NULL,
+					 err, sizeof(err)), -EEXIST);
+	snprintf(want, sizeof(want), "ord1 is enrolled (since 2026-09-21T14:13:20Z): a new token would"
+		 " let its holder replace the node's key; pass --replace to mean it");
+	cr_assert_str_eq(err, want);
+	cr_assert_eq(tok[0], '\0');
+	cr_assert_eq(q("SELECT count(*) FROM tokens"), 1);
+	/* replace says it is meant; and a node never enrolled needs no replace */
+	token_replace("ord1", 3600, T0 + 5, tok, &id);
+	token_replace("lax1", 3600, T0 + 5, tok, &id);
+	/* a disabled node: no token either way */
+	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0 + 6, NULL, err, sizeof(err)), 0);
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0 + 7, NULL, false, tok, &id, NULL,
+					 err, sizeof(err)), -EPERM);
+}
+
+Test(mstate, token_revoke)
+{
+	char a[65], b[65], c[65], cred[65], node[64] = "x", err[512];
+	int64_t ia, ib, ic;
+
+	token("ord1", 3600, T0, a, &ia);
+	token("lax1", 60, T0, b, &ib);
+	token("sfo1", 3600, T0, c, &ic);
+	cr_assert_eq(mstate_token_revoke(T.st, ia, T0 + 10, "admin uid 0", node, sizeof(node), err,
+					 sizeof(err)), 0, "%s", err);
+	cr_assert_str_eq(node, "ord1");
+	cr_assert_eq(lookup(a, T0 + 10, node, sizeof(node)), MSTATE_TOKEN_EXPIRED);
+	cr_assert_eq(enroll(a, "ord1", KEY_A, NULL, NULL, T0 + 11, cred, err, sizeof(err)),
+		     MSTATE_TOKEN_EXPIRED);
+	cr_assert_eq(q("SELECT expires_at FROM tokens WHERE id = 1"), T0 + 10);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'token_revoked' AND node = 'ord1'"
+		       " AND detail = 'token 1' AND source = 'admin uid 0'"), 1);
+	cr_assert_eq(mstate_token_revoke(T.st, ia, T0 + 12, NULL, NULL, 0, err, sizeof(err)), -EALREADY);
+	cr_assert_str_eq(err, "token 1: already expired (2026-09-21T14:13:30Z)");
+	cr_assert_eq(mstate_token_revoke(T.st, ib, T0 + 60, NULL, NULL, 0, err, sizeof(err)), -EALREADY);
+	cr_assert_str_eq(err, "token 2: already expired (2026-09-21T14:14:20Z)");
+	cr_assert_eq(enroll(c, "sfo1", KEY_C, NULL, NULL, T0 + 13, cred, err, sizeof(err)), MSTATE_OK);
+	cr_assert_eq(mstate_token_revoke(T.st, ic, T0 + 14, NULL, NULL, 0, err, sizeof(err)), -EALREADY);
+	cr_assert_str_eq(err, "token 3: already redeemed (2026-09-21T14:13:33Z)");
+	cr_assert_eq(mstate_token_revoke(T.st, 99, T0, NULL, NULL, 0, err, sizeof(err)), -ENOENT);
+	cr_assert_str_eq(err, "token 99: no such token");
+	cr_assert_eq(mstate_token_revoke(T.st, -1, T0, NULL, NULL, 0, err, sizeof(err)), -ENOENT);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'token_revoked'"), 1);
+	cr_assert_eq(q("SELECT count(*) FROM tokens"), 3);
+}
+
+/* ---- a lost reply: the same enrolment again ---- */
+
+static enum mstate_refusal enroll_retry(const char *tok, const char *key, int64_t now,
+					char cred[65], bool *retry)
+{
+	struct mstate_enroll_req r = {
+		.token = tok, .node = "ord1", .public_key = key, .external_ip = "198.51.100.6",
+		.tunnel_ipv4 = "10.10.10.2", .source = "198.51.100.6",
+	};
+	enum mstate_refusal why = 99;
+	char err[512];
+
+	cr_assert_eq(mstate_enroll_ex(T.st, &r, now, cred, &why, retry, err, sizeof(err)), 0, "%s", err);
+	if (why != MSTATE_OK)
+		cr_assert_str_eq(err, "token refused: already redeemed");
+	return why;
+}
+
+Test(mstate, retry_with_the_same_key_rotates_the_credential)
+{
+	char tok[65], c1[65], c2[65], c3[65], node[64], err[512];
+	struct mstate_node n;
+	bool retry = true;
+	int64_t id;
+
+	token("ord1", 3600, T0, tok, &id);
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + 10, c1, &retry), MSTATE_OK);
+	cr_assert_not(retry, "the first is an enrolment");
+	/* the reply with c1 was lost; the node asks again with the same key */
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + 70, c2, &retry), MSTATE_OK);
+	cr_assert(retry);
+	cr_assert_str_neq(c1, c2);
+	cr_assert_eq(cred_node(c1, node, sizeof(node)), -ENOENT, "the lost credential is dead");
+	cr_assert_eq(cred_node(c2, node, sizeof(node)), 0);
+	cr_assert_str_eq(node, "ord1");
+	/* again, within the ten minutes of the redemption */
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + 10 + MSTATE_RETRY_S - 1, c3, &retry), MSTATE_OK);
+	cr_assert_eq(cred_node(c2, node, sizeof(node)), -ENOENT);
+	cr_assert_eq(cred_node(c3, node, sizeof(node)), 0);
+	cr_assert_eq(mstate_node_get(T.st, "ord1", &n, err, sizeof(err)), 0);
+	cr_assert_str_eq(n.public_key, KEY_A);
+	cr_assert_eq(n.enrolled_at, T0 + 10);
+	cr_assert_eq(q("SELECT redeemed_at FROM tokens"), T0 + 10, "the redemption time stays");
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'enrolled'"), 1);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'enroll_retry' AND node = 'ord1' AND"
+		       " detail = 'token 1; public key " KEY_A "; credential replaced'"), 2);
+	/* mstate_enroll takes retries too, without telling */
+	cr_assert_eq(enroll(tok, "ord1", KEY_A, "10.10.10.2", NULL, T0 + 100, c1, err, sizeof(err)),
+		     MSTATE_OK, "%s", err);
+}
+
+Test(mstate, retry_refused_otherwise)
+{
+	char tok[65], tok2[65], c1[65], c2[65], node[64], err[512];
+	bool retry = true;
+	int64_t id;
+
+	token("ord1", 3600, T0, tok, &id);
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0, c1, &retry), MSTATE_OK);
+	/* another key: whoever copied the token is not the node */
+	cr_assert_eq(enroll_retry(tok, KEY_B, T0 + 1, c2, &retry), MSTATE_TOKEN_REDEEMED);
+	cr_assert_not(retry);
+	/* ten minutes after the redemption */
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + MSTATE_RETRY_S, c2, &retry), MSTATE_TOKEN_REDEEMED);
+	cr_assert_eq(cred_node(c1, node, sizeof(node)), 0, "the credential stays");
+	/* another node's name */
+	struct mstate_enroll_req r = { .token = tok, .node = "lax1", .public_key = KEY_A };
+	enum mstate_refusal why;
+
+	cr_assert_eq(mstate_enroll_ex(T.st, &r, T0 + 2, c2, &why, &retry, err, sizeof(err)), 0);
+	cr_assert_eq(why, MSTATE_TOKEN_REDEEMED);
+	cr_assert_not(retry);
+	/* the node enrolled again since, with another token: the old one is spent */
+	token_replace("ord1", 3600, T0 + 3, tok2, &id);
+	cr_assert_eq(enroll_retry(tok2, KEY_A, T0 + 4, c1, &retry), MSTATE_OK);
+	cr_assert_not(retry);
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + 5, c2, &retry), MSTATE_TOKEN_REDEEMED);
+	cr_assert_eq(cred_node(c1, node, sizeof(node)), 0);
+	/* a disabled node */
+	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0 + 6, NULL, err, sizeof(err)), 0);
+	cr_assert_eq(enroll_retry(tok2, KEY_A, T0 + 7, c2, &retry), MSTATE_TOKEN_REDEEMED);
+	cr_assert_eq(cred_node(c1, node, sizeof(node)), -ENOENT);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'enroll_retry'"), 0);
+	cr_assert_eq(q("SELECT count(*) FROM audit WHERE event = 'refused' AND"
+		       " detail LIKE '%already redeemed'"), 5);
+}
+
+Test(mstate, schema_1_is_updated)
+{
+	char err[512], msg[256], tok[65], cred[65];
+	bool retry;
+	int64_t id;
+
+	/* a version 1 file: tokens without public_key, one redeemed */
+	mstate_close(T.st);
+	T.st = NULL;
+	unlink(T.db);
+	close(open(T.db, O_WRONLY | O_CREAT | O_TRUNC, 0600));
+	cr_assert_eq(raw_exec("CREATE TABLE nodes(name TEXT PRIMARY KEY, public_key TEXT UNIQUE NOT NULL,"
+			      " tunnel_ipv4 TEXT UNIQUE, tunnel_ipv6 TEXT UNIQUE, external_ip TEXT,"
+			      " credential_hash TEXT UNIQUE NOT NULL, enrolled_at INTEGER NOT NULL,"
+			      " disabled_at INTEGER);"
+			      "CREATE TABLE tokens(id INTEGER PRIMARY KEY, hash TEXT UNIQUE NOT NULL,"
+			      " node TEXT NOT NULL, created_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,"
+			      " redeemed_at INTEGER, redeemed_by TEXT);"
+			      "CREATE TABLE audit(id INTEGER PRIMARY KEY, at INTEGER NOT NULL, event TEXT NOT NULL,"
+			      " node TEXT, source TEXT, detail TEXT);"
+			      "INSERT INTO tokens(hash, node, created_at, expires_at, redeemed_at)"
+			      " VALUES('x', 'lax1', 1, 2, 1);"
+			      "PRAGMA user_version = 1;", msg, sizeof(msg)), SQLITE_OK, "%s", msg);
+	cr_assert_eq(mstate_open(T.db, &T.st, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(q("PRAGMA user_version"), 2);
+	cr_assert_eq(q("SELECT count(*) FROM pragma_table_info('tokens') WHERE name = 'public_key'"), 1);
+	cr_assert_eq(q("SELECT count(*) FROM tokens WHERE public_key IS NULL"), 1, "rows kept");
+	token("ord1", 3600, T0, tok, &id);
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0, cred, &retry), MSTATE_OK);
+	cr_assert_eq(enroll_retry(tok, KEY_A, T0 + 1, cred, &retry), MSTATE_OK);
+	cr_assert(retry);
 }
 
 /* ---- keys and tunnel addresses ---- */
@@ -442,7 +758,7 @@ Test(mstate, disabled_node)
 	int64_t id;
 
 	enrolled("ord1", KEY_A, "10.10.10.2", NULL, T0, c);
-	token("ord1", 3600, T0, tok, &id);
+	token_replace("ord1", 3600, T0, tok, &id);
 	cr_assert_eq(mstate_enrolled_count(T.st, err, sizeof(err)), 1);
 	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0 + 50, "admin uid 0", err, sizeof(err)), 0,
 		     "%s", err);
@@ -451,7 +767,7 @@ Test(mstate, disabled_node)
 	cr_assert_eq(enroll(tok, "ord1", KEY_B, NULL, NULL, T0 + 51, c, err, sizeof(err)),
 		     MSTATE_NODE_DISABLED);
 	cr_assert_str_eq(err, "node ord1 is disabled");
-	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0 + 52, NULL, tok, &id, NULL, err,
+	cr_assert_eq(mstate_token_create(T.st, "ord1", 3600, T0 + 52, NULL, true, tok, &id, NULL, err,
 					 sizeof(err)), -EPERM);
 	cr_assert_str_eq(err, "ord1: node is disabled");
 	cr_assert_eq(mstate_node_disable(T.st, "ord1", T0 + 53, NULL, err, sizeof(err)), -EALREADY);
@@ -555,7 +871,7 @@ Test(mstate, nothing_is_ever_deleted)
 		switch (round) {
 		case 0: enrolled("ord1", KEY_A, "10.10.10.2", NULL, T0, c); break;
 		case 1: enrolled("ord1", KEY_B, NULL, NULL, T0 + 1, c); break;
-		case 2: token("ord1", 60, T0 + 2, tok, &id); break;
+		case 2: token_replace("ord1", 60, T0 + 2, tok, &id); break;
 		case 3: enroll(tok, "ord1", KEY_C, NULL, NULL, T0 + 999, c, err, sizeof(err)); break;
 		case 4: mstate_node_disable(T.st, "ord1", T0 + 1000, NULL, err, sizeof(err)); break;
 		case 5: enroll(tok, "ord1", KEY_C, NULL, NULL, T0 + 1001, c, err, sizeof(err)); break;
@@ -653,7 +969,7 @@ Test(mstate, audit_rows)
 	enroll(tok, "ord1", KEY_A, NULL, NULL, T0 + 60, c, err, sizeof(err));     /* expired */
 	token("ord1", 3600, T0, tok2, &id);
 	cr_assert_eq(enroll(tok2, "ord1", KEY_A, "10.10.10.2", NULL, T0, c, err, sizeof(err)), MSTATE_OK);
-	enroll(tok2, "ord1", KEY_A, NULL, NULL, T0, c, err, sizeof(err));         /* redeemed */
+	enroll(tok2, "ord1", KEY_B, NULL, NULL, T0, c, err, sizeof(err));         /* redeemed */
 	token("lax1", 3600, T0, tok, &id);
 	enroll(tok, "lax1", KEY_A, NULL, NULL, T0, c, err, sizeof(err));          /* key */
 	enroll(tok, "lax1", KEY_B, "10.10.10.2", NULL, T0, c, err, sizeof(err));  /* address */
@@ -744,7 +1060,7 @@ static _Noreturn void kill_child(const char *db, int k, int out)
 		snprintf(node, sizeof(node), "n%d", i % 4);
 		snprintf(v4, sizeof(v4), "10.0.0.%d", i % 4 + 1);
 		snprintf(key, sizeof(key), "key-%d-%d", k, i);
-		if (mstate_token_create(st, node, 3600, now, NULL, tok, &id, NULL, err, sizeof(err)))
+		if (mstate_token_create(st, node, 3600, now, NULL, true, tok, &id, NULL, err, sizeof(err)))
 			_exit(5);
 		struct mstate_enroll_req r = { .token = tok, .node = node, .public_key = key,
 					       .tunnel_ipv4 = v4, .source = "192.0.2.1" };
@@ -876,7 +1192,12 @@ static _Noreturn void race_child(const char *db, char (*toks)[65], int me, int o
 		snprintf(node, sizeof(node), "r%d", i);
 		snprintf(key, sizeof(key), "key-%d-%d", me, i);
 		struct mstate_enroll_req r = { .token = toks[i], .node = node, .public_key = key };
-		if (mstate_enroll(st, &r, T0, cred, &why, err, sizeof(err)))
+		int rc;
+
+		/* -EBUSY: the other racer held the lock past MSTATE_BUSY_MS; again */
+		while ((rc = mstate_enroll(st, &r, T0, cred, &why, err, sizeof(err))) == -EBUSY)
+			;
+		if (rc)
 			_exit(5);
 		if (why != MSTATE_OK && why != MSTATE_TOKEN_REDEEMED)
 			_exit(6);
