@@ -345,6 +345,7 @@ static enum MHD_Result enroll(struct meshd *d, struct http_request *r)
 	char node[128], cred[65], err[256];
 	struct mstate_enroll_req req;
 	time_t now = time(NULL);
+	bool retry = false;
 
 	if (!j)
 		return ret;
@@ -373,7 +374,9 @@ static enum MHD_Result enroll(struct meshd *d, struct http_request *r)
 		ret = fail(d, r, MHD_HTTP_FORBIDDEN, "%s", refusal_text(why));
 		goto out;
 	}
-	if (why != MSTATE_OK) {
+	/* a spent token may be a retry of an enrolment whose reply was lost:
+	 * mstate_enroll_ex decides (same node, same key, within 10 minutes) */
+	if (why != MSTATE_OK && why != MSTATE_TOKEN_REDEEMED) {
 		ret = enroll_refused(d, r, node, refusal_code(why), "%s", refusal_text(why));
 		goto out;
 	}
@@ -417,7 +420,7 @@ static enum MHD_Result enroll(struct meshd *d, struct http_request *r)
 	req.tunnel_ipv4 = n->tunnel_ipv4.family ? n->tunnel_ipv4.text : NULL;
 	req.tunnel_ipv6 = n->tunnel_ipv6.family ? n->tunnel_ipv6.text : NULL;
 	req.source = r->peer_text;
-	if (mstate_enroll(d->st, &req, now, cred, &why, err, sizeof(err)) < 0) {
+	if (mstate_enroll_ex(d->st, &req, now, cred, &why, &retry, err, sizeof(err)) < 0) {
 		log_err("enroll of %s: %s", node, err);
 		ret = state_unavailable(d, r);   /* nothing was committed: the token stands */
 		goto out;
@@ -432,13 +435,14 @@ static enum MHD_Result enroll(struct meshd *d, struct http_request *r)
 	d->n.enrolled++;
 	if (inv_overlay(d->inv, n->name, key, ip) < 0)
 		log_err("enroll of %s: out of memory laying its key over the inventory", n->name);
-	log_notice("enrolled %s (region %s) from %s, public key %s", n->name, n->region,
-		   r->peer_text, key);
+	log_notice("enrolled %s (region %s) from %s, public key %s%s", n->name, n->region,
+		   r->peer_text, key, retry ? " (a retry: its credential is new)" : "");
 	ret = http_reply_json(r->conn, MHD_HTTP_OK,
-			      json_pack("{ss ss ss so so}", "node", n->name, "region", n->region,
+			      json_pack("{ss ss ss so so sb}", "node", n->name, "region", n->region,
 					"credential", cred,
 					"config", json_sprintf(PFX "nodes/%s/config", n->name),
-					"wireguard", json_sprintf(PFX "nodes/%s/wireguard", n->name)));
+					"wireguard", json_sprintf(PFX "nodes/%s/wireguard", n->name),
+					"retry", retry));
 	explicit_bzero(cred, sizeof(cred));
 out:
 	json_decref(j);

@@ -277,6 +277,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "meshd: %s\n", err);
 		goto out;
 	}
+	if (mstate_warning(d.st))
+		log_warn("%s", mstate_warning(d.st));
 	if (test) {
 		printf("meshd: %s: ok; inventory %s: %zu nodes, sha256:%s\n", conf_path,
 		       d.conf->inventory, d.inv->m->n_nodes, d.inv->sha256);
