@@ -10,7 +10,7 @@ TMPFILESDIR ?= /usr/lib/tmpfiles.d
 BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
 CC      ?= cc
 PKGS    := libuv libcurl libnl-3.0 libnl-genl-3.0 yaml-0.1 jansson libmicrohttpd libsystemd \
-           sqlite3 gnutls
+           sqlite3 gnutls libcares
 VERSION := $(shell git describe --always --dirty 2>/dev/null || echo 0.1)
 
 ifdef SANITIZE

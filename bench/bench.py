@@ -6,6 +6,7 @@
     bench.py --only control   (that part alone, merged into results.json/.md)
     bench.py --only mesh      (likewise: meshctl at scale, failover in the mesh lab)
     bench.py --only meshd     (likewise: meshd's API under wrk, HTTP and HTTPS)
+    bench.py --only dns       (likewise: 200 dns checks against a local unbound)
 
 Parts: the probe engine at 100, 1,000 and 10,000 HTTP checks against a
 local nginx; detection in the namespace lab; the HTTP endpoint under wrk;
@@ -33,6 +34,7 @@ import time
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import control  # noqa: E402
+import dns  # noqa: E402
 import engine  # noqa: E402
 import mesh  # noqa: E402
 import meshd  # noqa: E402
@@ -125,7 +127,12 @@ def _part_meshd(ctx, a):
     return fig, report.meshd_lines(fig)
 
 
-PARTS = {"control": _part_control, "mesh": _part_mesh, "meshd": _part_meshd}
+def _part_dns(ctx, a):
+    fig = dns.run(ctx, a.quick, say)
+    return fig, [dns.line(fig)]
+
+
+PARTS = {"control": _part_control, "dns": _part_dns, "mesh": _part_mesh, "meshd": _part_meshd}
 
 
 def only_part(ctx, a):
@@ -206,6 +213,8 @@ def main():
         say("control socket: healthctl status while a client pipelines and never reads")
         res["control"] = control.control_reply(ctx, 50 if a.quick else 200, warmup)
         say(report.control_line(res["control"]))
+        res["dns"] = dns.run(ctx, a.quick, say)
+        say(dns.line(res["dns"]))
         say("mesh: meshctl check and render at scale, failover in the mesh lab")
         res["mesh"] = mesh.run(ctx, a.quick, say)
         say("meshd: the API under wrk, HTTP and HTTPS on loopback; the rate limit")

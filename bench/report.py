@@ -1,5 +1,7 @@
 """Targets, the comparison with them, bench/results.md and the summary."""
 
+import dns
+
 # Targets from the benchmark issue, measured on these 2-core machines.
 CPU_US_PER_PROBE = 30.0        # at 1,000 probes/s
 RSS_MB = {1000: 8.0, 10000: 40.0}
@@ -568,6 +570,9 @@ def markdown(res):
             "the socket quiet, then while one client has sent up to 300,000 `status` lines "
             "and reads none of the replies (bench/control.py).", ""]
     out += _control_md(res.get("control"))
+    if "dns" in res:
+        out += ["", "## DNS probes", ""]
+        out += dns.markdown(res["dns"])
     if "mesh" in res:
         out += ["", "## Mesh: meshctl over large inventories", ""]
         out += _mesh_md(res["mesh"])

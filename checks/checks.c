@@ -26,6 +26,7 @@ struct check_engine {
 
 /* The only registry: adding a type adds a line here. */
 static const struct check_ops *const registry[] = {
+	&check_dns_ops,
 	&check_http_ops,
 	&check_tcp_ops,
 	&check_wireguard_ops,

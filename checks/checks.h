@@ -24,8 +24,8 @@ enum check_reason {
 	CHECK_UNREACHABLE,   /* no route, host unreachable */
 	CHECK_DNS,           /* name did not resolve */
 	CHECK_TLS,           /* handshake or certificate failed */
-	CHECK_STATUS,        /* HTTP status not in expect_status */
-	CHECK_BODY,          /* expect_body not found */
+	CHECK_STATUS,        /* HTTP status not in expect_status, DNS rcode not expect_rcode */
+	CHECK_BODY,          /* expect_body, or a DNS expect_answer, not found */
 	CHECK_PROTOCOL,      /* malformed reply */
 	CHECK_IO,            /* other socket/transfer error */
 	CHECK_INTERNAL,      /* could not start the probe */
@@ -144,6 +144,10 @@ void check_curl_close(struct check_curl *cc);
 
 extern const struct check_ops check_http_ops;
 extern const struct check_ops check_tcp_ops;
+
+/* ---- check_dns.c: one query per probe, c-ares on the loop ---- */
+
+extern const struct check_ops check_dns_ops;
 
 /* ---- check_wireguard.c, wg_uapi.c, wg_netlink.c: WireGuard peers ----
  *

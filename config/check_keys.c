@@ -14,6 +14,7 @@
 
 static int http_defaults(struct cfg_check *k);
 static int wg_defaults(struct cfg_check *k);
+static int dns_defaults(struct cfg_check *k);
 
 /* Check types and the keys each accepts beyond the common ones (in
  * printing order). A new type is one row here plus its fields. */
@@ -28,6 +29,9 @@ static const struct check_type {
 	  (const char *const[]){ "url", NULL }, http_defaults },
 	{ "tcp", (const char *const[]){ "host", "port", NULL },
 	  (const char *const[]){ "host", "port", NULL }, NULL },
+	{ "dns", (const char *const[]){ "qname", "qtype", "server", "expect_rcode",
+		"expect_answer", NULL },
+	  (const char *const[]){ "qname", NULL }, dns_defaults },
 	{ "wireguard", (const char *const[]){ "interface", "peers", "min_peers",
 		"max_handshake_age", "max_rx_idle", "uapi_dir", NULL },
 	  (const char *const[]){ "interface", NULL }, wg_defaults },
@@ -311,6 +315,178 @@ static int check_port(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return rc;
 }
 
+/* ---- dns ---- */
+
+static const struct { const char *name; uint16_t v; } qtypes[] = {
+	{ "A", 1 }, { "AAAA", 28 }, { "NS", 2 }, { "CNAME", 5 }, { "SOA", 6 },
+	{ "PTR", 12 }, { "MX", 15 }, { "TXT", 16 }, { "SRV", 33 }, { "CAA", 257 },
+};
+#define N_QTYPES (sizeof(qtypes) / sizeof(qtypes[0]))
+
+/* RFC 1035 and RFC 2136 rcodes: the ones a four-bit header field holds. */
+static const char *const rcodes[] = { "NOERROR", "FORMERR", "SERVFAIL", "NXDOMAIN",
+	"NOTIMP", "REFUSED", "YXDOMAIN", "YXRRSET", "NXRRSET", "NOTAUTH", "NOTZONE" };
+#define N_RCODES (sizeof(rcodes) / sizeof(rcodes[0]))
+
+const char *cfg_dns_qtype_str(uint16_t qtype)
+{
+	for (size_t i = 0; i < N_QTYPES; i++)
+		if (qtypes[i].v == qtype)
+			return qtypes[i].name;
+	return NULL;
+}
+
+const char *cfg_dns_rcode_str(unsigned rcode)
+{
+	return rcode < N_RCODES ? rcodes[rcode] : NULL;
+}
+
+static int dns_defaults(struct cfg_check *k)
+{
+	k->qtype = 1;
+	return (k->server = strdup("127.0.0.1:53")) ? 0 : -ENOMEM;
+}
+
+/* A host name as DNS carries it: labels of 1 to 63 letters, digits, '-'
+ * or '_' (SRV's _sip._tcp), at most 253 characters; one trailing dot is
+ * dropped; "." alone is the root. */
+static bool dns_name_valid(const char *s)
+{
+	size_t len = strlen(s), label = 0;
+
+	if (strcmp(s, ".") == 0)
+		return true;
+	if (len && s[len - 1] == '.')
+		len--;
+	if (len == 0 || len > 253)
+		return false;
+	for (size_t i = 0; i < len; i++) {
+		if (s[i] == '.') {
+			if (label == 0)
+				return false;
+			label = 0;
+		} else if ((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') ||
+			   (s[i] >= '0' && s[i] <= '9') || s[i] == '-' || s[i] == '_') {
+			if (++label > 63)
+				return false;
+		} else {
+			return false;
+		}
+	}
+	return label > 0;
+}
+
+static int check_qname(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		       const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	size_t len;
+	int rc = cfg_get_str(c, v, &k->qname);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	if (!dns_name_valid(k->qname))
+		return cfg_fail(c, v, "'%s' is not a DNS name (labels of 1 to 63 letters, digits, '-' or '_', at most 253 characters)",
+				k->qname);
+	len = strlen(k->qname);
+	if (len > 1 && k->qname[len - 1] == '.')
+		k->qname[len - 1] = '\0';
+	return 0;
+}
+
+static int check_qtype(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		       const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	char list[96] = "";
+	int rc = cfg_want_scalar(c, v, "a DNS type");
+
+	(void)kk;
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < N_QTYPES; i++) {
+		if (strcasecmp(cfg_sval(v), qtypes[i].name) == 0) {
+			k->qtype = qtypes[i].v;
+			return 0;
+		}
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+			 i ? ", " : "", qtypes[i].name);
+	}
+	return cfg_fail(c, v, "'%s' is not a DNS type this check asks for (%s)", cfg_sval(v),
+			list);
+}
+
+static int check_expect_rcode(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			      const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	char list[128] = "";
+	int rc = cfg_want_scalar(c, v, "a DNS rcode");
+
+	(void)kk;
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < N_RCODES; i++) {
+		if (strcasecmp(cfg_sval(v), rcodes[i]) == 0) {
+			k->expect_rcode = (unsigned)i;
+			return 0;
+		}
+		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s",
+			 i ? ", " : "", rcodes[i]);
+	}
+	return cfg_fail(c, v, "'%s' is not a DNS rcode (%s)", cfg_sval(v), list);
+}
+
+/* "IP:PORT", "[IPv6]:PORT", or an address alone for port 53; kept as
+ * "IP:PORT" / "[IPv6]:PORT", the form c-ares takes. */
+static int check_server(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	char host[INET6_ADDRSTRLEN + 2], norm[INET6_ADDRSTRLEN + 10], *s;
+	uint8_t a[16];
+	uint16_t port = 53;
+	int rc = cfg_want_scalar(c, v, "IP:PORT");
+
+	(void)kk;
+	if (rc)
+		return rc;
+	s = (char *)cfg_sval(v);
+	if (inet_pton(AF_INET, s, a) == 1) {
+		snprintf(norm, sizeof(norm), "%s:53", s);
+	} else if (inet_pton(AF_INET6, s, a) == 1) {
+		inet_ntop(AF_INET6, a, host, sizeof(host));
+		snprintf(norm, sizeof(norm), "[%s]:53", host);
+	} else if (cfg_parse_hostport(s, true, host, sizeof(host), &port) == 0 &&
+		   inet_pton(AF_INET6, host, a) == 1) {
+		inet_ntop(AF_INET6, a, host, sizeof(host));
+		snprintf(norm, sizeof(norm), "[%s]:%u", host, port);
+	} else if (cfg_parse_hostport(s, true, host, sizeof(host), &port) == 0 &&
+		   inet_pton(AF_INET, host, a) == 1) {
+		snprintf(norm, sizeof(norm), "%s:%u", host, port);
+	} else {
+		return cfg_fail(c, v, "'%s' is not an IP address, IP:PORT or [IPv6]:PORT (port 1 to 65535)",
+				s);
+	}
+	free(k->server);
+	return (k->server = strdup(norm)) ? 0 : cfg_fail(c, v, "out of memory");
+}
+
+static int check_expect_answer(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			       const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	int rc = cfg_get_str(c, v, &k->expect_answer);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	if (!*k->expect_answer)
+		return cfg_fail(c, v, "must not be empty (leave the key out to accept any answer)");
+	return 0;
+}
+
 /* ---- wireguard ---- */
 
 static int wg_defaults(struct cfg_check *k)
@@ -512,6 +688,11 @@ static const struct cfg_key check_keys[] = {
 	CFG_FN("redact_headers", check_redact_headers, 0),
 	CFG_FN("host", check_host, 0),
 	CFG_FN("port", check_port, 0),
+	CFG_FN("qname", check_qname, 0),
+	CFG_FN("qtype", check_qtype, 0),
+	CFG_FN("server", check_server, 0),
+	CFG_FN("expect_rcode", check_expect_rcode, 0),
+	CFG_FN("expect_answer", check_expect_answer, 0),
 	CFG_FN("interface", check_interface, 0),
 	CFG_FN("peers", check_peers, 0),
 	CFG_FN("min_peers", check_min_peers, 0),

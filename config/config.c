@@ -647,6 +647,9 @@ static void check_free(struct cfg_check *k)
 		free(k->redact_headers[i]);
 	free(k->redact_headers);
 	free(k->host);
+	free(k->qname);
+	free(k->server);
+	free(k->expect_answer);
 	free(k->interface);
 	for (size_t i = 0; i < k->n_peers; i++)
 		free(k->peers[i].name);
@@ -700,7 +703,9 @@ bool cfg_check_equal(const struct cfg_check *a, const struct cfg_check *b)
 	    !str_eq(a->url, b->url) || !str_eq(a->expect_body, b->expect_body) ||
 	    !str_eq(a->connect_to, b->connect_to) ||
 	    a->tls_verify != b->tls_verify || !str_eq(a->host, b->host) ||
-	    a->port != b->port || a->n_expect_status != b->n_expect_status ||
+	    a->port != b->port || !str_eq(a->qname, b->qname) || a->qtype != b->qtype ||
+	    !str_eq(a->server, b->server) || a->expect_rcode != b->expect_rcode ||
+	    !str_eq(a->expect_answer, b->expect_answer) || a->n_expect_status != b->n_expect_status ||
 	    a->n_headers != b->n_headers || a->n_redact_headers != b->n_redact_headers ||
 	    !str_eq(a->interface, b->interface) ||
 	    a->n_peers != b->n_peers || a->min_peers != b->min_peers ||

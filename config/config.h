@@ -105,6 +105,13 @@ struct cfg_check {
 	char *host;
 	uint16_t port;
 
+	/* dns */
+	char *qname;                /* the name asked for, no trailing dot ("." the root) */
+	uint16_t qtype;             /* default 1 (A) */
+	char *server;               /* normalised "IP:PORT", "[IPv6]:PORT"; default 127.0.0.1:53 */
+	unsigned expect_rcode;      /* default 0 (NOERROR) */
+	char *expect_answer;        /* substring of some answer's text, NULL = any */
+
 	/* wireguard */
 	char *interface;
 	struct cfg_wg_peer *peers;  /* none listed: every peer present */
@@ -207,6 +214,13 @@ bool cfg_prefixes_equal(const struct cfg_prefix *a, size_t na,
 /* The type-specific keys a check type accepts, in printing order,
  * NULL-terminated; NULL for an unknown type. */
 const char *const *cfg_check_keys(const char *type);
+
+/* ---- check_keys.c ---- */
+
+/* DNS type and rcode names ("A", "NXDOMAIN") of the dns check's qtype and
+ * expect_rcode; NULL for a value the keys do not take. */
+const char *cfg_dns_qtype_str(uint16_t qtype);
+const char *cfg_dns_rcode_str(unsigned rcode);
 
 /* ---- redact.c: secrets off every surface (status, logs, -t -v) ---- */
 

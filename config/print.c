@@ -217,6 +217,16 @@ static void put_check_key(FILE *out, const struct cfg_check *k, const char *key)
 		put_key_str(out, in, key, k->host);
 	} else if (strcmp(key, "port") == 0) {
 		fprintf(out, "%*s%s: %u\n", in, "", key, k->port);
+	} else if (strcmp(key, "qname") == 0 && k->qname) {
+		put_key_str(out, in, key, k->qname);
+	} else if (strcmp(key, "qtype") == 0) {
+		fprintf(out, "%*s%s: %s\n", in, "", key, cfg_dns_qtype_str(k->qtype));
+	} else if (strcmp(key, "server") == 0 && k->server) {
+		put_key_str(out, in, key, k->server);
+	} else if (strcmp(key, "expect_rcode") == 0) {
+		fprintf(out, "%*s%s: %s\n", in, "", key, cfg_dns_rcode_str(k->expect_rcode));
+	} else if (strcmp(key, "expect_answer") == 0 && k->expect_answer) {
+		put_key_str(out, in, key, k->expect_answer);
 	} else {
 		put_wg_key(out, k, key);
 	}

@@ -7,7 +7,7 @@ build_pkgs=(
   build-essential pkg-config
   libuv1-dev libcurl4-openssl-dev libnl-3-dev libnl-genl-3-dev libyaml-dev
   libjansson-dev libmicrohttpd-dev libsystemd-dev libcriterion-dev
-  libsqlite3-dev libgnutls28-dev
+  libsqlite3-dev libgnutls28-dev libc-ares-dev
 )
 test_pkgs=(
   bird2 iproute2 curl python3 procps wireguard-go wireguard-tools nftables
@@ -22,6 +22,9 @@ test_pkgs=(
   cloud-init
   # t_lg.sh: the looking glass's HTML page, loaded and screenshotted headless
   chromium
+  # t_dns.sh and make bench: a real DNS server (local-data answers, a
+  # refusing zone, a dead forwarder) for `type: dns` checks
+  unbound
 )
 # make bench: the HTTP server it probes and the load generator.
 bench_pkgs=(
@@ -71,6 +74,11 @@ fi
 # must not be configured by it (its documented off switch).
 if [[ " ${missing[*]} " == *" cloud-init "* ]]; then
   mkdir -p /etc/cloud && touch /etc/cloud/cloud-init.disabled
+fi
+# The unbound package starts a system resolver on port 53; the tests and
+# the bench run their own.
+if [[ " ${missing[*]} " == *" unbound "* ]] && [ -d /run/systemd/system ]; then
+  systemctl disable --now unbound >/dev/null 2>&1 || true
 fi
 # The nginx package starts a system nginx on port 80; the bench runs its own.
 if [[ " ${missing[*]} " == *" nginx "* ]]; then

@@ -221,6 +221,8 @@ struct broken {
 #define HTTP "      - name: a\n        type: http\n        url: http://x/\n"
 /* Lines 5-7: a valid wireguard check; two keys as `wg genkey | wg pubkey` prints them. */
 #define WG "      - name: a\n        type: wireguard\n        interface: wg0\n"
+/* A dns check, line 5 to 7. */
+#define DNS "      - name: a\n        type: dns\n        qname: www.example.net\n"
 #define WGK1 "0+n7PJLb8IXwhF35aUMnDb2YNd/yqUFw2IJ/bOfTNwI="
 #define WGK2 "E0gPXQKhr5O0E/kmqM5HKTsM7ap/vhmUW1R4glu6QTw="
 #define SVC2 "  - name: db\n    prefixes: [\"198.51.100.0/24\"]\n    checks:\n"
@@ -352,7 +354,7 @@ ParameterizedTestParameters(config, broken)
 		{ "check_scalar", P "      - tcp\n", "t.yaml:5:9: services[0].checks[0]: expected a mapping, found a scalar" },
 		{ "check_no_type", P "      - name: a\n        host: x\n", "t.yaml:5:9: services[0].checks[0].type: missing required key" },
 		{ "check_no_name", P "      - type: tcp\n        host: x\n        port: 1\n", "t.yaml:5:9: services[0].checks[0].name: missing required key" },
-		{ "check_type", P "      - name: a\n        type: nosuch\n", "t.yaml:6:15: services[0].checks[0].type: unknown check type 'nosuch' (known: http, tcp, wireguard)" },
+		{ "check_type", P "      - name: a\n        type: nosuch\n", "t.yaml:6:15: services[0].checks[0].type: unknown check type 'nosuch' (known: http, tcp, dns, wireguard)" },
 		{ "check_name", P "      - name: A-1\n        type: tcp\n        host: x\n        port: 1\n", "t.yaml:5:15: services[0].checks[0].name: 'A-1' is not a valid name" },
 		{ "check_duplicate", P TCP TCP, "t.yaml:9:15: services[0].checks[1].name: duplicate check name 'a' (first at line 5)" },
 		{ "check_same_name_other_service", P TCP SVC2 "      - name: a\n        type: tcp\n        host: x\n        port: 0\n", "t.yaml:15:15: services[1].checks[0].port: expected an integer from 1 to 65535, found '0'" },
@@ -431,6 +433,19 @@ ParameterizedTestParameters(config, broken)
 		{ "redact_headers_twice", P HTTP "        redact_headers: [Cookie, cookie]\n", "t.yaml:8:34: services[0].checks[0].redact_headers[1]: header 'cookie' is listed twice" },
 		{ "redact_headers_map", P HTTP "        redact_headers: {a: b}\n", "t.yaml:8:25: services[0].checks[0].redact_headers: expected a list, found a mapping" },
 		{ "redact_headers_on_tcp", P TCP "        redact_headers: []\n", "t.yaml:9:9: services[0].checks[0].redact_headers: key 'redact_headers' is not valid for type tcp" },
+		{ "dns_no_qname", P "      - name: a\n        type: dns\n", "t.yaml:5:9: services[0].checks[0].qname: missing required key for type dns" },
+		{ "dns_qname_label_empty", P "      - name: a\n        type: dns\n        qname: www..example.net\n", "t.yaml:7:16: services[0].checks[0].qname: 'www..example.net' is not a DNS name" },
+		{ "dns_qname_space", P "      - name: a\n        type: dns\n        qname: \"a b.example\"\n", "t.yaml:7:16: services[0].checks[0].qname: 'a b.example' is not a DNS name" },
+		{ "dns_qname_long_label", P "      - name: a\n        type: dns\n        qname: " "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.net\n", "t.yaml:7:16: services[0].checks[0].qname: 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.net' is not a DNS name" },
+		{ "dns_qname_list", P "      - name: a\n        type: dns\n        qname: [a]\n", "t.yaml:7:16: services[0].checks[0].qname: expected a string, found a list" },
+		{ "dns_qtype", P DNS "        qtype: ANY\n", "t.yaml:8:16: services[0].checks[0].qtype: 'ANY' is not a DNS type this check asks for (A, AAAA, NS, CNAME, SOA, PTR, MX, TXT, SRV, CAA)" },
+		{ "dns_rcode", P DNS "        expect_rcode: NOTFOUND\n", "t.yaml:8:23: services[0].checks[0].expect_rcode: 'NOTFOUND' is not a DNS rcode (NOERROR, FORMERR, SERVFAIL, NXDOMAIN" },
+		{ "dns_server_name", P DNS "        server: ns.example.net:53\n", "t.yaml:8:17: services[0].checks[0].server: 'ns.example.net:53' is not an IP address, IP:PORT or [IPv6]:PORT (port 1 to 65535)" },
+		{ "dns_server_port0", P DNS "        server: \"192.0.2.53:0\"\n", "t.yaml:8:17: services[0].checks[0].server: '192.0.2.53:0' is not an IP address" },
+		{ "dns_server_v6_unbracketed_port", P DNS "        server: \"2001:db8::53:5353:\"\n", "t.yaml:8:17: services[0].checks[0].server: '2001:db8::53:5353:' is not an IP address" },
+		{ "dns_expect_answer_empty", P DNS "        expect_answer: \"\"\n", "t.yaml:8:24: services[0].checks[0].expect_answer: must not be empty" },
+		{ "dns_key_on_tcp", P TCP "        qtype: A\n", "t.yaml:9:9: services[0].checks[0].qtype: key 'qtype' is not valid for type tcp" },
+		{ "host_on_dns", P DNS "        host: x\n", "t.yaml:8:9: services[0].checks[0].host: key 'host' is not valid for type dns" },
 		{ "second_check_timeout", P TCP "      - name: b\n        type: tcp\n        host: x\n        port: 1\n        timeout: 1x\n", "t.yaml:13:18: services[0].checks[1].timeout: '1x' is not a duration" },
 	};
 
@@ -840,6 +855,52 @@ Test(config, check_equal_compares_every_setting)
 	DIFFERS(redact_headers, redact);
 	DIFFERS(host, "x");
 	DIFFERS(port, 1);
+#undef DIFFERS
+	cfg_free(cfg);
+}
+
+Test(config, dns_defaults_and_values)
+{
+	struct config *cfg = load(P DNS
+		"      - name: b\n        type: dns\n        qname: big.example.net.\n"
+		"        qtype: txt\n        server: \"[2001:db8::53]:5353\"\n"
+		"        expect_rcode: nxdomain\n        expect_answer: v=spf1\n"
+		"      - name: c\n        type: dns\n        qname: .\n        qtype: SOA\n"
+		"        server: 2001:db8::0:53\n"
+		"      - name: d\n        type: dns\n        qname: _sip._tcp.example.net\n"
+		"        qtype: SRV\n        server: 192.0.2.53:5300\n");
+	const struct cfg_check *a = &cfg->services[0].checks[0];
+	const struct cfg_check *b = &cfg->services[0].checks[1];
+	const struct cfg_check *c = &cfg->services[0].checks[2];
+	const struct cfg_check *d = &cfg->services[0].checks[3];
+
+	cr_assert_str_eq(a->qname, "www.example.net");
+	cr_assert_eq(a->qtype, 1, "default A");
+	cr_assert_str_eq(a->server, "127.0.0.1:53", "default: the local resolver");
+	cr_assert_eq(a->expect_rcode, 0, "default NOERROR");
+	cr_assert_null(a->expect_answer);
+	cr_assert_str_eq(b->qname, "big.example.net", "the trailing dot goes");
+	cr_assert_eq(b->qtype, 16);
+	cr_assert_str_eq(b->server, "[2001:db8::53]:5353");
+	cr_assert_eq(b->expect_rcode, 3);
+	cr_assert_str_eq(b->expect_answer, "v=spf1");
+	cr_assert_str_eq(c->qname, ".");
+	cr_assert_eq(c->qtype, 6);
+	cr_assert_str_eq(c->server, "[2001:db8::53]:53", "an address alone is port 53, normalised");
+	cr_assert_str_eq(d->server, "192.0.2.53:5300");
+	cr_assert_eq(d->qtype, 33);
+	cr_assert_str_eq(cfg_dns_qtype_str(257), "CAA");
+	cr_assert_null(cfg_dns_qtype_str(255));
+	cr_assert_str_eq(cfg_dns_rcode_str(2), "SERVFAIL");
+	cr_assert_null(cfg_dns_rcode_str(11));
+#define DIFFERS(field, value) do { struct cfg_check x = *b; x.field = value; \
+	cr_assert_not(cfg_check_equal(b, &x), #field " ignored"); } while (0)
+	cr_assert(cfg_check_equal(b, b));
+	DIFFERS(qname, "x.example.net");
+	DIFFERS(qtype, 1);
+	DIFFERS(server, "192.0.2.53:53");
+	DIFFERS(expect_rcode, 0);
+	DIFFERS(expect_answer, NULL);
 #undef DIFFERS
 	cfg_free(cfg);
 }
