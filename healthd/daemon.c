@@ -71,9 +71,9 @@ static void probe_fire(uv_timer_t *t)
 	struct hd_probe *p = t->data;
 	int rc;
 
-	if (p->check->running)
-		return;   /* the last probe is still within its timeout */
 	rc = check_start(p->check);
+	if (rc == -EBUSY)
+		return;   /* the last probe still runs: one at a time, the skip counted */
 	if (rc < 0 && p->svc) {
 		struct check_result r = { .reason = CHECK_INTERNAL };
 
