@@ -8,6 +8,7 @@
  * at most HD_HOOK_QUEUE, the oldest dropped when full. Each job copies
  * what it runs, so a reload or a stop never leaves it pointing into a
  * freed config. Failures are logged with the hook's first output line.
+ * At stop one hook per service still runs (see hd_hooks_close).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -191,30 +192,28 @@ void hd_hook_change(struct hd *hd, const struct cfg_service *s, enum svc_state f
 		uv_timer_start(&q->kick, on_kick, 0, 0);
 }
 
-/* At stop: running hooks are killed (and reaped from the loop), queued ones
- * dropped with a line each. */
+/* At stop: the hook running, or else the next in line (the change the
+ * stop itself made), runs to its end, bounded by its on_change_timeout;
+ * the loop, and so healthd, ends after it. The rest are dropped, a line
+ * each. */
 void hd_hooks_close(struct hd *hd)
 {
-	while (hd->hooks) {
-		struct hd_hook_queue *q = hd->hooks;
+	for (struct hd_hook_queue *q = hd->hooks, *next; q; q = next) {
+		size_t keep = q->run ? 0 : 1;
 
-		if (q->run) {
-			hd_log(LOG_LVL_WARNING, q->service, NULL,
-			       "service %s: on_change hook (%s -> %s) killed: healthd stopping",
-			       q->service, q->running->from, q->running->to);
-			check_spawn_cancel(q->run);
-			job_free(q->running);
-			q->run = NULL;
-			q->running = NULL;
-		}
-		while (q->n) {
+		next = q->next;
+		while (q->n > keep) {
+			struct hd_hook_job **last = &q->jobs[(q->head + q->n - 1) % HD_HOOK_QUEUE];
+
 			hd_log(LOG_LVL_WARNING, q->service, NULL,
 			       "service %s: on_change hook (%s -> %s) not run: healthd stopping",
-			       q->service, q->jobs[q->head]->from, q->jobs[q->head]->to);
-			job_free(q->jobs[q->head]);
-			q->head = (q->head + 1) % HD_HOOK_QUEUE;
+			       q->service, (*last)->from, (*last)->to);
+			job_free(*last);
+			*last = NULL;
 			q->n--;
 		}
-		queue_drop(q);
+		uv_timer_stop(&q->kick);
+		if (!q->run)
+			queue_next(q);   /* spawns the one kept, or drops the empty queue */
 	}
 }

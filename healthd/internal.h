@@ -46,7 +46,8 @@ struct hd_hook_queue;
 /* After a state change (and after BIRD was told): queue the service's hook. */
 void hd_hook_change(struct hd *hd, const struct cfg_service *s, enum svc_state from,
 		    enum svc_state to, const char *reason);
-/* At stop: kill the running hooks (reaped from the loop), drop the queued. */
+/* At stop: per service, the running hook (or the next in line) runs to its
+ * end, bounded by on_change_timeout; the others are dropped. */
 void hd_hooks_close(struct hd *hd);
 
 /* intent.c: the state file's writer. */

@@ -3,6 +3,7 @@
 # HEALTHD_FROM, HEALTHD_TO and HEALTHD_REASON: up -> degraded (a degrade
 # check fails) -> withdrawn (a withdraw check fails) -> up. A hook that
 # fails is logged with its first line and does not hold up the next one.
+# At stop (on_stop: withdraw) the withdrawal's hook still runs.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -18,7 +19,8 @@ check() { # NAME ON_FAIL
 		"$1" "$LAB_DIR/$1.flag" "$2"
 }
 LAB_SERVICE_EXTRA="    on_change: [\"/bin/sh\", \"-c\", \"$hook\"]
-    on_change_timeout: 2s" \
+    on_change_timeout: 2s
+    on_stop: withdraw" \
 LAB_CHECKS_EXTRA="$(check degrade degrade)
 $(check withdraw withdraw)" lab_config >"$LAB_DIR/healthd.yaml"
 "$HEALTHD_BIN" -t -c "$LAB_DIR/healthd.yaml" 2>/dev/null ||
@@ -57,4 +59,6 @@ grep -q '^web: check withdraw failed: exit 1: bad$' "$REASONS"
 grep -q '^web: all checks up$' "$REASONS"
 grep -qF 'on_change hook (up -> degraded) failed: exit 3: hook refuses degraded' "$LAB_DIR/healthd.log" ||
 	fail "the failed hook is not logged"
-lab_healthd_stop TERM
+lab_healthd_stop TERM || fail "healthd exited $? at stop"
+[ "$(tail -n 1 "$HOOKS")" = "up withdrawn" ] || fail "no hook for the stop's withdrawal: $(paste -sd '|' "$HOOKS")"
+grep -q '^web: healthd stopping (on_stop: withdraw)$' "$REASONS"
