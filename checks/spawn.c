@@ -50,11 +50,10 @@ static void spawn_unref(uv_handle_t *h)
 		free(s);
 }
 
-static void close_one(struct check_spawn *s, uv_handle_t *h)
+static void close_one(uv_handle_t *h)
 {
 	if (!uv_is_closing(h))
 		uv_close(h, spawn_unref);
-	(void)s;
 }
 
 /* Both ends seen (or given up on): report, then close everything. */
@@ -68,9 +67,9 @@ static void maybe_finish(struct check_spawn *s)
 	s->r.line[s->line_len] = '\0';
 	if (s->line_len && s->r.line[s->line_len - 1] == '\r')
 		s->r.line[--s->line_len] = '\0';
-	close_one(s, (uv_handle_t *)&s->timer);
-	close_one(s, (uv_handle_t *)&s->out);
-	close_one(s, (uv_handle_t *)&s->proc);
+	close_one((uv_handle_t *)&s->timer);
+	close_one((uv_handle_t *)&s->out);
+	close_one((uv_handle_t *)&s->proc);
 	if (cb)
 		cb(&s->r, s->arg);
 }
@@ -242,8 +241,8 @@ fail:
 	if (sv[1] >= 0)
 		close(sv[1]);
 	s->cb = NULL;
-	close_one(s, (uv_handle_t *)&s->out);
-	close_one(s, (uv_handle_t *)&s->timer);
+	close_one((uv_handle_t *)&s->out);
+	close_one((uv_handle_t *)&s->timer);
 	return rc;
 }
 
