@@ -72,8 +72,12 @@ static void probe_fire(uv_timer_t *t)
 	int rc;
 
 	rc = check_start(p->check);
-	if (rc == -EBUSY)
-		return;   /* the last probe still runs: one at a time, the skip counted */
+	if (rc == -EBUSY) {
+		/* the last probe still runs: one at a time; its result names the skips */
+		if (p->svc)
+			p->svc->svc.checks[p->idx].overruns++;
+		return;
+	}
 	if (rc < 0 && p->svc) {
 		struct check_result r = { .reason = CHECK_INTERNAL };
 
