@@ -5,6 +5,7 @@
  * in either order, cancel, and never a zombie.
  */
 #include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -96,6 +97,32 @@ Test(spawn, environment_is_minimal_and_cwd_set)
 	uv_run(&loop, UV_RUN_DEFAULT);
 	cr_assert_eq(g.n, 1);
 	cr_assert_str_eq(g.r.line, "[bar baz][unset][/usr/sbin:/usr/bin:/sbin:/bin][/tmp]");
+	finish();
+}
+
+/* As root: the child runs as the user asked for, without our groups. */
+Test(spawn, runs_as_the_user)
+{
+	char *argv[] = { "/bin/sh", "-c", "echo $(id -u):$(id -g):$(id -G)", NULL };
+	struct check_spawn_opts o = { .argv = argv, .timeout_ms = 5000, .set_user = true };
+	struct passwd *pw = getpwnam("nobody");
+	struct check_spawn *s;
+	struct got g = { 0 };
+	char want[64];
+
+	if (geteuid() != 0 || !pw) {
+		cr_log_warn("not root, or no user nobody: skipped");
+		finish();
+		return;
+	}
+	o.uid = pw->pw_uid;
+	o.gid = pw->pw_gid;
+	snprintf(want, sizeof(want), "%u:%u:%u", (unsigned)pw->pw_uid, (unsigned)pw->pw_gid,
+		 (unsigned)pw->pw_gid);
+	cr_assert_eq(check_spawn(&loop, &o, on_result, &g, &s), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	cr_assert_eq(g.n, 1);
+	cr_assert_str_eq(g.r.line, want);
 	finish();
 }
 
