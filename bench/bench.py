@@ -7,9 +7,10 @@
     bench.py --only mesh      (likewise: meshctl at scale, failover in the mesh lab)
     bench.py --only meshd     (likewise: meshd's API under wrk, HTTP and HTTPS)
     bench.py --only dns       (likewise: 200 dns checks against a local unbound)
+    bench.py --only exec      (likewise: 200 exec checks of /bin/true at 1 s)
 
 Parts: the probe engine at 100, 1,000 and 10,000 HTTP checks against a
-local nginx; detection in the namespace lab; the HTTP endpoint under wrk;
+local nginx; 200 exec checks of /bin/true (bench/execprobe.py); detection in the namespace lab; the HTTP endpoint under wrk;
 /health from a fresh client under slowloris and after a burst; the
 control-socket reply time while a client pipelines and never reads;
 meshctl check and render over 1,000- and 300-node inventories, and
@@ -36,6 +37,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import control  # noqa: E402
 import dns  # noqa: E402
 import engine  # noqa: E402
+import execprobe  # noqa: E402
 import mesh  # noqa: E402
 import meshd  # noqa: E402
 import procs  # noqa: E402
@@ -132,7 +134,19 @@ def _part_dns(ctx, a):
     return fig, [dns.line(fig)]
 
 
-PARTS = {"control": _part_control, "dns": _part_dns, "mesh": _part_mesh, "meshd": _part_meshd}
+EXEC_CHECKS = 200
+
+
+def _part_exec(ctx, a):
+    warmup, window = (2, 5) if a.quick else (5, 20)
+    say("exec probes: %d checks of /bin/true at 1 s (%d s warm-up, %d s window)"
+        % (EXEC_CHECKS, warmup, window))
+    fig = execprobe.run(ctx, EXEC_CHECKS, warmup, window)
+    return fig, [report.exec_line(fig)]
+
+
+PARTS = {"control": _part_control, "dns": _part_dns, "exec": _part_exec, "mesh": _part_mesh,
+         "meshd": _part_meshd}
 
 
 def only_part(ctx, a):
@@ -201,6 +215,9 @@ def main():
             say("probe engine, %d checks at 1 s (%d s warm-up, %d s window)" % (n, warmup, window))
             res["engine"].append(engine.probe_engine(ctx, n, warmup, window))
             say(report.engine_line(res["engine"][-1]))
+        say("exec probes: %d checks of /bin/true at 1 s" % EXEC_CHECKS)
+        res["exec"] = execprobe.run(ctx, EXEC_CHECKS, warmup, window)
+        say(report.exec_line(res["exec"]))
         say("HTTP endpoint: wrk -t1 -c50 -d10s on /health, 1000 checks running")
         res["http"] = engine.http_endpoint(ctx, 1000, warmup, 5 if a.quick else 10)
         say(report.http_line(res["http"]))

@@ -71,6 +71,45 @@ def engine_line(e):
              mb(e["hwm_kb"]), _lat(e["lateness"], "p50"), _lat(e["lateness"], "p99")))
 
 
+def exec_line(x):
+    return ("%d exec checks of /bin/true: %.0f probes/s (%d failed), %.0f µs CPU/probe in "
+            "healthd (+ %.0f µs in the children), lateness p50 %s ms p99 %s ms" %
+            (x["checks"], x["probes_per_s"], x["probes_failed"], x["cpu_us_per_probe"] or 0,
+             x["children_cpu_us_per_probe"] or 0, _lat(x["lateness"], "p50"),
+             _lat(x["lateness"], "p99")))
+
+
+EXEC_METHOD = (
+    "%(checks)d checks of `type: exec` running `/bin/true` at a 1 s interval, one healthd, "
+    "a %(window_s).0f s window after the warm-up (bench/execprobe.py). CPU per probe is "
+    "healthd's utime+stime over the probes its counters show (spawn, read, reap); the "
+    "children's own CPU (cutime+cstime) is beside it. Lateness is how late the probe "
+    "timers fired. uv_spawn forks and then waits, in the loop, until the child has "
+    "exec'd (libuv learns an exec failure through a pipe), so each spawn holds the loop "
+    "for the child's fork-to-exec time; under strace those reads took up to a few ms on "
+    "this shared 2-core machine: the likely source of the exec probes' lateness.")
+
+
+def _exec_md(x):
+    if not x:
+        return ["not measured in this run."]
+    out = []
+    if x.get("machine"):
+        out += ["Measured alone (`bench.py --only exec`) on %s, load average %s at start, "
+                "healthd %s." % (x["machine"]["date"], x["machine"]["load"],
+                                 x["machine"]["healthd"]), ""]
+    out += [EXEC_METHOD % x, "",
+            "| checks | probes/s | failed | CPU µs/probe (healthd) | CPU µs/probe (children) "
+            "| CPU share | RSS MB | peak RSS MB | lateness p50 ms | p99 ms | max ms |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    late = x["lateness"]
+    out.append("| %d | %.0f | %d | %.0f | %.0f | %.1f%% | %.1f | %.1f | %s | %s | %s |" %
+               (x["checks"], x["probes_per_s"], x["probes_failed"], x["cpu_us_per_probe"] or 0,
+                x["children_cpu_us_per_probe"] or 0, 100 * x["cpu_share"], mb(x["rss_kb"]),
+                mb(x["hwm_kb"]), _lat(late, "p50"), _lat(late, "p99"), _lat(late, "max")))
+    return out
+
+
 def http_line(h):
     if h is None:
         return "HTTP endpoint: not measured: no HTTP endpoint"
@@ -430,6 +469,8 @@ def _meshd_md(m):
 def summary(res):
     lines = ["healthd bench (%s, %s cores):" % (res["machine"]["cpu"], res["machine"]["nproc"])]
     lines += ["  " + engine_line(e) for e in res["engine"]]
+    if res.get("exec"):
+        lines.append("  " + exec_line(res["exec"]))
     lines.append("  " + detect_line(res["detect"]))
     lines.append("  " + http_line(res.get("http")))
     lines.append("  " + hostile_line(res.get("hostile")))
@@ -549,6 +590,9 @@ def markdown(res):
                    "endpoint | ≥ 100,000, ≤ 1 ms, ≤ 5 ms | - |")
     out += ["", "## Probe engine", "", METHOD % res, ""]
     out += _engine_md(res)
+    if "exec" in res:
+        out += ["", "## Exec probes", ""]
+        out += _exec_md(res["exec"])
     out += ["", "## Detection", "", DETECT_METHOD, ""]
     out += _detect_md(res["detect"])
     out += ["", "## HTTP endpoint", "",

@@ -30,6 +30,7 @@ static const struct check_ops *const registry[] = {
 	&check_http_ops,
 	&check_tcp_ops,
 	&check_wireguard_ops,
+	&check_exec_ops,
 };
 
 #define N_TYPES (sizeof(registry) / sizeof(registry[0]))
@@ -46,6 +47,7 @@ static const char *const reason_names[CHECK_REASONS] = {
 	[CHECK_PROTOCOL] = "protocol",
 	[CHECK_IO] = "io",
 	[CHECK_INTERNAL] = "internal",
+	[CHECK_EXIT] = "exit",
 };
 
 const char *check_reason_str(enum check_reason r)
@@ -202,8 +204,10 @@ int check_start(struct check *c)
 
 	if (c->closing)
 		return -ESHUTDOWN;
-	if (c->running)
+	if (c->running) {
+		c->skipped++;
 		return -EBUSY;
+	}
 	c->running = true;
 	c->started_us = check_now_us();
 	rc = c->ops->start(c);
@@ -290,6 +294,13 @@ void check_report(struct check *c, enum check_reason reason, int http_status,
 	va_start(ap, fmt);
 	vsnprintf(r.detail, sizeof(r.detail), fmt, ap);
 	va_end(ap);
+	if (c->skipped) {
+		size_t n = strlen(r.detail);
+
+		snprintf(r.detail + n, sizeof(r.detail) - n, " (overran: %u probe%s skipped)",
+			 c->skipped, c->skipped == 1 ? "" : "s");
+		c->skipped = 0;
+	}
 	check_detail_clean(r.detail);
 	c->running = false;
 	c->done(c, &r, c->arg);

@@ -29,6 +29,7 @@ enum check_reason {
 	CHECK_PROTOCOL,      /* malformed reply */
 	CHECK_IO,            /* other socket/transfer error */
 	CHECK_INTERNAL,      /* could not start the probe */
+	CHECK_EXIT,          /* an exec check's command exited non-zero or was killed */
 	CHECK_REASONS,
 };
 
@@ -74,6 +75,7 @@ struct check {
 	void *priv;
 	bool running;                  /* a probe is in flight */
 	uint64_t started_us;           /* when the probe in flight began */
+	unsigned skipped;              /* starts refused while the probe ran */
 	bool closing;
 };
 
@@ -92,7 +94,8 @@ uv_loop_t *check_engine_loop(struct check_engine *e);
 
 int check_new(struct check_engine *e, const struct cfg_check *cfg,
 	      check_done_cb done, void *arg, struct check **out);
-/* Start a probe; -EBUSY when one is in flight. */
+/* Start a probe; -EBUSY when one is in flight (counted in c->skipped: the
+ * result of the probe that overran says how many starts it cost). */
 int check_start(struct check *c);
 void check_cancel(struct check *c);
 /* The type's status hook, if any. */
@@ -140,10 +143,51 @@ int check_curl_new(uv_loop_t *loop, struct check_curl **out);
 /* Every easy handle must be removed first; memory goes from the loop. */
 void check_curl_close(struct check_curl *cc);
 
-/* ---- check_http.c, check_tcp.c ---- */
+/* ---- check_http.c, check_tcp.c, check_exec.c ---- */
 
 extern const struct check_ops check_http_ops;
 extern const struct check_ops check_tcp_ops;
+extern const struct check_ops check_exec_ops;
+
+/* ---- spawn.c: child processes for exec checks and hooks ----
+ *
+ * The child gets a session and process group of its own, stdin from
+ * /dev/null, stdout and stderr on one socket (the first line kept, the rest
+ * read and dropped), an environment of PATH and the caller's strings only.
+ * At the timeout the group gets SIGTERM, one second later SIGKILL. The
+ * callback runs once, from the loop, when the child has exited and its
+ * output ended; the child is always reaped. */
+
+#define CHECK_SPAWN_LINE_MAX 200
+#define CHECK_SPAWN_PATH "PATH=/usr/sbin:/usr/bin:/sbin:/bin"
+
+struct check_spawn_opts {
+	char *const *argv;          /* argv[0] an absolute path */
+	char *const *env;           /* NAME=value, NULL-terminated; NULL: none */
+	const char *cwd;            /* NULL: / */
+	bool set_user;              /* run as uid/gid (needs root) */
+	unsigned uid, gid;
+	uint64_t timeout_ms;
+};
+
+struct check_spawn_result {
+	int pid;
+	int exit_status;            /* -1 when killed by a signal */
+	int term_signal;
+	bool timed_out;             /* the group was killed at the timeout */
+	uint64_t output_bytes;
+	char line[CHECK_SPAWN_LINE_MAX + 1]; /* the first line, without its newline */
+};
+
+struct check_spawn;
+typedef void (*check_spawn_cb)(const struct check_spawn_result *r, void *arg);
+/* 0 or a negative UV error (nothing started, no callback). */
+int check_spawn(uv_loop_t *loop, const struct check_spawn_opts *o, check_spawn_cb cb,
+		void *arg, struct check_spawn **out);
+/* No callback after this; the group is killed and reaped from the loop. */
+void check_spawn_cancel(struct check_spawn *s);
+/* "exit 1", "killed by signal 9", "timed out, process group killed". */
+const char *check_spawn_describe(const struct check_spawn_result *r, char *buf, size_t len);
 
 /* ---- check_dns.c: one query per probe, c-ares on the loop ---- */
 

@@ -8,13 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <pwd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "config/load.h"
 
 static int http_defaults(struct cfg_check *k);
 static int wg_defaults(struct cfg_check *k);
 static int dns_defaults(struct cfg_check *k);
+static int exec_defaults(struct cfg_check *k);
 
 /* Check types and the keys each accepts beyond the common ones (in
  * printing order). A new type is one row here plus its fields. */
@@ -35,6 +39,9 @@ static const struct check_type {
 	{ "wireguard", (const char *const[]){ "interface", "peers", "min_peers",
 		"max_handshake_age", "max_rx_idle", "uapi_dir", NULL },
 	  (const char *const[]){ "interface", NULL }, wg_defaults },
+	{ "exec", (const char *const[]){ "command", "env", "working_directory", "user",
+		NULL },
+	  (const char *const[]){ "command", NULL }, exec_defaults },
 };
 #define N_TYPES (sizeof(check_types) / sizeof(check_types[0]))
 
@@ -665,6 +672,148 @@ static int check_peers(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return rc;
 }
 
+/* ---- exec ---- */
+
+static int exec_defaults(struct cfg_check *k)
+{
+	return (k->working_directory = strdup("/")) ? 0 : -ENOMEM;
+}
+
+void cfg_argv_free(char **argv, size_t n)
+{
+	for (size_t i = 0; argv && i < n; i++)
+		free(argv[i]);
+	free(argv);
+}
+
+int cfg_get_argv(struct cfg_ctx *c, yaml_node_t *v, char ***argv, size_t *n)
+{
+	size_t len = CFG_SEQ_LEN(v);
+	struct stat st;
+	const char *file;
+	int rc = cfg_want_seq(c, v, true);
+
+	if (rc)
+		return rc;
+	cfg_argv_free(*argv, *n);
+	*n = 0;
+	if (!(*argv = calloc(len + 1, sizeof(char *))))
+		return cfg_fail(c, v, "out of memory");
+	for (size_t i = 0; !rc && i < len; i++) {
+		size_t old = cfg_push_idx(c, i);
+
+		if (!(rc = cfg_get_str(c, CFG_SEQ_AT(c, v, i), &(*argv)[i])))
+			(*n)++;
+		cfg_pop(c, old);
+	}
+	if (rc)
+		return rc;
+	file = (*argv)[0];
+	size_t old = cfg_push_idx(c, 0);
+
+	if (file[0] != '/')
+		rc = cfg_fail(c, CFG_SEQ_AT(c, v, 0), "'%s' is not an absolute path (no shell runs "
+			      "it: write [\"/bin/sh\", \"-c\", \"...\"] for one)", file);
+	else if (stat(file, &st) < 0)
+		rc = cfg_fail(c, CFG_SEQ_AT(c, v, 0), "%s: %s", file, strerror(errno));
+	else if (!S_ISREG(st.st_mode) || access(file, X_OK) < 0)
+		rc = cfg_fail(c, CFG_SEQ_AT(c, v, 0), "%s is not an executable file", file);
+	cfg_pop(c, old);
+	return rc;
+}
+
+static int check_command(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			 const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+
+	(void)kk;
+	return cfg_get_argv(c, v, &k->command, &k->n_command);
+}
+
+static bool env_name_valid(const char *s)
+{
+	return (*s == '_' || (*s >= 'A' && *s <= 'Z')) &&
+	       strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_") == strlen(s);
+}
+
+static int check_env(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		     const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	int rc = cfg_want_map(c, v);
+	size_t n = (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	if (n > 32)
+		return cfg_fail(c, v, "%zu variables, more than 32", n);
+	if (n && !(k->env = calloc(n, sizeof(*k->env))))
+		return cfg_fail(c, v, "out of memory");
+	for (size_t i = 0; !rc && i < n; i++) {
+		yaml_node_pair_t *p = &v->data.mapping.pairs.start[i];
+		yaml_node_t *kn = cfg_node(c, p->key), *vn = cfg_node(c, p->value);
+		struct cfg_env *e = &k->env[k->n_env];
+
+		if ((rc = cfg_want_scalar(c, kn, "a variable name")))
+			break;
+		size_t old = cfg_push_key(c, cfg_sval(kn));
+
+		if (!env_name_valid(cfg_sval(kn)))
+			rc = cfg_fail(c, kn, "'%s' is not a variable name ([A-Z_][A-Z0-9_]*)",
+				      cfg_sval(kn));
+		for (size_t j = 0; !rc && j < k->n_env; j++)
+			if (strcmp(k->env[j].name, cfg_sval(kn)) == 0)
+				rc = cfg_fail(c, kn, "duplicate variable '%s'", cfg_sval(kn));
+		if (!rc && !(e->name = strdup(cfg_sval(kn))))
+			rc = cfg_fail(c, kn, "out of memory");
+		if (!rc)
+			k->n_env++;
+		if (!rc)
+			rc = cfg_get_str(c, vn, &e->value);
+		cfg_pop(c, old);
+	}
+	return rc;
+}
+
+static int check_workdir(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			 const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	int rc = cfg_get_str(c, v, &k->working_directory);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	if (k->working_directory[0] != '/')
+		return cfg_fail(c, v, "'%s' is not an absolute path", k->working_directory);
+	return 0;
+}
+
+/* Resolved at load, so a probe never looks a user up; another user than
+ * healthd's own needs root. */
+static int check_user(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+		      const struct cfg_key *kk)
+{
+	struct cfg_check *k = obj;
+	struct passwd *pw;
+	int rc = cfg_get_str(c, v, &k->user);
+
+	(void)kk;
+	if (rc)
+		return rc;
+	errno = 0;
+	if (!(pw = getpwnam(k->user)))
+		return cfg_fail(c, v, "no such user '%s'", k->user);
+	if (geteuid() != 0 && pw->pw_uid != geteuid())
+		return cfg_fail(c, v, "running as user '%s' needs healthd to run as root",
+				k->user);
+	k->uid = pw->pw_uid;
+	k->gid = pw->pw_gid;
+	return 0;
+}
+
 static int ignore(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k)
 {
 	(void)c, (void)v, (void)obj, (void)k;
@@ -700,6 +849,10 @@ static const struct cfg_key check_keys[] = {
 		CFG_HOUR(24)),
 	CFG_DUR("max_rx_idle", struct cfg_check, max_rx_idle_ms, 0, CFG_HOUR(24)),
 	CFG_FN("uapi_dir", check_uapi_dir, 0),
+	CFG_FN("command", check_command, 0),
+	CFG_FN("env", check_env, 0),
+	CFG_FN("working_directory", check_workdir, 0),
+	CFG_FN("user", check_user, 0),
 	{ 0 },
 };
 

@@ -176,6 +176,15 @@ static int svc_checks(struct cfg_ctx *c, yaml_node_t *v, void *obj,
 	return rc;
 }
 
+static int svc_on_change(struct cfg_ctx *c, yaml_node_t *v, void *obj,
+			 const struct cfg_key *kk)
+{
+	struct cfg_service *s = obj;
+
+	(void)kk;
+	return cfg_get_argv(c, v, &s->on_change, &s->n_on_change);
+}
+
 static const struct cfg_key dampening_keys[] = {
 	CFG_DUR("half_life", struct cfg_dampening, half_life_ms, CFG_SEC(1), CFG_HOUR(24)),
 	CFG_NUM("suppress", struct cfg_dampening, suppress),
@@ -255,6 +264,8 @@ static const struct cfg_key service_keys[] = {
 	CFG_STR("maintenance_file", struct cfg_service, maintenance_file),
 	CFG_FN("on_stop", svc_on_stop, 0),
 	CFG_FN("checks", svc_checks, 0),
+	CFG_FN("on_change", svc_on_change, 0),
+	CFG_DUR("on_change_timeout", struct cfg_service, on_change_timeout_ms, 10, CFG_HOUR(1)),
 	{ 0 },
 };
 
@@ -267,6 +278,7 @@ void cfg_service_defaults(struct cfg_service *s)
 		.penalty = 1000, .max_suppress_ms = 300000,
 	};
 	s->on_stop = CFG_ON_STOP_KEEP;
+	s->on_change_timeout_ms = 10000;
 	s->guard = (struct cfg_guard){
 		.min_announcers = 1, .step_ms = 2000, .interval_ms = 500,
 	};
@@ -655,6 +667,14 @@ static void check_free(struct cfg_check *k)
 		free(k->peers[i].name);
 	free(k->peers);
 	free(k->uapi_dir);
+	cfg_argv_free(k->command, k->n_command);
+	for (size_t i = 0; i < k->n_env; i++) {
+		free(k->env[i].name);
+		free(k->env[i].value);
+	}
+	free(k->env);
+	free(k->working_directory);
+	free(k->user);
 }
 
 void cfg_free(struct config *cfg)
@@ -672,6 +692,7 @@ void cfg_free(struct config *cfg)
 		free(s->prefixes);
 		free(s->name);
 		free(s->maintenance_file);
+		cfg_argv_free(s->on_change, s->n_on_change);
 	}
 	free(cfg->services);
 	for (size_t i = 0; i < cfg->http.n_listen; i++)
@@ -710,8 +731,17 @@ bool cfg_check_equal(const struct cfg_check *a, const struct cfg_check *b)
 	    !str_eq(a->interface, b->interface) ||
 	    a->n_peers != b->n_peers || a->min_peers != b->min_peers ||
 	    a->max_handshake_age_ms != b->max_handshake_age_ms ||
-	    a->max_rx_idle_ms != b->max_rx_idle_ms || !str_eq(a->uapi_dir, b->uapi_dir))
+	    a->max_rx_idle_ms != b->max_rx_idle_ms || !str_eq(a->uapi_dir, b->uapi_dir) ||
+	    a->n_command != b->n_command || a->n_env != b->n_env ||
+	    !str_eq(a->working_directory, b->working_directory) || !str_eq(a->user, b->user))
 		return false;
+	for (size_t i = 0; i < a->n_command; i++)
+		if (!str_eq(a->command[i], b->command[i]))
+			return false;
+	for (size_t i = 0; i < a->n_env; i++)
+		if (!str_eq(a->env[i].name, b->env[i].name) ||
+		    !str_eq(a->env[i].value, b->env[i].value))
+			return false;
 	for (size_t i = 0; i < a->n_peers; i++)
 		if (!str_eq(a->peers[i].name, b->peers[i].name) ||
 		    memcmp(a->peers[i].raw, b->peers[i].raw, sizeof(a->peers[i].raw)))

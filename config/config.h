@@ -69,6 +69,12 @@ struct cfg_header {
 	char *value;
 };
 
+/* An environment variable of an exec check: NAME is [A-Z_][A-Z0-9_]*. */
+struct cfg_env {
+	char *name;
+	char *value;
+};
+
 /* A WireGuard peer that a check watches. */
 struct cfg_wg_peer {
 	char *name;                 /* NULL: shown by its key */
@@ -120,6 +126,15 @@ struct cfg_check {
 	uint64_t max_handshake_age_ms; /* default 180s */
 	uint64_t max_rx_idle_ms;    /* 0: off */
 	char *uapi_dir;             /* default /var/run/wireguard */
+
+	/* exec */
+	char **command;             /* argv, NULL-terminated; [0] absolute */
+	size_t n_command;
+	struct cfg_env *env;        /* NAME: value, in file order */
+	size_t n_env;
+	char *working_directory;    /* default / */
+	char *user;                 /* NULL: the user healthd runs as */
+	unsigned uid, gid;          /* of user, resolved at load */
 };
 
 struct cfg_service {
@@ -134,6 +149,9 @@ struct cfg_service {
 	enum cfg_on_stop on_stop;   /* default keep */
 	struct cfg_check *checks;
 	size_t n_checks;
+	char **on_change;           /* hook argv, NULL-terminated; NULL: none */
+	size_t n_on_change;
+	uint64_t on_change_timeout_ms; /* default 10s */
 	/* RFC 2439-style: each failure withdrawal adds penalty, which halves
 	 * every half_life; at suppress the service stays withdrawn until the
 	 * penalty decays to reuse, or max_suppress has passed. */

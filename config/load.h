@@ -135,5 +135,10 @@ int cfg_load_guard(struct cfg_ctx *c, yaml_node_t *v, struct cfg_guard *g);
 
 /* Check m of service c->svc, index c->chk_idx, into k. */
 int cfg_load_check(struct cfg_ctx *c, yaml_node_t *m, struct cfg_check *k);
+/* A command (exec checks, hooks): a non-empty list of strings into *argv
+ * (NULL-terminated) and *n, the first an absolute path to an executable
+ * file. 0 or -EINVAL. */
+int cfg_get_argv(struct cfg_ctx *c, yaml_node_t *v, char ***argv, size_t *n);
+void cfg_argv_free(char **argv, size_t n);
 
 #endif

@@ -227,6 +227,19 @@ static void put_check_key(FILE *out, const struct cfg_check *k, const char *key)
 		fprintf(out, "%*s%s: %s\n", in, "", key, cfg_dns_rcode_str(k->expect_rcode));
 	} else if (strcmp(key, "expect_answer") == 0 && k->expect_answer) {
 		put_key_str(out, in, key, k->expect_answer);
+	} else if (strcmp(key, "command") == 0) {
+		put_str_list(out, in, key, k->command, k->n_command);
+	} else if (strcmp(key, "env") == 0) {
+		fprintf(out, "%*s%s:%s\n", in, "", key, k->n_env ? "" : " {}");
+		for (size_t i = 0; i < k->n_env; i++) {
+			fprintf(out, "%*s%s: ", in + 2, "", k->env[i].name);
+			put_str(out, k->env[i].value);
+			fputc('\n', out);
+		}
+	} else if (strcmp(key, "working_directory") == 0 && k->working_directory) {
+		put_key_str(out, in, key, k->working_directory);
+	} else if (strcmp(key, "user") == 0 && k->user) {
+		put_key_str(out, in, key, k->user);
 	} else {
 		put_wg_key(out, k, key);
 	}
@@ -271,7 +284,11 @@ static void put_service(FILE *out, const struct cfg_service *s)
 	put_duration(out, 6, "interval", s->guard.interval_ms);
 	if (s->maintenance_file)
 		put_key_str(out, 4, "maintenance_file", s->maintenance_file);
-	fprintf(out, "    on_stop: %s\n    checks:\n", cfg_on_stop_str(s->on_stop));
+	fprintf(out, "    on_stop: %s\n", cfg_on_stop_str(s->on_stop));
+	if (s->n_on_change)
+		put_str_list(out, 4, "on_change", s->on_change, s->n_on_change);
+	put_duration(out, 4, "on_change_timeout", s->on_change_timeout_ms);
+	fputs("    checks:\n", out);
 	for (size_t i = 0; i < s->n_checks; i++)
 		put_check(out, &s->checks[i]);
 }

@@ -71,9 +71,13 @@ static void probe_fire(uv_timer_t *t)
 	struct hd_probe *p = t->data;
 	int rc;
 
-	if (p->check->running)
-		return;   /* the last probe is still within its timeout */
 	rc = check_start(p->check);
+	if (rc == -EBUSY) {
+		/* the last probe still runs: one at a time; its result names the skips */
+		if (p->svc)
+			p->svc->svc.checks[p->idx].overruns++;
+		return;
+	}
 	if (rc < 0 && p->svc) {
 		struct check_result r = { .reason = CHECK_INTERNAL };
 
@@ -180,6 +184,8 @@ static void apply(struct hd_service *hs, bool force)
 		       svc_state_str(old), svc_state_str(s->state), s->reason);
 	if (changed || force)
 		publish(hs);
+	if (changed && old != s->state)
+		hd_hook_change(hs->hd, s->cfg, old, s->state, s->reason);
 	if (s->fleet_wanted)
 		bird_fleet_refresh(hs->hd->fleet);   /* a withdrawal waits for a fresh count */
 	uv_timer_stop(&hs->wake);
@@ -698,6 +704,7 @@ static void close_all(struct hd *hd)
 	hd->ctl = hd->ctl_ro = NULL;
 	httpd_close(hd->httpd);
 	hd->httpd = NULL;
+	hd_hooks_close(hd);
 	for (size_t i = 0; i < hd->n_svcs; i++)
 		service_free(hd->svcs[i]);
 	free(hd->svcs);
@@ -757,15 +764,19 @@ void hd_stop(struct hd *hd)
 		switch (s->cfg->on_stop) {
 		case CFG_ON_STOP_KEEP:
 			break;
-		case CFG_ON_STOP_WITHDRAW:
+		case CFG_ON_STOP_WITHDRAW: {
+			enum svc_state old = s->state;
+
 			if (svc_force(s, SVC_WITHDRAWN, "healthd stopping (on_stop: withdraw)",
 				      now, time(NULL))) {
 				hd_log(LOG_LVL_NOTICE, s->cfg->name, NULL,
 				       "service %s: withdrawn: %s", s->cfg->name, s->reason);
 				publish(hs);
+				hd_hook_change(hd, s->cfg, old, s->state, s->reason);
 			}
 			hd->stop_pending = true;
 			break;
+		}
 		case CFG_ON_STOP_DRAIN:
 			svc_drain(s, true, 0, now);
 			apply(hs, false);

@@ -79,6 +79,7 @@ struct svc_check {
 	uint64_t since_ms;         /* when state last changed */
 	time_t since_wall;
 	uint64_t probes, probes_failed;
+	uint64_t overruns;         /* intervals skipped: the last probe still ran */
 	/* Probe latency histogram: counts per bucket (not cumulative), the
 	 * last one is +Inf; bounds in svc_latency_bounds_us. */
 	uint64_t latency_hist[SVC_LATENCY_BUCKETS + 1];

@@ -41,6 +41,15 @@ struct hd_lateness {
 
 void hd_lateness_add(struct hd_lateness *l, uint64_t us);
 
+/* hooks.c: a service's on_change command, queued per service. */
+struct hd_hook_queue;
+/* After a state change (and after BIRD was told): queue the service's hook. */
+void hd_hook_change(struct hd *hd, const struct cfg_service *s, enum svc_state from,
+		    enum svc_state to, const char *reason);
+/* At stop: per service, the running hook (or the next in line) runs to its
+ * end, bounded by on_change_timeout; the others are dropped. */
+void hd_hooks_close(struct hd *hd);
+
 /* intent.c: the state file's writer. */
 struct hd_intent_io {
 	bool busy;                 /* a write is in the thread pool */
@@ -78,6 +87,7 @@ struct hd {
 	uint64_t reloads, reload_failures;
 	struct hd_lateness lateness;
 	struct hd_intent_io intent;
+	struct hd_hook_queue *hooks; /* services with a hook running or queued */
 	char last_reload_error[512];
 };
 

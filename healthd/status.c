@@ -99,6 +99,7 @@ static json_t *check_json(const struct hd *hd, const struct svc_check *c,
 	json_object_set_new(o, "fall", json_integer(c->cfg->fall));
 	json_object_set_new(o, "probes", json_integer((json_int_t)c->probes));
 	json_object_set_new(o, "probes_failed", json_integer((json_int_t)c->probes_failed));
+	json_object_set_new(o, "overruns", json_integer((json_int_t)c->overruns));
 	if (c->have_result) {
 		json_t *l = json_object();
 

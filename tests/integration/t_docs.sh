@@ -75,6 +75,7 @@ services:
       - {name: t, type: tcp, host: 127.0.0.1, port: 80}
       - {name: w, type: wireguard, interface: wg0}
       - {name: d, type: dns, qname: www.example.net}
+      - {name: e, type: exec, command: ["/bin/true"]}
 EOF
 "$R/usr/sbin/healthd" -t -v -c "$T/min.yaml" 2>/dev/null >"$T/min.out"
 paragraph() { # the text of every .TP entry headed by key $1
@@ -88,7 +89,7 @@ checked=0
 while IFS= read -r line; do
 	k=$(sed -E 's/^ *(- )?([a-z_]+): .*/\2/' <<<"$line")
 	v=$(sed -E 's/^[^:]*: //; s/^\[(.*)\]$/\1/; s/"//g' <<<"$line")
-	case $k in node|name|type|url|host|port|interface|qname|prefixes) continue ;; esac
+	case $k in node|name|type|url|host|port|interface|qname|prefixes|command) continue ;; esac
 	{ [ -n "$v" ] && [ "$v" != "{}" ]; } || continue
 	paragraph "$k" | grep -qF -- "$v" || fail "healthd.yaml(5): the default of '$k' ($v) is not stated"
 	checked=$((checked + 1))

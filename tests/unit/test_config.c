@@ -14,6 +14,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -225,6 +226,9 @@ struct broken {
 #define DNS "      - name: a\n        type: dns\n        qname: www.example.net\n"
 #define WGK1 "0+n7PJLb8IXwhF35aUMnDb2YNd/yqUFw2IJ/bOfTNwI="
 #define WGK2 "E0gPXQKhr5O0E/kmqM5HKTsM7ap/vhmUW1R4glu6QTw="
+/* Lines 5-6 (7 with the command): an exec check. */
+#define EXEC_NC "      - name: a\n        type: exec\n"
+#define EXEC EXEC_NC "        command: [/bin/true]\n"
 #define SVC2 "  - name: db\n    prefixes: [\"198.51.100.0/24\"]\n    checks:\n"
 
 ParameterizedTestParameters(config, broken)
@@ -354,7 +358,7 @@ ParameterizedTestParameters(config, broken)
 		{ "check_scalar", P "      - tcp\n", "t.yaml:5:9: services[0].checks[0]: expected a mapping, found a scalar" },
 		{ "check_no_type", P "      - name: a\n        host: x\n", "t.yaml:5:9: services[0].checks[0].type: missing required key" },
 		{ "check_no_name", P "      - type: tcp\n        host: x\n        port: 1\n", "t.yaml:5:9: services[0].checks[0].name: missing required key" },
-		{ "check_type", P "      - name: a\n        type: nosuch\n", "t.yaml:6:15: services[0].checks[0].type: unknown check type 'nosuch' (known: http, tcp, dns, wireguard)" },
+		{ "check_type", P "      - name: a\n        type: nosuch\n", "t.yaml:6:15: services[0].checks[0].type: unknown check type 'nosuch' (known: http, tcp, dns, wireguard, exec)" },
 		{ "check_name", P "      - name: A-1\n        type: tcp\n        host: x\n        port: 1\n", "t.yaml:5:15: services[0].checks[0].name: 'A-1' is not a valid name" },
 		{ "check_duplicate", P TCP TCP, "t.yaml:9:15: services[0].checks[1].name: duplicate check name 'a' (first at line 5)" },
 		{ "check_same_name_other_service", P TCP SVC2 "      - name: a\n        type: tcp\n        host: x\n        port: 0\n", "t.yaml:15:15: services[1].checks[0].port: expected an integer from 1 to 65535, found '0'" },
@@ -446,6 +450,27 @@ ParameterizedTestParameters(config, broken)
 		{ "dns_expect_answer_empty", P DNS "        expect_answer: \"\"\n", "t.yaml:8:24: services[0].checks[0].expect_answer: must not be empty" },
 		{ "dns_key_on_tcp", P TCP "        qtype: A\n", "t.yaml:9:9: services[0].checks[0].qtype: key 'qtype' is not valid for type tcp" },
 		{ "host_on_dns", P DNS "        host: x\n", "t.yaml:8:9: services[0].checks[0].host: key 'host' is not valid for type dns" },
+		{ "exec_no_command", P "      - name: a\n        type: exec\n", "t.yaml:5:9: services[0].checks[0].command: missing required key for type exec" },
+		{ "exec_command_empty", P EXEC_NC "        command: []\n", "t.yaml:7:18: services[0].checks[0].command: must not be empty" },
+		{ "exec_command_scalar", P EXEC_NC "        command: /bin/true\n", "t.yaml:7:18: services[0].checks[0].command: expected a list, found a scalar" },
+		{ "exec_command_relative", P EXEC_NC "        command: [\"true\"]\n", "t.yaml:7:19: services[0].checks[0].command[0]: 'true' is not an absolute path" },
+		{ "exec_command_missing", P EXEC_NC "        command: [/nonexistent/probe]\n", "t.yaml:7:19: services[0].checks[0].command[0]: /nonexistent/probe: No such file or directory" },
+		{ "exec_command_not_executable", P EXEC_NC "        command: [/etc/passwd]\n", "t.yaml:7:19: services[0].checks[0].command[0]: /etc/passwd is not an executable file" },
+		{ "exec_command_directory", P EXEC_NC "        command: [/bin]\n", "t.yaml:7:19: services[0].checks[0].command[0]: /bin is not an executable file" },
+		{ "exec_command_nested", P EXEC_NC "        command: [/bin/true, [x]]\n", "t.yaml:7:30: services[0].checks[0].command[1]: expected a string, found a list" },
+		{ "exec_env_list", P EXEC "        env: [A]\n", "t.yaml:8:14: services[0].checks[0].env: expected a mapping, found a list" },
+		{ "exec_env_name", P EXEC "        env: {lower: x}\n", "t.yaml:8:15: services[0].checks[0].env.lower: 'lower' is not a variable name ([A-Z_][A-Z0-9_]*)" },
+		{ "exec_env_digit", P EXEC "        env: {1A: x}\n", "t.yaml:8:15: services[0].checks[0].env.1A: '1A' is not a variable name" },
+		{ "exec_env_duplicate", P EXEC "        env: {A: x, A: y}\n", "t.yaml:8:21: services[0].checks[0].env.A: duplicate key (first at line 8)" },
+		{ "exec_env_value_list", P EXEC "        env: {A: [x]}\n", "t.yaml:8:18: services[0].checks[0].env.A: expected a string, found a list" },
+		{ "exec_workdir_relative", P EXEC "        working_directory: tmp\n", "t.yaml:8:28: services[0].checks[0].working_directory: 'tmp' is not an absolute path" },
+		{ "exec_user_unknown", P EXEC "        user: no_such_user_x\n", "t.yaml:8:15: services[0].checks[0].user: no such user 'no_such_user_x'" },
+		{ "exec_key_on_tcp", P TCP "        command: [/bin/true]\n", "t.yaml:9:9: services[0].checks[0].command: key 'command' is not valid for type tcp" },
+		{ "on_change_empty", P TCP "    on_change: []\n", "t.yaml:9:16: services[0].on_change: must not be empty" },
+		{ "on_change_relative", P TCP "    on_change: [sh, -c, x]\n", "t.yaml:9:17: services[0].on_change[0]: 'sh' is not an absolute path" },
+		{ "on_change_missing", P TCP "    on_change: [/nonexistent/hook]\n", "t.yaml:9:17: services[0].on_change[0]: /nonexistent/hook: No such file or directory" },
+		{ "on_change_timeout_zero", P TCP "    on_change_timeout: 0s\n", "t.yaml:9:24: services[0].on_change_timeout: must be at least 10ms, found 0s" },
+		{ "on_change_timeout_long", P TCP "    on_change_timeout: 2h\n", "t.yaml:9:24: services[0].on_change_timeout: must be at most 1h, found 2h" },
 		{ "second_check_timeout", P TCP "      - name: b\n        type: tcp\n        host: x\n        port: 1\n        timeout: 1x\n", "t.yaml:13:18: services[0].checks[1].timeout: '1x' is not a duration" },
 	};
 
@@ -855,6 +880,10 @@ Test(config, check_equal_compares_every_setting)
 	DIFFERS(redact_headers, redact);
 	DIFFERS(host, "x");
 	DIFFERS(port, 1);
+	DIFFERS(n_command, 1);
+	DIFFERS(n_env, 1);
+	DIFFERS(working_directory, "/tmp");
+	DIFFERS(user, "root");
 #undef DIFFERS
 	cfg_free(cfg);
 }
@@ -903,6 +932,63 @@ Test(config, dns_defaults_and_values)
 	DIFFERS(expect_answer, NULL);
 #undef DIFFERS
 	cfg_free(cfg);
+}
+
+Test(config, exec_values_and_defaults)
+{
+	struct config *cfg = load(P EXEC
+		"      - name: b\n        type: exec\n        command: [/bin/sh, -c, \"exit 0\"]\n"
+		"        env: {A: x, B_2: \"y z\"}\n        working_directory: /tmp\n"
+		"        timeout: 300ms\n"
+		"    on_change: [/bin/echo, changed]\n");
+	const struct cfg_service *s = &cfg->services[0];
+	const struct cfg_check *a = &s->checks[0], *b = &s->checks[1];
+
+	cr_assert_eq(a->n_command, 1);
+	cr_assert_str_eq(a->command[0], "/bin/true");
+	cr_assert_null(a->command[1], "argv is NULL-terminated");
+	cr_assert_str_eq(a->working_directory, "/");
+	cr_assert_null(a->user);
+	cr_assert_eq(a->n_env, 0);
+	cr_assert_eq(b->n_command, 3);
+	cr_assert_str_eq(b->command[2], "exit 0");
+	cr_assert_eq(b->n_env, 2);
+	cr_assert_str_eq(b->env[1].name, "B_2");
+	cr_assert_str_eq(b->env[1].value, "y z");
+	cr_assert_str_eq(b->working_directory, "/tmp");
+	cr_assert_eq(b->timeout_ms, 300);
+	cr_assert_eq(s->n_on_change, 2);
+	cr_assert_str_eq(s->on_change[1], "changed");
+	cr_assert_null(s->on_change[2]);
+	cr_assert_eq(s->on_change_timeout_ms, 10000, "on_change_timeout defaults to 10s");
+	cfg_free(cfg);
+}
+
+/* Running as another user needs root; one's own user is always fine. */
+Test(config, exec_user)
+{
+	char yaml[512], err[512];
+	struct passwd *me = getpwuid(geteuid());
+	struct config *cfg;
+
+	cr_assert_not_null(me);
+	snprintf(yaml, sizeof(yaml), P EXEC "        user: %s\n", me->pw_name);
+	cfg = load(yaml);
+	cr_assert_str_eq(cfg->services[0].checks[0].user, me->pw_name);
+	cr_assert_eq(cfg->services[0].checks[0].uid, me->pw_uid);
+	cr_assert_eq(cfg->services[0].checks[0].gid, me->pw_gid);
+	cfg_free(cfg);
+	snprintf(yaml, sizeof(yaml), P EXEC "        user: nobody\n");
+	cfg = cfg_load_string("t.yaml", yaml, strlen(yaml), err, sizeof(err));
+	if (geteuid() == 0) {
+		cr_assert_not_null(cfg, "%s", err);
+		cr_assert_eq(cfg->services[0].checks[0].uid, getpwnam("nobody")->pw_uid);
+		cfg_free(cfg);
+	} else {
+		cr_assert_null(cfg);
+		cr_assert_str_eq(err, "t.yaml:8:15: services[0].checks[0].user: running as user "
+				 "'nobody' needs healthd to run as root");
+	}
 }
 
 /* ---- value parsers and formatters ---- */
