@@ -51,7 +51,7 @@ static bool split(const char *cmd, struct pipeline *p, bool shell, bool *unclose
 	if (!(o = p->buf = malloc(strlen(cmd) + 1)))
 		return false;
 	for (;;) {
-		while (*c == ' ' || *c == '\t')
+		while (*c == ' ' || *c == '\t' || (!shell && (*c == '\n' || *c == '\r')))
 			c++;
 		if (!*c)
 			break;
@@ -66,7 +66,8 @@ static bool split(const char *cmd, struct pipeline *p, bool shell, bool *unclose
 			return false;
 		char *w = o;
 
-		while (*c && *c != ' ' && *c != '\t' && (*c != '|' || !shell)) {
+		while (*c && *c != ' ' && *c != '\t' && (*c != '|' || !shell) &&
+		       (shell || (*c != '\n' && *c != '\r'))) {
 			if (*c == '\'') {
 				for (c++; *c && *c != '\''; )
 					*o++ = *c++;
