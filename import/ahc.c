@@ -242,6 +242,8 @@ static int service(FILE *out, const struct imp_ini *ini, const struct imp_ini_se
 			TAKE("custom_bird_reconfigure_cmd", custom)
 			TAKE("custom_bird_reconfigure_cmd_timeout", custom_timeout)
 #undef TAKE
+			if (pass)
+				continue; /* noted once, under [DEFAULT] */
 			why = service_key_unmapped(k->name);
 			imp_not_mapped(s.notes, 2, k->name, v,
 				       why ? why : "not an anycast-healthchecker setting");
@@ -321,6 +323,37 @@ out:
 	return rc;
 }
 
+/* Keys of [DEFAULT] that services inherit: the check_* and other service
+ * settings are mapped in each service; the rest are noted here, once. */
+static int defaults_section(FILE *out, const struct imp_ini *ini, char *err, size_t errlen)
+{
+	static const char *const per_service[] = { "check_cmd", "ip_prefix", "check_disabled",
+		"on_disabled", "check_interval", "check_timeout", "check_rise", "check_fail",
+		"custom_bird_reconfigure_cmd", "custom_bird_reconfigure_cmd_timeout", NULL };
+	const struct imp_ini_section *d = &ini->defaults;
+	bool header = false;
+
+	for (size_t i = 0; i < d->n_keys; i++) {
+		const struct imp_ini_key *k = &d->keys[i];
+		const char *why = service_key_unmapped(k->name);
+		size_t j;
+		char *v;
+
+		for (j = 0; per_service[j] && strcmp(per_service[j], k->name); j++)
+			;
+		if (per_service[j])
+			continue;
+		if (!(v = imp_ini_value(ini, NULL, k, err, errlen)))
+			return -1;
+		if (!header)
+			fputs("# [DEFAULT]\n", out);
+		header = true;
+		imp_not_mapped(out, 0, k->name, v, why ? why : "not an anycast-healthchecker setting");
+		free(v);
+	}
+	return 0;
+}
+
 static int conf_name(const struct dirent *d)
 {
 	size_t n = strlen(d->d_name);
@@ -381,6 +414,8 @@ int imp_anycast_healthchecker(FILE *out, char **paths, int n, char *err, size_t 
 		if (!strcmp(ini.sections[i].name, "daemon") &&
 		    daemon_section(o, &ini, &ini.sections[i], err, errlen) < 0)
 			goto out_names;
+	if (defaults_section(o, &ini, err, errlen) < 0)
+		goto out_names;
 	for (size_t i = 0; i < ini.n_sections; i++) {
 		if (!strcmp(ini.sections[i].name, "daemon"))
 			continue;

@@ -45,6 +45,30 @@ grep -qF 'case \"$HEALTHD_TO\" in up) export STATE=UP;' "$T/exabgp-exec.yaml" ||
 	fail "exabgp: no on_change hook"
 grep -qF 'type: dns' "$T/exabgp-config.yaml" || fail "exabgp --config: the dig check is not dns"
 
+# ---- the full outputs through healthd -t, once it knows their keys ----
+# exec and dns checks and on_change come with their own changes; until this
+# healthd accepts them, say so instead of failing.
+knows() { # knows YAML_LINES...: healthd -t takes a service with these check keys
+	printf 'services:\n  - name: probe\n    prefixes: ["192.0.2.1/32"]\n%s\n' "$1" >"$T/probe.yaml"
+	"$B/healthd" -t -c "$T/probe.yaml" >/dev/null 2>&1
+}
+exec_ok=0 dns_ok=0
+knows '    on_change: ["/bin/true"]
+    checks:
+      - {name: e, type: exec, command: ["/bin/true"]}' && exec_ok=1
+knows '    checks:
+      - {name: d, type: dns, name: example.net, qtype: A, server: "127.0.0.1:53"}' && dns_ok=1
+for y in ahc exabgp-exec exabgp-config; do
+	need_dns=0
+	grep -q 'type: dns' "$T/$y.yaml" && need_dns=1
+	if [ "$exec_ok" -eq 1 ] && { [ "$need_dns" -eq 0 ] || [ "$dns_ok" -eq 1 ]; }; then
+		"$B/healthd" -t -c "$T/$y.yaml" 2>"$T/$y.err" ||
+			fail "healthd -t refused the import $y: $(grep -v warning "$T/$y.err" | head -n 3)"
+	else
+		echo "note: $y: healthd -t skipped: this healthd has no exec$([ "$need_dns" -eq 1 ] && echo '/dns') checks yet"
+	fi
+done
+
 # ---- errors: exit 5 and FILE:LINE; usage: exit 2 ----
 rc=0
 "$B/healthctl" import anycast-healthchecker "$F/errors/bad-line.conf" >/dev/null 2>"$T/err" || rc=$?

@@ -377,6 +377,10 @@ ParameterizedTestParameters(import, check_commands)
 		  "expect_rcode: \"NOERROR\"" },
 		{ "dig @127.0.0.1 +tcp example.net MX", true, "dns",
 		  "# not mapped: dig option = +tcp: the dns check has no such setting" },
+		{ "curl -sf http://127.0.0.1/ | grep -q OK", false, "exec",
+		  "curl's a second URL has no http check equivalent" },
+		{ "dig @127.0.0.1 example.net +short | grep -q 192.0.2.1", false, "exec",
+		  "'|' is a word passed to the program" },
 		{ "/usr/bin/check --flag \"two words\" it\\'s", false, "exec",
 		  "[\"/usr/bin/check\", \"--flag\", \"two words\", \"it's\"]" },
 	};
