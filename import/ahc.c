@@ -92,7 +92,9 @@ static int daemon_section(FILE *out, const struct imp_ini *ini,
 
 	if (!bird)
 		return fail(err, errlen, "out of memory");
-	fprintf(out, "# [daemon] (%s)\n", d->where);
+	fputs("# [daemon] (", out);
+	imp_comment_text(out, d->where);
+	fputs(")\n", out);
 	for (size_t i = 0; i < d->n_keys; i++) {
 		const struct imp_ini_key *k = &d->keys[i];
 		char *v = imp_ini_value(ini, d, k, err, errlen);
@@ -104,8 +106,10 @@ static int daemon_section(FILE *out, const struct imp_ini *ini,
 			return -1;
 		}
 		if (!strcmp(k->name, "bird_conf")) {
-			fprintf(bird, "  # bird_conf held the prefix list; healthd writes its protocols"
-				" there instead\n  include: %s\n", v);
+			fputs("  # bird_conf held the prefix list; healthd writes its protocols"
+			      " there instead\n  include: ", bird);
+			imp_yaml_str(bird, v);
+			fputc('\n', bird);
 		} else if (!strcmp(k->name, "purge_ip_prefixes") && boolean(v) == 1) {
 			fputs("  purge: true                       # purge_ip_prefixes = true\n", bird);
 		} else if (!strcmp(k->name, "purge_ip_prefixes") && boolean(v) == 0) {
@@ -126,9 +130,11 @@ static int daemon_section(FILE *out, const struct imp_ini *ini,
 		}
 		free(v);
 	}
-	if (socket)
-		fprintf(bird, "  socket: %s  # birdc -s of bird_reconfigure_cmd\n",
-			socket);
+	if (socket) {
+		fputs("  socket: ", bird);
+		imp_yaml_str(bird, socket);
+		fputs("  # birdc -s of bird_reconfigure_cmd\n", bird);
+	}
 	fclose(bird);
 	if (bird_len)
 		fprintf(out, "bird:\n%s", bird_buf);
@@ -211,18 +217,27 @@ static int service(FILE *out, const struct imp_ini *ini, const struct imp_ini_se
 			i = (size_t)-1;
 		}
 	snprintf(names[idx], CFG_SERVICE_NAME_MAX + 1, "%s", s.name);
-	fprintf(s.notes, "\n  # [%s] (%s)\n", sec->name, sec->where);
+	fputs("\n  # [", s.notes);
+	imp_comment_text(s.notes, sec->name);
+	fputs("] (", s.notes);
+	imp_comment_text(s.notes, sec->where);
+	fputs(")\n", s.notes);
 	/* the section's keys, then those of [DEFAULT] it does not override */
 	for (int pass = 0; pass < 2; pass++) {
 		const struct imp_ini_section *from = pass ? &ini->defaults : sec;
 
-		for (size_t i = 0; i < from->n_keys && nv < 64; i++) {
+		for (size_t i = 0; i < from->n_keys; i++) {
 			const struct imp_ini_key *k = &from->keys[i];
 			const char *why;
 			char *v;
 
 			if (pass && imp_ini_get(ini, sec, k->name) != k)
 				continue;
+			if (nv >= sizeof(vals) / sizeof(vals[0])) {
+				fail(err, errlen, "%s: [%s]: more than %zu keys", k->where, sec->name,
+				     sizeof(vals) / sizeof(vals[0]));
+				goto out;
+			}
 			if (!(v = vals[nv++] = imp_ini_value(ini, sec, k, err, errlen)))
 				goto out;
 #define TAKE(key, field) if (!strcmp(k->name, key)) { a.field = v; continue; }
@@ -370,7 +385,9 @@ static int read_path(struct imp_ini *ini, FILE *out, const char *path, char *err
 	if (stat(path, &st) < 0)
 		return fail(err, errlen, "%s: %s", path, strerror(errno));
 	if (!S_ISDIR(st.st_mode)) {
-		fprintf(out, "#   %s\n", path);
+		fputs("#   ", out);
+		imp_comment_text(out, path);
+		fputc('\n', out);
 		return imp_ini_read(ini, path, err, errlen);
 	}
 	if ((n = scandir(path, &list, conf_name, alphasort)) < 0)
@@ -379,7 +396,9 @@ static int read_path(struct imp_ini *ini, FILE *out, const char *path, char *err
 		char *p = NULL;
 
 		if (!rc && asprintf(&p, "%s/%s", path, list[i]->d_name) >= 0) {
-			fprintf(out, "#   %s\n", p);
+			fputs("#   ", out);
+			imp_comment_text(out, p);
+			fputc('\n', out);
 			rc = imp_ini_read(ini, p, err, errlen);
 		}
 		free(p);

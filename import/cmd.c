@@ -363,7 +363,9 @@ static bool as_http(struct imp_svc *s, const struct pipeline *p, uint64_t *timeo
 		fputs("        headers:\n", s->check);
 		for (int i = 0; i < cc.n_headers; i++) {
 			header_split(cc.headers[i], hn, sizeof(hn), &hv);
-			fprintf(s->check, "          %s: ", hn);
+			/* a token may start with a YAML indicator (!, &, *, %, |, ...) */
+			fprintf(s->check, isalnum((unsigned char)hn[0]) ? "          %s: " :
+				"          \"%s\": ", hn);
 			imp_yaml_str(s->check, hv);
 			fputc('\n', s->check);
 		}
@@ -524,9 +526,12 @@ int imp_check_from_cmd(struct imp_svc *s, const char *what, const char *cmd, boo
 	}
 	if (!ok) {
 		s->check_type = "exec";
-		if (tool && why)
-			fprintf(s->check, "        # kept as a command: %s's %s has no %s check equivalent\n",
-				tool, why, !strcmp(tool, "curl") ? "http" : "dns");
+		if (tool && why) {
+			fprintf(s->check, "        # kept as a command: %s's ", tool);
+			imp_comment_text(s->check, why);
+			fprintf(s->check, " has no %s check equivalent\n",
+				!strcmp(tool, "curl") ? "http" : "dns");
+		}
 		if (shell) {
 			fprintf(s->check, "        # %s ran through a shell; so does this command\n", what);
 			fputs("        command: [\"/bin/sh\", \"-c\", ", s->check);
@@ -535,8 +540,10 @@ int imp_check_from_cmd(struct imp_svc *s, const char *what, const char *cmd, boo
 			fprintf(s->check, "        # %s ran without a shell, split into words as here\n", what);
 			for (int i = 1; i < p.st[0].argc; i++)
 				if (strchr("|&;<>", p.st[0].argv[i][0])) {
-					fprintf(s->check, "        # '%s' is a word passed to the program, as"
-						" it was: no shell saw it\n", p.st[0].argv[i]);
+					fputs("        # '", s->check);
+					imp_comment_text(s->check, p.st[0].argv[i]);
+					fputs("' is a word passed to the program, as it was: no shell saw it\n",
+					      s->check);
 					break;
 				}
 			fputs("        command: [", s->check);

@@ -54,11 +54,40 @@ void imp_svc_write(FILE *out, struct imp_svc *s)
 	fputs(s->check_buf, out);
 }
 
-void imp_yaml_str(FILE *f, const char *s)
+/* The length of the UTF-8 sequence at s and its code point; 0 when it is
+ * not one (overlong, a surrogate, cut short). */
+static size_t utf8(const unsigned char *s, uint32_t *cp)
 {
+	size_t n = s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	uint32_t v = n ? s[0] & (0x3f >> (n - 1)) : 0;
+
+	for (size_t i = 1; i < n; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		v = v << 6 | (s[i] & 0x3f);
+	}
+	if ((n == 3 && v < 0x800) || (n == 4 && (v < 0x10000 || v > 0x10ffff)) ||
+	    (v >= 0xd800 && v <= 0xdfff))
+		return 0;
+	*cp = v;
+	return n;
+}
+
+/* Line breaks to YAML beside \r and \n (NEL, LS, PS): never raw in the output. */
+static bool yaml_break(uint32_t cp)
+{
+	return cp == 0x85 || cp == 0x2028 || cp == 0x2029;
+}
+
+void imp_yaml_str(FILE *f, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	uint32_t cp;
+	size_t n;
+
 	fputc('"', f);
-	for (; *s; s++) {
-		unsigned char c = (unsigned char)*s;
+	while (*s) {
+		unsigned char c = *s;
 
 		if (c == '"' || c == '\\')
 			fprintf(f, "\\%c", c);
@@ -68,10 +97,43 @@ void imp_yaml_str(FILE *f, const char *s)
 			fputs("\\t", f);
 		else if (c < 0x20 || c == 0x7f)
 			fprintf(f, "\\x%02x", c);
-		else
+		else if (c < 0x80)
 			fputc(c, f);
+		else if ((n = utf8(s, &cp)) && !yaml_break(cp)) {
+			fwrite(s, 1, n, f);
+			s += n;
+			continue;
+		} else if (n) {
+			fputs(cp == 0x85 ? "\\N" : cp == 0x2028 ? "\\L" : "\\P", f);
+			s += n;
+			continue;
+		} else {
+			/* not UTF-8, which YAML must be: the byte as the character it
+			 * would be in Latin-1 */
+			fprintf(f, "\\x%02x", c);
+		}
+		s++;
 	}
 	fputc('"', f);
+}
+
+void imp_comment_text(FILE *f, const char *str)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	uint32_t cp;
+	size_t n;
+
+	while (*s) {
+		if (*s >= 0x20 && *s < 0x7f) {
+			fputc(*s++, f);
+		} else if (*s >= 0x80 && (n = utf8(s, &cp)) && !yaml_break(cp)) {
+			fwrite(s, 1, n, f);
+			s += n;
+		} else {
+			fputc(*s == '\n' || *s == '\t' ? ' ' : '?', f);
+			s += *s >= 0x80 && (n = utf8(s, &cp)) ? n : 1;
+		}
+	}
 }
 
 void imp_service_name(const char *from, char *buf, size_t len)
@@ -97,11 +159,11 @@ void imp_service_name(const char *from, char *buf, size_t len)
 void imp_not_mapped(FILE *f, int indent, const char *key, const char *value,
 		    const char *why)
 {
-	fprintf(f, "%*s# not mapped: %s", indent, "", key);
+	fprintf(f, "%*s# not mapped: ", indent, "");
+	imp_comment_text(f, key);
 	if (value) {
 		fputs(" = ", f);
-		for (; *value; value++)
-			fputc(*value == '\n' ? ' ' : *value, f);
+		imp_comment_text(f, value);
 	}
 	fprintf(f, ": %s\n", why);
 }

@@ -486,11 +486,23 @@ int imp_exabgp_healthcheck(FILE *out, char **args, int n, char *err, size_t errl
 	for (int i = 0; i < n; i++) {
 		bool q = !*args[i] || strpbrk(args[i], " \t\"'$|;&<>()*?");
 
-		fputs(q ? " '" : " ", out);
+		char *word = NULL;
+		size_t wl = 0;
+		FILE *wf = open_memstream(&word, &wl);
+
+		if (!wf)
+			continue;
+		fputs(q ? " '" : " ", wf);
 		for (const char *c = args[i]; *c; c++)
-			fputs(*c == '\n' ? " " : *c == '\'' && q ? "'\\''" : (char[]){ *c, 0 }, out);
+			if (*c == '\'' && q)
+				fputs("'\\''", wf);
+			else
+				fputc(*c, wf);
 		if (q)
-			fputc('\'', out);
+			fputc('\'', wf);
+		fclose(wf);
+		imp_comment_text(out, word);
+		free(word);
 	}
 	fputs("\n# Validate with `healthd -t -c FILE` before use.\n", out);
 	rc = service(out, p, err, errlen);

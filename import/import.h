@@ -77,6 +77,9 @@ void imp_svc_free(struct imp_svc *s);
 void imp_svc_write(FILE *out, struct imp_svc *s);
 /* s as a YAML double-quoted scalar. */
 void imp_yaml_str(FILE *f, const char *s);
+/* s for a comment line: what YAML would take as a line break, a control
+ * character or not UTF-8 shown as ' ' or '?'. */
+void imp_comment_text(FILE *f, const char *s);
 /* A service name from another tool's: [a-z0-9_], at most
  * CFG_SERVICE_NAME_MAX; "service" when nothing is left. */
 void imp_service_name(const char *from, char *buf, size_t len);

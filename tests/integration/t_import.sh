@@ -35,7 +35,7 @@ done
 cmp -s "$T/ahc.yaml" tests/unit/golden/import/anycast-healthchecker.yaml ||
 	fail "anycast-healthchecker: output differs from tests/unit/golden/import"
 for k in 'type: http' 'type: dns' 'type: exec' 'on_change: ["/bin/sh", "-c", ' \
-	'include: /var/lib/anycast-healthchecker/anycast-prefixes.conf' \
+	'include: "/var/lib/anycast-healthchecker/anycast-prefixes.conf"' \
 	'# not mapped: bird_reconfigure_cmd = '; do
 	grep -qF "$k" "$T/ahc.yaml" || fail "anycast-healthchecker: no '$k' in the output"
 done

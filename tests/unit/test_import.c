@@ -136,9 +136,9 @@ Test(import, ahc_daemon_section)
 	char *out = ahc_out(AHC "/anycast-healthchecker.conf", AHC "/conf.d");
 
 	has(out, "bird:\n  # bird_conf held the prefix list; healthd writes its protocols there instead\n"
-		 "  include: /var/lib/anycast-healthchecker/anycast-prefixes.conf\n");
+		 "  include: \"/var/lib/anycast-healthchecker/anycast-prefixes.conf\"\n");
 	has(out, "  purge: true ");
-	has(out, "  socket: /run/bird/bird.ctl ");
+	has(out, "  socket: \"/run/bird/bird.ctl\" ");
 	has(out, "# not mapped: bird_reconfigure_cmd = sudo /usr/sbin/birdc -s /run/bird/bird.ctl"
 		 " configure: healthd talks to BIRD's control socket");
 	has(out, "# not mapped: dummy_ip_prefix = 10.189.200.255/32: ");
@@ -410,6 +410,29 @@ Test(import, unclosed_quote_without_shell_is_an_error)
 	cr_assert_eq(imp_svc_init(&s), 0);
 	cr_assert_eq(imp_check_from_cmd(&s, "cmd", "/bin/check 'open", false, &timeout), -1);
 	imp_svc_free(&s);
+}
+
+/* What another tool's file may hold that YAML would misread: line breaks
+ * of its own (\r, NEL, LS), control characters, bytes that are not UTF-8. */
+Test(import, hostile_text_stays_in_its_scalar_or_comment)
+{
+	char path[] = "/tmp/test_import_XXXXXX", *paths[1] = { path }, *out = NULL, err[512];
+	int fd = mkstemp(path);
+	FILE *f = fdopen(fd, "w");
+
+	fputs("[DEFAULT]\nnote = a\rservices: []\x01\xc2\x85x\n"
+	      "[web\xe2\x80\xa8services: {}]\ncheck_disabled = false\nip_prefix = 192.0.2.1\n"
+	      "check_cmd = curl -f -H 'X-A: \xe2\x80\xa9\xff' http://127.0.0.1/\n"
+	      "unknown\xff = \x7f\n", f);
+	fclose(f);
+	cr_assert_eq(run_ahc(paths, 1, &out, err, sizeof(err)), 0, "%s", err);
+	loads("hostile", out);
+	has(out, "X-A: \"\\P\\xff\"");
+	cr_assert_null(strpbrk(out, "\r\x01\x7f\xff"), "%s", out);
+	cr_assert_null(strstr(out, "\xc2\x85"), "%s", out);
+	cr_assert_null(strstr(out, "\xe2\x80\xa8"), "%s", out);
+	free(out);
+	unlink(path);
 }
 
 Test(import, service_names)
