@@ -167,22 +167,34 @@ static const char *service_key_unmapped(const char *name)
 }
 
 /* The on_change hook that runs custom_bird_reconfigure_cmd with "up" or
- * "down" as anycast-healthchecker did. */
-static void custom_hook(FILE *f, const char *cmd, const char *timeout)
+ * "down" as anycast-healthchecker did: its words as shlex split them,
+ * quoted so that the shell adds nothing. -1: shlex would refuse it. */
+static int custom_hook(FILE *f, const char *cmd, const char *timeout)
 {
 	char *script = NULL;
+	size_t len = 0;
 	uint64_t ms;
+	FILE *sf = open_memstream(&script, &len);
 
-	if (asprintf(&script, "case \"$HEALTHD_TO\" in up) %s up;; withdrawn) %s down;; esac",
-		     cmd, cmd) < 0)
-		return;
-	fputs("    # custom_bird_reconfigure_cmd, called with up or down as before\n"
-	      "    on_change: [\"/bin/sh\", \"-c\", ", f);
-	imp_yaml_str(f, script);
-	fputs("]\n", f);
-	if (timeout && imp_seconds(timeout, CFG_DURATION_MAX_MS, &ms))
-		imp_duration(f, "on_change_timeout", 4, ms);
+	if (!sf)
+		return -1;
+	fputs("case \"$HEALTHD_TO\" in up) ", sf);
+	int rc = imp_sh_words(sf, cmd);
+
+	fputs(" up;; withdrawn) ", sf);
+	rc |= imp_sh_words(sf, cmd);
+	fputs(" down;; esac", sf);
+	fclose(sf);
+	if (rc == 0) {
+		fputs("    # custom_bird_reconfigure_cmd, called with up or down as before\n"
+		      "    on_change: [\"/bin/sh\", \"-c\", ", f);
+		imp_yaml_str(f, script);
+		fputs("]\n", f);
+		if (timeout && imp_seconds(timeout, CFG_DURATION_MAX_MS, &ms))
+			imp_duration(f, "on_change_timeout", 4, ms);
+	}
 	free(script);
+	return rc ? -1 : 0;
 }
 
 static int service(FILE *out, const struct imp_ini *ini, const struct imp_ini_section *sec,
@@ -304,13 +316,19 @@ static int service(FILE *out, const struct imp_ini *ini, const struct imp_ini_se
 		     badname, bad ? bad->value : "");
 		goto out;
 	}
-	if (a.custom)
-		custom_hook(s.keys, a.custom, a.custom_timeout);
+	if (a.custom && custom_hook(s.keys, a.custom, a.custom_timeout) < 0) {
+		const struct imp_ini_key *ck = imp_ini_get(ini, sec, "custom_bird_reconfigure_cmd");
+
+		fail(err, errlen, "%s: custom_bird_reconfigure_cmd: an unclosed quote, or more than"
+		     " 64 words", ck->where);
+		goto out;
+	}
 	else if (imp_ini_get(ini, sec, "custom_bird_reconfigure_cmd_timeout"))
 		imp_not_mapped(s.notes, 2, "custom_bird_reconfigure_cmd_timeout", a.custom_timeout,
 			       "there is no custom_bird_reconfigure_cmd");
 	if (imp_check_from_cmd(&s, "check_cmd", a.cmd, false, &timeout) < 0) {
-		fail(err, errlen, "%s: check_cmd: an unclosed quote", a.cmd_key->where);
+		fail(err, errlen, "%s: check_cmd: an unclosed quote, or more than 64 words",
+		     a.cmd_key->where);
 		goto out;
 	}
 	imp_duration(s.check, "interval", 8, interval);

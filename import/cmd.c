@@ -557,3 +557,30 @@ int imp_check_from_cmd(struct imp_svc *s, const char *what, const char *cmd, boo
 	free(p.buf);
 	return 0;
 }
+
+int imp_sh_words(FILE *f, const char *cmd)
+{
+	struct pipeline p;
+	bool unclosed;
+
+	if (!split(cmd, &p, false, &unclosed)) {
+		free(p.buf);
+		return -1;
+	}
+	for (int i = 0; i < p.st[0].argc; i++) {
+		const char *w = p.st[0].argv[i];
+
+		fputs(i ? " " : "", f);
+		if (*w && strspn(w, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				 "0123456789_./:=@%+,-") == strlen(w)) {
+			fputs(w, f);
+			continue;
+		}
+		fputc('\'', f);
+		for (; *w; w++)
+			fputs(*w == '\'' ? "'\\''" : (char[]){ *w, 0 }, f);
+		fputc('\'', f);
+	}
+	free(p.buf);
+	return 0;
+}

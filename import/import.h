@@ -98,9 +98,13 @@ void imp_duration(FILE *f, const char *key, int indent, uint64_t ms);
  * as the original ran it: through /bin/sh (shell), or split into words as
  * Python's shlex.split does. timeout_ms may be lowered (curl --max-time,
  * dig +time). -1: not shell, and shlex would refuse it (an unclosed
- * quote). what names the key in comments. */
+ * quote) or it has more than 64 words. what names the key in comments. */
 int imp_check_from_cmd(struct imp_svc *s, const char *what, const char *cmd, bool shell,
 		       uint64_t *timeout_ms);
+
+/* cmd split as shlex.split splits it, each word quoted for /bin/sh where
+ * it needs to be. -1: shlex would refuse it, or more than 64 words. */
+int imp_sh_words(FILE *f, const char *cmd);
 
 /* ---- ahc.c and exabgp.c ---- */
 

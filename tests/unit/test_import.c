@@ -182,7 +182,8 @@ Test(import, ahc_script_is_exec_without_shell)
 		 " \"ready\", \"|\", \"logger\"]\n");
 	has(out, "        interval: 500ms\n");
 	has(out, "    on_change: [\"/bin/sh\", \"-c\", \"case \\\"$HEALTHD_TO\\\" in up)"
-		 " /usr/local/sbin/notify-bird up;; withdrawn) /usr/local/sbin/notify-bird down;; esac\"]\n"
+		 " /usr/local/sbin/notify-bird --service 'app one' up;; withdrawn) /usr/local/sbin/notify-bird"
+		 " --service 'app one' down;; esac\"]\n"
 		 "    on_change_timeout: 5s\n");
 	/* check_disabled defaults to true: the section that does not say false */
 	has(out, "# not mapped: check_disabled = true: the service was never announced");
