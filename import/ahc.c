@@ -6,6 +6,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -142,10 +143,18 @@ static int daemon_section(FILE *out, const struct imp_ini *ini,
 	return 0;
 }
 
+/* A service section's settings, its own over [DEFAULT]'s over the
+ * documented defaults; the strings are interpolated copies in vals. */
 struct ahc_settings {
 	const char *cmd, *prefix, *disabled, *on_disabled, *interval, *timeout, *rise, *fall;
 	const char *custom, *custom_timeout;
 	const struct imp_ini_key *cmd_key, *prefix_key;
+	char *vals[64];
+	size_t nv;
+	/* parsed */
+	uint64_t interval_ms, timeout_ms;
+	unsigned rise_n, fall_n;
+	bool check_disabled;
 };
 
 static int unsigned_in(const char *v, unsigned *u)
@@ -197,44 +206,60 @@ static int custom_hook(FILE *f, const char *cmd, const char *timeout)
 	return rc ? -1 : 0;
 }
 
-static int service(FILE *out, const struct imp_ini *ini, const struct imp_ini_section *sec,
-		   char names[][CFG_SERVICE_NAME_MAX + 1], size_t idx, char *err, size_t errlen)
+/* s->name from the section's, made unique among names[0..idx). */
+static void unique_name(struct imp_svc *s, const char *section,
+			char names[][CFG_SERVICE_NAME_MAX + 1], size_t idx)
 {
-	struct imp_svc s;
-	struct ahc_settings a = { "", NULL, "true", "withdraw", "10", "2", "2", "2", NULL, "2",
-		NULL, NULL };
-	char *vals[64] = { 0 };
-	size_t nv = 0;
-	uint64_t interval, timeout;
-	unsigned rise, fall;
-	int rc = -1;
-
-	if (imp_svc_init(&s) < 0)
-		return fail(err, errlen, "out of memory");
-	imp_service_name(sec->name, s.name, sizeof(s.name));
 	char base[CFG_SERVICE_NAME_MAX + 1];
 	unsigned dup = 2;
 
-	snprintf(base, sizeof(base), "%s", s.name);
+	imp_service_name(section, s->name, sizeof(s->name));
+	snprintf(base, sizeof(base), "%s", s->name);
 	for (size_t i = 0; i < idx && dup < 1000; i++)
-		if (!strcmp(names[i], s.name)) {
+		if (!strcmp(names[i], s->name)) {
 			char tail[8];
 			size_t keep;
 
 			snprintf(tail, sizeof(tail), "_%u", dup++);
 			keep = strlen(base) + strlen(tail) > CFG_SERVICE_NAME_MAX ?
 			       CFG_SERVICE_NAME_MAX - strlen(tail) : strlen(base);
-			memcpy(s.name, base, keep);
-			strcpy(s.name + keep, tail);
+			memcpy(s->name, base, keep);
+			strcpy(s->name + keep, tail);
 			i = (size_t)-1;
 		}
-	snprintf(names[idx], CFG_SERVICE_NAME_MAX + 1, "%s", s.name);
-	fputs("\n  # [", s.notes);
-	imp_comment_text(s.notes, sec->name);
-	fputs("] (", s.notes);
-	imp_comment_text(s.notes, sec->where);
-	fputs(")\n", s.notes);
-	/* the section's keys, then those of [DEFAULT] it does not override */
+	snprintf(names[idx], CFG_SERVICE_NAME_MAX + 1, "%s", s->name);
+}
+
+/* One key into a; false when it is none of the settings mapped. */
+static bool take(struct ahc_settings *a, const struct imp_ini_key *k, const char *v)
+{
+	static const struct { const char *key; size_t off; } keys[] = {
+#define K(key, field) { key, offsetof(struct ahc_settings, field) }
+		K("check_cmd", cmd), K("ip_prefix", prefix), K("check_disabled", disabled),
+		K("on_disabled", on_disabled), K("check_interval", interval),
+		K("check_timeout", timeout), K("check_rise", rise), K("check_fail", fall),
+		K("custom_bird_reconfigure_cmd", custom),
+		K("custom_bird_reconfigure_cmd_timeout", custom_timeout),
+#undef K
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		if (!strcmp(k->name, keys[i].key)) {
+			*(const char **)((char *)a + keys[i].off) = v;
+			if (!strcmp(k->name, "check_cmd"))
+				a->cmd_key = k;
+			if (!strcmp(k->name, "ip_prefix"))
+				a->prefix_key = k;
+			return true;
+		}
+	return false;
+}
+
+/* The section's keys, then those of [DEFAULT] it does not override; the
+ * section's own unmapped keys noted in notes. */
+static int collect(struct ahc_settings *a, const struct imp_ini *ini,
+		   const struct imp_ini_section *sec, FILE *notes, char *err, size_t errlen)
+{
 	for (int pass = 0; pass < 2; pass++) {
 		const struct imp_ini_section *from = pass ? &ini->defaults : sec;
 
@@ -245,113 +270,116 @@ static int service(FILE *out, const struct imp_ini *ini, const struct imp_ini_se
 
 			if (pass && imp_ini_get(ini, sec, k->name) != k)
 				continue;
-			if (nv >= sizeof(vals) / sizeof(vals[0])) {
-				fail(err, errlen, "%s: [%s]: more than %zu keys", k->where, sec->name,
-				     sizeof(vals) / sizeof(vals[0]));
-				goto out;
-			}
-			if (!(v = vals[nv++] = imp_ini_value(ini, sec, k, err, errlen)))
-				goto out;
-#define TAKE(key, field) if (!strcmp(k->name, key)) { a.field = v; continue; }
-			if (!strcmp(k->name, "check_cmd")) {
-				a.cmd = v;
-				a.cmd_key = k;
-				continue;
-			}
-			if (!strcmp(k->name, "ip_prefix")) {
-				a.prefix = v;
-				a.prefix_key = k;
-				continue;
-			}
-			TAKE("check_disabled", disabled) TAKE("on_disabled", on_disabled)
-			TAKE("check_interval", interval) TAKE("check_timeout", timeout)
-			TAKE("check_rise", rise) TAKE("check_fail", fall)
-			TAKE("custom_bird_reconfigure_cmd", custom)
-			TAKE("custom_bird_reconfigure_cmd_timeout", custom_timeout)
-#undef TAKE
-			if (pass)
-				continue; /* noted once, under [DEFAULT] */
+			if (a->nv >= sizeof(a->vals) / sizeof(a->vals[0]))
+				return fail(err, errlen, "%s: [%s]: more than %zu keys", k->where,
+					    sec->name, sizeof(a->vals) / sizeof(a->vals[0]));
+			if (!(v = a->vals[a->nv++] = imp_ini_value(ini, sec, k, err, errlen)))
+				return -1;
+			if (take(a, k, v) || pass)
+				continue; /* [DEFAULT]'s are noted once, under its heading */
 			why = service_key_unmapped(k->name);
-			imp_not_mapped(s.notes, 2, k->name, v,
+			imp_not_mapped(notes, 2, k->name, v,
 				       why ? why : "not an anycast-healthchecker setting");
 		}
 	}
-	if (!a.prefix_key) {
-		fail(err, errlen, "%s: [%s]: no ip_prefix", sec->where, sec->name);
-		goto out;
+	return 0;
+}
+
+/* The values as anycast-healthchecker would take them, within healthd's
+ * limits; an error names the line of the key. */
+static int validate(struct ahc_settings *a, const struct imp_ini *ini,
+		    const struct imp_ini_section *sec, char *err, size_t errlen)
+{
+	const struct imp_ini_key *bad;
+	const char *badname = NULL;
+	int disabled = boolean(a->disabled);
+
+	if (!a->prefix_key)
+		return fail(err, errlen, "%s: [%s]: no ip_prefix", sec->where, sec->name);
+	if (!a->cmd_key)
+		return fail(err, errlen, "%s: [%s]: no check_cmd", sec->where, sec->name);
+	if (!imp_seconds(a->interval, 24ULL * 3600000, &a->interval_ms) || a->interval_ms < 10)
+		badname = "check_interval";
+	else if (!imp_seconds(a->timeout, 3600000ULL, &a->timeout_ms))
+		badname = "check_timeout";
+	else if (unsigned_in(a->rise, &a->rise_n) < 0)
+		badname = "check_rise";
+	else if (unsigned_in(a->fall, &a->fall_n) < 0)
+		badname = "check_fail";
+	else if (disabled < 0)
+		badname = "check_disabled";
+	else if (strcmp(a->on_disabled, "withdraw") && strcmp(a->on_disabled, "advertise"))
+		badname = "on_disabled";
+	if (badname) {
+		bad = imp_ini_get(ini, sec, badname);
+		return fail(err, errlen, "%s: %s: '%s' is not valid here", bad ? bad->where : sec->where,
+			    badname, bad ? bad->value : "");
 	}
+	a->check_disabled = disabled == 1;
+	return 0;
+}
+
+static int service(FILE *out, const struct imp_ini *ini, const struct imp_ini_section *sec,
+		   char names[][CFG_SERVICE_NAME_MAX + 1], size_t idx, char *err, size_t errlen)
+{
+	struct imp_svc s;
+	struct ahc_settings a = { .cmd = "", .disabled = "true", .on_disabled = "withdraw",
+		.interval = "10", .timeout = "2", .rise = "2", .fall = "2", .custom_timeout = "2" };
 	struct cfg_prefix p;
 	char text[80];
+	int rc = -1;
 
+	if (imp_svc_init(&s) < 0)
+		return fail(err, errlen, "out of memory");
+	unique_name(&s, sec->name, names, idx);
+	fputs("\n  # [", s.notes);
+	imp_comment_text(s.notes, sec->name);
+	fputs("] (", s.notes);
+	imp_comment_text(s.notes, sec->where);
+	fputs(")\n", s.notes);
+	if (collect(&a, ini, sec, s.notes, err, errlen) < 0 || validate(&a, ini, sec, err, errlen) < 0)
+		goto out;
 	snprintf(text, sizeof(text), "%s%s", a.prefix, strchr(a.prefix, '/') ? "" :
 		 strchr(a.prefix, ':') ? "/128" : "/32");
 	if (cfg_parse_prefix(text, &p) < 0) {
 		fail(err, errlen, "%s: ip_prefix: '%s' is not an IP prefix", a.prefix_key->where, a.prefix);
 		goto out;
 	}
-	if (!(s.prefixes[s.n_prefixes++] = strdup(p.text)))
-		goto nomem;
-	if (!a.cmd_key) {
-		fail(err, errlen, "%s: [%s]: no check_cmd", sec->where, sec->name);
-		goto out;
-	}
-	const struct imp_ini_key *bad = NULL;
-	const char *badname = NULL;
-
-	if (!imp_seconds(a.interval, (24ULL * 3600000), &interval) || interval < 10)
-		badname = "check_interval";
-	else if (!imp_seconds(a.timeout, 3600000ULL, &timeout))
-		badname = "check_timeout";
-	else if (unsigned_in(a.rise, &rise) < 0)
-		badname = "check_rise";
-	else if (unsigned_in(a.fall, &fall) < 0)
-		badname = "check_fail";
-	else if (boolean(a.disabled) < 0)
-		badname = "check_disabled";
-	else if (strcmp(a.on_disabled, "withdraw") && strcmp(a.on_disabled, "advertise"))
-		badname = "on_disabled";
-	if (badname) {
-		bad = imp_ini_get(ini, sec, badname);
-		fail(err, errlen, "%s: %s: '%s' is not valid here", bad ? bad->where : sec->where,
-		     badname, bad ? bad->value : "");
+	if (!(s.prefixes[s.n_prefixes++] = strdup(p.text))) {
+		fail(err, errlen, "out of memory");
 		goto out;
 	}
 	if (a.custom && custom_hook(s.keys, a.custom, a.custom_timeout) < 0) {
-		const struct imp_ini_key *ck = imp_ini_get(ini, sec, "custom_bird_reconfigure_cmd");
-
 		fail(err, errlen, "%s: custom_bird_reconfigure_cmd: an unclosed quote, or more than"
-		     " 64 words", ck->where);
+		     " 64 words", imp_ini_get(ini, sec, "custom_bird_reconfigure_cmd")->where);
 		goto out;
 	}
-	else if (imp_ini_get(ini, sec, "custom_bird_reconfigure_cmd_timeout"))
+	if (!a.custom && imp_ini_get(ini, sec, "custom_bird_reconfigure_cmd_timeout"))
 		imp_not_mapped(s.notes, 2, "custom_bird_reconfigure_cmd_timeout", a.custom_timeout,
 			       "there is no custom_bird_reconfigure_cmd");
-	if (imp_check_from_cmd(&s, "check_cmd", a.cmd, false, &timeout) < 0) {
+	if (imp_check_from_cmd(&s, "check_cmd", a.cmd, false, &a.timeout_ms) < 0) {
 		fail(err, errlen, "%s: check_cmd: an unclosed quote, or more than 64 words",
 		     a.cmd_key->where);
 		goto out;
 	}
-	imp_duration(s.check, "interval", 8, interval);
-	imp_duration(s.check, "timeout", 8, timeout);
-	fprintf(s.check, "        rise: %u\n        fall: %u\n", rise, fall);
-	if (boolean(a.disabled) == 1 && !strcmp(a.on_disabled, "advertise")) {
+	imp_duration(s.check, "interval", 8, a.interval_ms);
+	imp_duration(s.check, "timeout", 8, a.timeout_ms);
+	fprintf(s.check, "        rise: %u\n        fall: %u\n", a.rise_n, a.fall_n);
+	if (a.check_disabled && !strcmp(a.on_disabled, "advertise")) {
 		fputs("        on_fail: ignore                 # check_disabled = true,"
 		      " on_disabled = advertise\n", s.check);
 	} else {
 		fputs("        on_fail: withdraw\n", s.check);
-		if (boolean(a.disabled) == 1)
+		if (a.check_disabled)
 			imp_not_mapped(s.notes, 2, "check_disabled", "true",
 				       "the service was never announced (on_disabled = withdraw):"
 				       " leave it out, or run `healthctl drain` on it");
 	}
 	imp_svc_write(out, &s);
 	rc = 0;
-	goto out;
-nomem:
-	fail(err, errlen, "out of memory");
 out:
-	for (size_t i = 0; i < nv; i++)
-		free(vals[i]);
+	for (size_t i = 0; i < a.nv; i++)
+		free(a.vals[i]);
 	imp_svc_free(&s);
 	return rc;
 }
