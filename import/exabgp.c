@@ -328,53 +328,94 @@ static void hook(FILE *keys, const struct parsed *p)
 	free(script);
 }
 
-static int service(FILE *out, const struct parsed *p, char *err, size_t errlen)
+static int prefixes(struct imp_svc *s, const struct parsed *p, char *err, size_t errlen)
 {
 	const struct values *ips = &p->val[opt_index("ip")];
-	const char *name = last(p, "name"), *cmd = last(p, "command"), *v;
-	uint64_t interval = 5000, timeout = 5000;
-	unsigned long rise = 3, fall = 3;
-	bool wod = last(p, "withdraw-on-down") != NULL;
-	struct imp_svc s;
-	int rc = -1;
 
-	if (imp_svc_init(&s) < 0)
-		return fail(err, errlen, "out of memory");
-	imp_service_name(name ? name : "healthcheck", s.name, sizeof(s.name));
-	if (!ips->n) {
-		fail(err, errlen, "no --ip: nothing to announce");
-		goto out;
-	}
+	if (!ips->n)
+		return fail(err, errlen, "no --ip: nothing to announce");
 	for (int i = 0; i < ips->n; i++) {
 		struct cfg_prefix pf;
 		char text[80];
 
 		snprintf(text, sizeof(text), "%s%s", ips->v[i], strchr(ips->v[i], '/') ? "" :
 			 strchr(ips->v[i], ':') ? "/128" : "/32");
-		if (cfg_parse_prefix(text, &pf) < 0 || s.n_prefixes >= IMP_PREFIXES_MAX) {
-			fail(err, errlen, "%s: --ip '%s' is not a network (ADDRESS[/LENGTH], host bits zero)",
-			     ips->where[i], ips->v[i]);
-			goto out;
-		}
-		if (!(s.prefixes[s.n_prefixes++] = strdup(pf.text)))
-			goto nomem;
+		if (cfg_parse_prefix(text, &pf) < 0 || s->n_prefixes >= IMP_PREFIXES_MAX)
+			return fail(err, errlen, "%s: --ip '%s' is not a network (ADDRESS[/LENGTH],"
+				    " host bits zero)", ips->where[i], ips->v[i]);
+		if (!(s->prefixes[s->n_prefixes++] = strdup(pf.text)))
+			return fail(err, errlen, "out of memory");
 	}
-#define NUM(key, var, ok, conv) \
-	if ((v = last(p, key)) && !(ok)) { \
-		fail(err, errlen, "%s: --%s '%s': " conv, last_where(p, key), key, v); \
-		goto out; \
-	}
+	return 0;
+}
+
+struct timing {
+	uint64_t interval_ms, timeout_ms;   /* healthcheck's defaults: 5s, 5s */
+	unsigned long rise, fall;           /* 3, 3 */
+};
+
+static int timing(struct timing *t, const struct parsed *p, char *err, size_t errlen)
+{
+	const char *v;
 	char *end;
 
-	NUM("interval", interval, imp_seconds(v, 24ULL * 3600000, &interval) && interval >= 10,
+	*t = (struct timing){ 5000, 5000, 3, 3 };
+#define NUM(key, ok, why) \
+	if ((v = last(p, key)) && !(ok)) \
+		return fail(err, errlen, "%s: --%s '%s': " why, last_where(p, key), key, v);
+	NUM("interval", imp_seconds(v, 24ULL * 3600000, &t->interval_ms) && t->interval_ms >= 10,
 	    "not a number of seconds from 0.01 to 86400 (0, check once and exit, has no equivalent)")
-	NUM("timeout", timeout, imp_seconds(v, 3600000, &timeout),
+	NUM("timeout", imp_seconds(v, 3600000, &t->timeout_ms),
 	    "not a number of seconds from 1 to 3600 (0, no timeout, has no equivalent)")
-	NUM("rise", rise, (rise = strtoul(v, &end, 10)) >= 1 && rise <= 100 && !*end,
+	NUM("rise", (t->rise = strtoul(v, &end, 10)) >= 1 && t->rise <= 100 && !*end,
 	    "not a number from 1 to 100")
-	NUM("fall", fall, (fall = strtoul(v, &end, 10)) >= 1 && fall <= 100 && !*end,
+	NUM("fall", (t->fall = strtoul(v, &end, 10)) >= 1 && t->fall <= 100 && !*end,
 	    "not a number from 1 to 100")
 #undef NUM
+	return 0;
+}
+
+/* communities: up from --community and --large-community; degraded (a
+ * failed service stayed announced) and draining (--disable) from
+ * --disabled-community. */
+static int communities_block(struct imp_svc *s, const struct parsed *p, bool wod)
+{
+	const char *up[2] = { last(p, "community"), last(p, "large-community") };
+	const char *dis[1] = { last(p, "disabled-community") };
+	char *cbuf = NULL;
+	size_t clen = 0;
+	FILE *cf = open_memstream(&cbuf, &clen);
+
+	if (!cf)
+		return -1;
+	communities(cf, "up", up, 2, s->notes);
+	if (!wod)
+		communities(cf, "degraded", dis, 1, s->notes);
+	if (last(p, "disable"))
+		communities(cf, "draining", dis, 1, s->notes);
+	else if (dis[0] && wod)
+		imp_not_mapped(s->notes, 2, "disabled-community", dis[0],
+			       "with --withdraw-on-down and no --disable it was never announced");
+	fclose(cf);
+	if (clen)
+		fprintf(s->keys, "    communities:\n%s", cbuf);
+	free(cbuf);
+	return 0;
+}
+
+static int service(FILE *out, const struct parsed *p, char *err, size_t errlen)
+{
+	const char *name = last(p, "name"), *cmd = last(p, "command"), *v;
+	bool wod = last(p, "withdraw-on-down") != NULL;
+	struct timing t;
+	struct imp_svc s;
+	int rc = -1;
+
+	if (imp_svc_init(&s) < 0)
+		return fail(err, errlen, "out of memory");
+	imp_service_name(name ? name : "healthcheck", s.name, sizeof(s.name));
+	if (prefixes(&s, p, err, errlen) < 0 || timing(&t, p, err, errlen) < 0)
+		goto out;
 	/* what has no equivalent, in the order of the option table */
 	for (size_t i = 0; i < N_OPTS; i++)
 		for (int j = 0; opts[i].why && j < p->val[i].n; j++)
@@ -384,26 +425,10 @@ static int service(FILE *out, const struct parsed *p, char *err, size_t errlen)
 		fputs("  # without --withdraw-on-down healthcheck kept announcing a failed service"
 		      " with a higher MED;\n  # healthd withdraws it (on_fail: degrade announces"
 		      " it with communities.degraded instead)\n", s.notes);
-	const char *up[2] = { last(p, "community"), last(p, "large-community") };
-	const char *dis[1] = { last(p, "disabled-community") };
-	char *cbuf = NULL;
-	size_t clen = 0;
-	FILE *cf = open_memstream(&cbuf, &clen);
-
-	if (!cf)
-		goto nomem;
-	communities(cf, "up", up, 2, s.notes);
-	if (!wod)
-		communities(cf, "degraded", dis, 1, s.notes);
-	if (last(p, "disable"))
-		communities(cf, "draining", dis, 1, s.notes);
-	else if (dis[0] && wod)
-		imp_not_mapped(s.notes, 2, "disabled-community", dis[0],
-			       "with --withdraw-on-down and no --disable it was never announced");
-	fclose(cf);
-	if (clen)
-		fprintf(s.keys, "    communities:\n%s", cbuf);
-	free(cbuf);
+	if (communities_block(&s, p, wod) < 0) {
+		fail(err, errlen, "out of memory");
+		goto out;
+	}
 	if ((v = last(p, "disable"))) {
 		fputs("    maintenance_file: ", s.keys);
 		imp_yaml_str(s.keys, v);
@@ -411,7 +436,7 @@ static int service(FILE *out, const struct parsed *p, char *err, size_t errlen)
 	}
 	hook(s.keys, p);
 	if (cmd) {
-		imp_check_from_cmd(&s, "--cmd", cmd, true, &timeout);
+		imp_check_from_cmd(&s, "--cmd", cmd, true, &t.timeout_ms);
 	} else {
 		s.check_type = "exec";
 		fputs("        # no --cmd: healthcheck counted the service as up\n"
@@ -426,17 +451,14 @@ static int service(FILE *out, const struct parsed *p, char *err, size_t errlen)
 			imp_not_mapped(s.notes, 2, "user", v, "healthd's http and dns checks run no command");
 		}
 	}
-	imp_duration(s.check, "interval", 8, interval);
-	imp_duration(s.check, "timeout", 8, timeout);
-	fprintf(s.check, "        rise: %lu\n        fall: %lu\n", rise, fall);
+	imp_duration(s.check, "interval", 8, t.interval_ms);
+	imp_duration(s.check, "timeout", 8, t.timeout_ms);
+	fprintf(s.check, "        rise: %lu\n        fall: %lu\n", t.rise, t.fall);
 	if (wod)
 		fputs("        on_fail: withdraw               # --withdraw-on-down\n", s.check);
 	fputs("services:\n", out);
 	imp_svc_write(out, &s);
 	rc = 0;
-	goto out;
-nomem:
-	fail(err, errlen, "out of memory");
 out:
 	imp_svc_free(&s);
 	return rc;
