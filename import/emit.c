@@ -58,7 +58,7 @@ void imp_svc_write(FILE *out, struct imp_svc *s)
  * not one (overlong, a surrogate, cut short). */
 static size_t utf8(const unsigned char *s, uint32_t *cp)
 {
-	size_t n = s[0] >= 0xf0 && s[0] < 0xf5 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+	size_t n = s[0] >= 0xf5 ? 0 : s[0] >= 0xf0 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
 	uint32_t v = n ? s[0] & (0x3f >> (n - 1)) : 0;
 
 	for (size_t i = 1; i < n; i++) {
