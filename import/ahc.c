@@ -172,6 +172,8 @@ static const char *service_key_unmapped(const char *name)
 {
 	if (!strcmp(name, "interface") || !strcmp(name, "ip_check_disabled"))
 		return "healthd does not check that prefixes are assigned to an interface";
+	if (!strcmp(name, "ip_version"))
+		return "the family follows from ip_prefix, in anycast-healthchecker as in healthd";
 	return NULL;
 }
 

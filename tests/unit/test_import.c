@@ -247,10 +247,12 @@ Test(import, ini_duplicates_and_continuations)
 	free(out);
 	out = NULL;
 	f = fopen(path, "w");
-	fputs("[a]\ncheck_cmd = /bin/check\n  --long\ncheck_disabled: no\nip_prefix=192.0.2.1\n", f);
+	fputs("[a]\ncheck_cmd = /bin/check\n  --long\ncheck_disabled: no\nip_prefix=192.0.2.1\n"
+	      "IP_Version = 4\n", f);
 	fclose(f);
 	cr_assert_eq(run_ahc(paths, 1, &out, err, sizeof(err)), 0, "%s", err);
 	has(out, "command: [\"/bin/check\", \"--long\"]");
+	has(out, "# not mapped: ip_version = 4: the family follows from ip_prefix"); /* keys fold to lower case */
 	has(out, "        on_fail: withdraw\n");
 	cr_assert_null(strstr(out, "check_disabled"), "%s", out);
 	free(out);
