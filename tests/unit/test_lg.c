@@ -516,11 +516,13 @@ Test(lg, conf_is_strict)
 	inet_pton(AF_INET, "198.51.100.6", &in->sin_addr);
 	cr_assert_not(lg_conf_allowed(c, &ss), "a public address is not the tunnel");
 	lg_conf_free(c);
-	cr_assert_null(lg_conf_load_string("x.yaml", "node: a\nlisten: [\"1.2.3.4:1\"]\nallow: []\nbogus: 1\n",
-					   60, err, sizeof(err)));
+	static const char bogus[] = "node: a\nlisten: [\"1.2.3.4:1\"]\nallow: []\nbogus: 1\n";
+
+	cr_assert_null(lg_conf_load_string("x.yaml", bogus, sizeof(bogus) - 1, err, sizeof(err)));
 	cr_assert(strstr(err, "x.yaml:"), "%s", err);
-	cr_assert_null(lg_conf_load_string("x.yaml", "node: a\nlisten: [\"1.2.3.4\"]\nallow: [\"192.0.2.0/24\"]\n",
-					   56, err, sizeof(err)));
+	static const char no_port[] = "node: a\nlisten: [\"1.2.3.4\"]\nallow: [\"192.0.2.0/24\"]\n";
+
+	cr_assert_null(lg_conf_load_string("x.yaml", no_port, sizeof(no_port) - 1, err, sizeof(err)));
 }
 
 Test(lg, html_escapes_everything)
