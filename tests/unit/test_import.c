@@ -263,7 +263,7 @@ Test(import, ini_duplicates_and_continuations)
 
 Test(import, exabgp_option_sets_match_golden)
 {
-	static const char *const sets[] = { "http", "exec", "config-file" };
+	static const char *const sets[] = { "http", "exec", "config-file", "short" };
 
 	for (size_t i = 0; i < sizeof(sets) / sizeof(sets[0]); i++) {
 		char path[256], name[64], *out;
@@ -321,6 +321,29 @@ Test(import, exabgp_config_file_then_command_line)
 	has(out, "        interval: 1s\n"); /* the command line's --interval 1 wins */
 	has(out, "        on_fail: withdraw               # --withdraw-on-down\n");
 	has(out, "# not mapped: fast-interval = 1: ");
+	free(out);
+}
+
+/* Short options, values attached with '=', long names cut to a unique
+ * prefix: argparse takes all three. */
+Test(import, exabgp_short_and_abbreviated_options)
+{
+	char *out = exabgp_out(FIX "/exabgp/short.args");
+
+	has(out, "  - name: ns\n    prefixes: [\"192.0.2.53/32\"]\n    communities:\n"
+		 "      up: [\"65000:1:2\"]\n"); /* --large-comm */
+	has(out, "        qtype: NS\n        server: \"192.0.2.53:53\"\n");
+	has(out, "        interval: 2s\n        timeout: 1s\n        rise: 3\n        fall: 3\n"
+		 "        on_fail: withdraw "); /* -i, -t, --withdraw */
+	has(out, "# not mapped: syslog-facility = local0: "); /* -sF takes a value */
+	has(out, "# not mapped: pid = /run/healthcheck.pid: ");
+	free(out);
+
+	char *amb[] = { "--ip", "192.0.2.1", "--d" }, err[512];
+
+	out = NULL;
+	cr_assert_eq(run_exabgp(amb, 3, &out, err, sizeof(err)), -1);
+	cr_assert_str_eq(err, "argument 3: '--d' is ambiguous");
 	free(out);
 }
 
