@@ -73,10 +73,13 @@ static size_t utf8(const unsigned char *s, uint32_t *cp)
 	return n;
 }
 
-/* Line breaks to YAML beside \r and \n (NEL, LS, PS): never raw in the output. */
-static bool yaml_break(uint32_t cp)
+/* A code point above 0x7f that may stand raw in YAML: not a C1 control
+ * (libyaml refuses them), not a line break of its own (NEL, LS, PS), not
+ * a byte-order mark or a non-character. */
+static bool yaml_raw(uint32_t cp)
 {
-	return cp == 0x85 || cp == 0x2028 || cp == 0x2029;
+	return cp >= 0xa0 && cp != 0x2028 && cp != 0x2029 && cp != 0xfeff && cp != 0xfffe &&
+	       cp != 0xffff;
 }
 
 void imp_yaml_str(FILE *f, const char *str)
@@ -99,12 +102,15 @@ void imp_yaml_str(FILE *f, const char *str)
 			fprintf(f, "\\x%02x", c);
 		else if (c < 0x80)
 			fputc(c, f);
-		else if ((n = utf8(s, &cp)) && !yaml_break(cp)) {
+		else if ((n = utf8(s, &cp)) && yaml_raw(cp)) {
 			fwrite(s, 1, n, f);
 			s += n;
 			continue;
 		} else if (n) {
-			fputs(cp == 0x85 ? "\\N" : cp == 0x2028 ? "\\L" : "\\P", f);
+			if (cp < 0x100)
+				fprintf(f, "\\x%02x", (unsigned)cp);
+			else
+				fprintf(f, "\\u%04x", (unsigned)cp);
 			s += n;
 			continue;
 		} else {
@@ -126,7 +132,7 @@ void imp_comment_text(FILE *f, const char *str)
 	while (*s) {
 		if (*s >= 0x20 && *s < 0x7f) {
 			fputc(*s++, f);
-		} else if (*s >= 0x80 && (n = utf8(s, &cp)) && !yaml_break(cp)) {
+		} else if (*s >= 0x80 && (n = utf8(s, &cp)) && yaml_raw(cp)) {
 			fwrite(s, 1, n, f);
 			s += n;
 		} else {

@@ -449,14 +449,16 @@ Test(import, hostile_text_stays_in_its_scalar_or_comment)
 	fputs("[DEFAULT]\nnote = a\rservices: []\x01\xc2\x85x\n"
 	      "[web\xe2\x80\xa8services: {}]\ncheck_disabled = false\nip_prefix = 192.0.2.1\n"
 	      "check_cmd = curl -f -H 'X-A: \xe2\x80\xa9\xff' http://127.0.0.1/\n"
-	      "unknown\xff = \x7f\xff\xbe\xbe\n", f);
+	      "unknown\xff = \x7f\xff\xbe\xbe\xc2\x88\xef\xbf\xbe\n", f);
 	fclose(f);
 	cr_assert_eq(run_ahc(paths, 1, &out, err, sizeof(err)), 0, "%s", err);
 	loads("hostile", out);
-	has(out, "X-A: \"\\P\\xff\"");
+	has(out, "X-A: \"\\u2029\\xff\"");
 	cr_assert_null(strpbrk(out, "\r\x01\x7f\xff"), "%s", out);
 	cr_assert_null(strstr(out, "\xc2\x85"), "%s", out);
 	cr_assert_null(strstr(out, "\xe2\x80\xa8"), "%s", out);
+	cr_assert_null(strstr(out, "\xc2\x88"), "%s", out);
+	cr_assert_null(strstr(out, "\xef\xbf\xbe"), "%s", out);
 	free(out);
 	unlink(path);
 }
