@@ -31,7 +31,7 @@ CFLAGS  ?= -O2 -g
 ALL_CFLAGS = -std=gnu11 -D_GNU_SOURCE $(CPPFLAGS) $(CFLAGS) $(WARN) $(SANFLAGS) -I. $(PKG_CFLAGS) -DHEALTHD_VERSION='"$(VERSION)"' -MMD -MP
 ALL_LDFLAGS = $(LDFLAGS) $(SANFLAGS)
 
-LIB_SRC  := $(wildcard config/*.c checks/*.c bird-glue/*.c http/*.c) \
+LIB_SRC  := $(wildcard config/*.c checks/*.c bird-glue/*.c http/*.c import/*.c) \
             $(filter-out healthd/main.c healthd/healthctl.c,$(wildcard healthd/*.c)) \
             $(filter-out mesh/meshctl.c,$(wildcard mesh/*.c)) \
             $(filter-out meshd/main.c,$(wildcard meshd/*.c)) \

@@ -3,7 +3,8 @@
  *
  * Exit codes: 0 done; 1 healthd not reachable (no socket, permission
  * denied, no reply within -T, reply too large); 2 usage; 3 healthd refused
- * the request (its message is printed); 4 `check`: the probe failed.
+ * the request (its message is printed); 4 `check`: the probe failed;
+ * 5 `import`: the input could not be read or has an error (FILE:LINE).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -22,6 +23,7 @@
 
 #include "config/config.h"
 #include "healthd/healthd.h"
+#include "import/import.h"
 
 #define DEFAULT_CONFIG "/etc/healthd/healthd.yaml"
 #define DEFAULT_SOCKET "/run/healthd/healthd.sock"
@@ -34,7 +36,7 @@
 static uint64_t timeout_ms = DEFAULT_TIMEOUT_MS;
 static char timeout_str[32] = "5s";
 
-enum { EX_OK, EX_UNREACHABLE, EX_USAGE_, EX_REFUSED, EX_CHECK_FAILED };
+enum { EX_OK, EX_UNREACHABLE, EX_USAGE_, EX_REFUSED, EX_CHECK_FAILED, EX_IMPORT };
 
 static void usage(FILE *f)
 {
@@ -49,9 +51,11 @@ static void usage(FILE *f)
 		"  check [SERVICE/]CHECK                probe now and print the result\n"
 		"  reload                               load the config again (errors are printed)\n"
 		"  version\n"
+		"  import anycast-healthchecker FILE|DIR...  print the equivalent healthd.yaml\n"
+		"  import exabgp-healthcheck ARGS...        (of ExaBGP's healthcheck; --config FILE too)\n"
 		"  -T TIMEOUT: give up on a reply after this long (default 5s)\n"
 		"exit: 0 ok, 1 healthd not reachable or no reply, 2 usage, 3 request refused,"
-		" 4 probe failed\n");
+		" 4 probe failed, 5 import input refused\n");
 }
 
 static int dir_stat(const char *path, struct stat *st)
@@ -402,6 +406,27 @@ static int drain_line(const char *cmd, char **args, int nargs, char *line, size_
 	return 0;
 }
 
+/* Needs no healthd: reads the other tool's files, prints YAML on stdout. */
+static int cmd_import(char **args, int nargs)
+{
+	char err[1024];
+	int rc;
+
+	if (nargs >= 2 && !strcmp(args[0], "anycast-healthchecker"))
+		rc = imp_anycast_healthchecker(stdout, args + 1, nargs - 1, err, sizeof(err));
+	else if (nargs >= 1 && !strcmp(args[0], "exabgp-healthcheck"))
+		rc = imp_exabgp_healthcheck(stdout, args + 1, nargs - 1, err, sizeof(err));
+	else {
+		usage(stderr);
+		return EX_USAGE_;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "healthctl: import %s: %s\n", args[0], err);
+		return EX_IMPORT;
+	}
+	return EX_OK;
+}
+
 int main(int argc, char **argv)
 {
 	const char *sock = NULL, *cfgpath = NULL;
@@ -432,6 +457,8 @@ int main(int argc, char **argv)
 	char **args = argv + optind + 1;
 	int nargs = argc - optind - 1;
 
+	if (!strcmp(cmd, "import"))
+		return cmd_import(args, nargs);
 	/* one request is one line: an argument must not start another */
 	for (int i = optind; i < argc; i++)
 		if (strpbrk(argv[i], "\r\n")) {

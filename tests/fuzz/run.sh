@@ -20,6 +20,11 @@ seed_bird_reply() {
 	done
 }
 seed_config() { cp tests/unit/golden/config/*.yaml config/examples/*.yaml "$1/" 2>/dev/null || true; }
+seed_import() {
+	cp tests/unit/fixtures/import/anycast-healthchecker/*.conf \
+		tests/unit/fixtures/import/anycast-healthchecker/*/*.conf \
+		tests/unit/fixtures/import/exabgp/*.conf tests/unit/fixtures/import/errors/*.conf "$1/" 2>/dev/null || true
+}
 seed_wg_uapi() { cp tests/unit/fixtures/wg/*.txt "$1/" 2>/dev/null || true; }
 
 for bin in "$@"; do

@@ -277,7 +277,9 @@ complete_words() { # prints COMPREPLY for the words given (the last is the one c
 		sh "$R/usr/share/bash-completion/completions/healthctl" "$@"
 }
 cfg=$R/usr/share/doc/healthd/examples/healthd.yaml
-[ "$(complete_words healthctl '')" = "status drain undrain check reload version" ]
+[ "$(complete_words healthctl '')" = "status drain undrain check reload version import" ]
+[ "$(complete_words healthctl import '')" = "anycast-healthchecker exabgp-healthcheck" ]
+[ "$(complete_words healthctl import ex)" = "exabgp-healthcheck" ]
 [ "$(complete_words healthctl un)" = "undrain" ]
 [ "$(complete_words healthctl -)" = "-c -s -T -h" ]
 [ "$(complete_words healthctl -T 2s st)" = "status" ]
