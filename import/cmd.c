@@ -458,7 +458,7 @@ static bool as_dns(struct imp_svc *s, const struct pipeline *p, uint64_t *timeou
 		}
 	}
 	s->check_type = "dns";
-	fputs("        name: ", s->check);
+	fputs("        qname: ", s->check);
 	imp_yaml_str(s->check, name);
 	fprintf(s->check, "\n        qtype: %s\n", qtype ? qtype : "A");
 	fprintf(s->check, strchr(server, ':') ? "        server: \"[%s]:%s\"\n" :

@@ -165,7 +165,7 @@ Test(import, ahc_dig_becomes_dns)
 	char *out = ahc_out(AHC "/conf.d/20-dns.conf", NULL);
 
 	has(out, "    prefixes: [\"192.0.2.53/32\"]\n"); /* no length: /32 */
-	has(out, "        type: dns\n        name: \"example.net\"\n        qtype: SOA\n"
+	has(out, "        type: dns\n        qname: \"example.net\"\n        qtype: SOA\n"
 		 "        server: \"192.0.2.53:53\"\n        expect_rcode: NOERROR\n");
 	has(out, "        server: \"[2001:db8::53]:5353\"\n");
 	has(out, "    prefixes: [\"2001:db8::53/128\"]\n");
@@ -315,7 +315,7 @@ Test(import, exabgp_config_file_then_command_line)
 
 	has(out, "  - name: resolver\n    prefixes: [\"192.0.2.53/32\", \"2001:db8::53/128\"]\n");
 	has(out, "      up: [\"65000:53\", \"65000:100\", \"65000:0:53\"]\n");
-	has(out, "        type: dns\n        name: \"resolver.example.net\"\n        qtype: A\n"
+	has(out, "        type: dns\n        qname: \"resolver.example.net\"\n        qtype: A\n"
 		 "        server: \"127.0.0.1:53\"\n");
 	has(out, "        expect_answer: \"192.0.2\"\n");
 	has(out, "        interval: 1s\n"); /* the command line's --interval 1 wins */
