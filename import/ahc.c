@@ -364,15 +364,7 @@ static int service(FILE *out, const struct imp_ini *ini, const struct imp_ini_se
 		     a.cmd_key->where);
 		goto out;
 	}
-	imp_duration(s.check, "interval", 8, a.interval_ms);
-	if (a.timeout_ms > a.interval_ms) {
-		/* healthd runs one probe of a check at a time, within its
-		 * interval: a longer timeout is refused at load */
-		fprintf(s.check, "        # check_timeout %llu ms was longer than check_interval: "
-			"healthd's timeout must fit in the interval\n", (unsigned long long)a.timeout_ms);
-		a.timeout_ms = a.interval_ms;
-	}
-	imp_duration(s.check, "timeout", 8, a.timeout_ms);
+	imp_interval_timeout(s.check, a.interval_ms, a.timeout_ms, "check_timeout", "check_interval");
 	fprintf(s.check, "        rise: %u\n        fall: %u\n", a.rise_n, a.fall_n);
 	if (a.check_disabled && !strcmp(a.on_disabled, "advertise")) {
 		fputs("        on_fail: ignore                 # check_disabled = true,"

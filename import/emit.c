@@ -192,3 +192,17 @@ void imp_duration(FILE *f, const char *key, int indent, uint64_t ms)
 	cfg_format_duration(buf, sizeof(buf), ms);
 	fprintf(f, "%*s%s: %s\n", indent, "", key, buf);
 }
+
+void imp_interval_timeout(FILE *f, uint64_t interval_ms, uint64_t timeout_ms,
+			  const char *timeout_key, const char *interval_key)
+{
+	imp_duration(f, "interval", 8, interval_ms);
+	if (timeout_ms > interval_ms) {
+		/* healthd runs one probe of a check at a time, within its
+		 * interval: a longer timeout is refused at load */
+		fprintf(f, "        # %s %llu ms was longer than %s: healthd's timeout must fit in the interval\n",
+			timeout_key, (unsigned long long)timeout_ms, interval_key);
+		timeout_ms = interval_ms;
+	}
+	imp_duration(f, "timeout", 8, timeout_ms);
+}

@@ -451,15 +451,7 @@ static int service(FILE *out, const struct parsed *p, char *err, size_t errlen)
 			imp_not_mapped(s.notes, 2, "user", v, "healthd's http and dns checks run no command");
 		}
 	}
-	imp_duration(s.check, "interval", 8, t.interval_ms);
-	if (t.timeout_ms > t.interval_ms) {
-		/* healthd runs one probe of a check at a time, within its
-		 * interval: a longer timeout is refused at load */
-		fprintf(s.check, "        # --timeout %llu ms was longer than --interval: "
-			"healthd's timeout must fit in the interval\n", (unsigned long long)t.timeout_ms);
-		t.timeout_ms = t.interval_ms;
-	}
-	imp_duration(s.check, "timeout", 8, t.timeout_ms);
+	imp_interval_timeout(s.check, t.interval_ms, t.timeout_ms, "--timeout", "--interval");
 	fprintf(s.check, "        rise: %lu\n        fall: %lu\n", t.rise, t.fall);
 	if (wod)
 		fputs("        on_fail: withdraw               # --withdraw-on-down\n", s.check);

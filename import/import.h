@@ -90,6 +90,11 @@ void imp_not_mapped(FILE *f, int indent, const char *key, const char *value,
  * not a positive number within max. */
 bool imp_seconds(const char *s, uint64_t max_ms, uint64_t *ms);
 void imp_duration(FILE *f, const char *key, int indent, uint64_t ms);
+/* interval: and timeout: of a check; a timeout longer than the interval
+ * (which healthd refuses) is clamped to it, with a comment naming what
+ * the other tool called them. */
+void imp_interval_timeout(FILE *f, uint64_t interval_ms, uint64_t timeout_ms,
+			  const char *timeout_key, const char *interval_key);
 
 /* ---- cmd.c: a check command as a check ---- */
 

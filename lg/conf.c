@@ -27,18 +27,6 @@
 #include "lg/lg.h"
 #include "mesh/load.h"
 
-static int key_abs_path(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k)
-{
-	char **out = (char **)((char *)obj + k->off);
-	int rc = cfg_get_str(c, v, out);
-
-	if (rc)
-		return rc;
-	if ((*out)[0] != '/' || strchr(*out, '\n'))
-		return cfg_fail(c, v, "\"%s\": not an absolute file name", *out);
-	return 0;
-}
-
 static int key_listen(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k)
 {
 	struct lg_conf *conf = obj;
@@ -66,7 +54,7 @@ static int key_listen(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct
 }
 
 static const struct cfg_key bird_keys[] = {
-	{ "socket", key_abs_path, CFG_K_FN, offsetof(struct lg_conf, bird_socket), 0, 0 },
+	{ "socket", mesh_key_path, CFG_K_FN, offsetof(struct lg_conf, bird_socket), 0, 0 },
 	{ 0 },
 };
 

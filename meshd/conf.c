@@ -19,20 +19,8 @@
 #include "meshd/meshd.h"
 #include "mesh/load.h"
 
-static int key_abs_path(struct cfg_ctx *c, yaml_node_t *v, void *obj, const struct cfg_key *k)
-{
-	char **out = (char **)((char *)obj + k->off);
-	int rc = cfg_get_str(c, v, out);
-
-	if (rc)
-		return rc;
-	if ((*out)[0] != '/' || strchr(*out, '\n'))
-		return cfg_fail(c, v, "\"%s\": not an absolute file name", *out);
-	return 0;
-}
-
-#define PATHKEY(n, f) { n, key_abs_path, CFG_K_FN, offsetof(struct meshd_conf, f), 0, 0 }
-#define LPATHKEY(n, f) { n, key_abs_path, CFG_K_FN, offsetof(struct meshd_listen, f), 0, 0 }
+#define PATHKEY(n, f) { n, mesh_key_path, CFG_K_FN, offsetof(struct meshd_conf, f), 0, 0 }
+#define LPATHKEY(n, f) { n, mesh_key_path, CFG_K_FN, offsetof(struct meshd_listen, f), 0, 0 }
 
 static const struct cfg_key listen_keys[] = {
 	CFG_STR("address", struct meshd_listen, address),
