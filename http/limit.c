@@ -20,11 +20,12 @@
 #include <string.h>
 
 #include "http/limit.h"
+#include "http/server.h"
 
 #define PROBE 8
 
 struct slot {
-	uint8_t key[17];             /* family, then 16 bytes */
+	uint8_t key[HTTP_SOURCE_KEY]; /* http_source_key() */
 	bool used;
 	double tokens;
 	uint64_t last_ms;
@@ -67,31 +68,12 @@ void limiter_free(struct limiter *l)
 	free(l);
 }
 
-static void key_of(const struct sockaddr_storage *ss, uint8_t key[17])
-{
-	memset(key, 0, 17);
-	key[0] = (uint8_t)ss->ss_family;
-	if (ss->ss_family == AF_INET) {
-		memcpy(key + 1, &((const struct sockaddr_in *)ss)->sin_addr, 4);
-	} else if (ss->ss_family == AF_INET6) {
-		const uint8_t *a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
-		static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
-
-		if (!memcmp(a, mapped, 12)) {   /* ::ffff:a.b.c.d is a.b.c.d */
-			key[0] = AF_INET;
-			memcpy(key + 1, a + 12, 4);
-		} else {
-			memcpy(key + 1, a, 8);      /* the /64 */
-		}
-	}
-}
-
 static size_t hash(const struct limiter *l, const uint8_t *k)
 {
 	uint8_t d[32];
 	uint64_t h;
 
-	if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, l->key, sizeof(l->key), k, 17, d) < 0)
+	if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, l->key, sizeof(l->key), k, HTTP_SOURCE_KEY, d) < 0)
 		memset(d, 0, sizeof(d));   /* cannot happen with a built-in MAC */
 	memcpy(&h, d, sizeof(h));
 	return (size_t)h;
@@ -100,11 +82,11 @@ static size_t hash(const struct limiter *l, const uint8_t *k)
 bool limiter_take(struct limiter *l, const struct sockaddr_storage *peer, uint64_t now_ms,
 		  unsigned *retry_s)
 {
-	uint8_t key[17];
+	uint8_t key[HTTP_SOURCE_KEY];
 	struct slot *s = NULL, *victim = NULL;
 	size_t h;
 
-	key_of(peer, key);
+	http_source_key((const struct sockaddr *)peer, key);
 	h = hash(l, key);
 	for (size_t i = 0; i < PROBE; i++) {
 		struct slot *c = &l->slots[(h + i) & (l->n - 1)];

@@ -34,7 +34,7 @@ struct http_conn {
 	bool waiting;
 	bool dropped;                /* shut down by us; MHD has yet to close it */
 	struct http_listener *l;
-	uint8_t src[17];             /* its source: family, then the address (IPv6: its /64) */
+	uint8_t src[HTTP_SOURCE_KEY]; /* its source: family, then the address (IPv6: its /64) */
 };
 
 struct http_listener {
@@ -78,11 +78,9 @@ struct http_server {
  * reserve for BIRD, the state, logs, the admin socket. */
 #define HTTP_FD_RESERVE 64u
 
-/* A source as the per-source cap counts it: an IPv4 address (also as
- * ::ffff:a.b.c.d), an IPv6 /64 (one host can have a whole /64). */
-static void source_key(const struct sockaddr *sa, uint8_t key[17])
+void http_source_key(const struct sockaddr *sa, uint8_t key[HTTP_SOURCE_KEY])
 {
-	memset(key, 0, 17);
+	memset(key, 0, HTTP_SOURCE_KEY);
 	if (!sa)
 		return;
 	key[0] = (uint8_t)sa->sa_family;
@@ -92,11 +90,11 @@ static void source_key(const struct sockaddr *sa, uint8_t key[17])
 		const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
 		static const uint8_t mapped[12] = { [10] = 0xff, [11] = 0xff };
 
-		if (!memcmp(a, mapped, 12)) {
+		if (!memcmp(a, mapped, 12)) {   /* ::ffff:a.b.c.d is a.b.c.d */
 			key[0] = AF_INET;
 			memcpy(key + 1, a + 12, 4);
 		} else {
-			memcpy(key + 1, a, 8);
+			memcpy(key + 1, a, 8);      /* the /64 */
 		}
 	}
 }
@@ -265,13 +263,13 @@ static enum MHD_Result on_accept(void *cls, const struct sockaddr *addr, socklen
 	struct http_listener *l = cls;
 
 	struct http_server *s = l->s;
-	uint8_t key[17];
+	uint8_t key[HTTP_SOURCE_KEY];
 	unsigned same = 0;
 
 	if (s->o.accept && !s->o.accept(s->o.ctx, addr, len))
 		return MHD_NO;
 	/* MHD's own cap counts exact addresses; an IPv6 host has a /64 */
-	source_key(addr, key);
+	http_source_key(addr, key);
 	for (const struct http_conn *c = l->oldest; c; c = c->next)
 		if (l->per_source && !memcmp(c->src, key, sizeof(key)) && ++same >= l->per_source) {
 			log_debug("http %s: a source over its %u connections refused", l->addr, l->per_source);
@@ -311,7 +309,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
 		c->l = l;
 		c->fd = info->connect_fd;
 		info = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-		source_key(info ? info->client_addr : NULL, c->src);
+		http_source_key(info ? info->client_addr : NULL, c->src);
 		wait_link(l, c);
 		l->n_conns++;
 		l->s->total++;

@@ -118,6 +118,13 @@ struct MHD_Response *http_text_response(const char *text);
 void http_suspend(struct http_request *r);
 void http_resume(struct MHD_Connection *conn);
 
+/* A client as the per-source caps count it (connections here, token
+ * buckets in limit.c): family, then the IPv4 address (also when written
+ * ::ffff:a.b.c.d) or the IPv6 /64 (a host may hold a whole /64); zeros for
+ * NULL or another family. */
+#define HTTP_SOURCE_KEY 17
+void http_source_key(const struct sockaddr *sa, uint8_t key[HTTP_SOURCE_KEY]);
+
 /* The address of "IP:PORT" / "[IP6]:PORT" into sa; 0 or -EINVAL. */
 int http_parse_listen(const char *addr, struct sockaddr_storage *sa, socklen_t *len);
 
