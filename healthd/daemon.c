@@ -595,6 +595,11 @@ int hd_reload(struct hd *hd, char *err, size_t errlen)
 	for (size_t i = 0; i < hd->n_svcs; i++)
 		service_free(hd->svcs[i]);
 	free(hd->svcs);
+	/* Until the new services are in place, a callback the reconfigs below
+	 * make at once (the fleet guard reports a round it could not start
+	 * before returning) must find no service, not the freed ones. */
+	hd->svcs = NULL;
+	hd->n_svcs = 0;
 	/* Old probes are closed and no longer point into the old config once
 	 * check_destroy() returned; sync copies what it keeps. */
 	bird_sync_reconfig(hd->sync, ncfg);
